@@ -1,0 +1,100 @@
+//! The command line (clap derive: typed flags, env fallbacks, generated help) and the commands.
+
+mod demo;
+pub mod replay;
+mod rules_cmd;
+mod simulate;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Fraud and anomaly detection beside a card payment switch.
+#[derive(Debug, Parser)]
+#[command(name = "switchguard", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Replay history files through the engine and write alerts, commands, rejects, report.
+    Replay(replay::ReplayArgs),
+    /// Write realistic switch traffic with labelled attacks (JSONL or Parquet by extension).
+    Simulate(simulate::SimulateArgs),
+    /// Validate rule files, or run their example cases.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// The main job on an embedded default: simulate traffic, run it through the engine, show
+    /// what it caught. Needs no external service.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesAction {
+    /// Report every problem in every rule file at once.
+    Check { dir: Option<PathBuf> },
+    /// Run the example cases embedded in the rule files.
+    Test { dir: Option<PathBuf> },
+}
+
+/// Engine settings shared by commands that run the engine.
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
+    /// Rules directory.
+    #[arg(long, default_value = "rules", env = "SWITCHGUARD_RULES")]
+    pub rules: PathBuf,
+    /// Allowed lateness of out-of-order events (event time), e.g. 5s.
+    #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS")]
+    pub lateness: String,
+    /// File holding the PAN tokenisation key (HMAC-SHA256). Also SWITCHGUARD_TOKEN_KEY.
+    #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+}
+
+impl EngineArgs {
+    pub fn tokenizer(&self) -> Result<crate::decode::Tokenizer> {
+        use anyhow::Context;
+        if let Some(p) = &self.token_key_file {
+            let key = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+            anyhow::ensure!(key.len() >= 16, "token key in {} is shorter than 16 bytes", p.display());
+            return Ok(crate::decode::Tokenizer::new(&key));
+        }
+        if let Ok(k) = std::env::var("SWITCHGUARD_TOKEN_KEY") {
+            anyhow::ensure!(k.len() >= 16, "SWITCHGUARD_TOKEN_KEY is shorter than 16 bytes");
+            return Ok(crate::decode::Tokenizer::new(k.as_bytes()));
+        }
+        eprintln!("warning: no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key");
+        Ok(crate::decode::Tokenizer::default())
+    }
+
+    pub fn engine_config(&self) -> Result<crate::engine::EngineConfig> {
+        let lateness = crate::rules::compile::duration_ms(&self.lateness).map_err(anyhow::Error::msg)?;
+        Ok(crate::engine::EngineConfig {
+            allowed_lateness: lateness,
+            ..Default::default()
+        })
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.command {
+        Cmd::Replay(a) => replay::command(a),
+        Cmd::Simulate(a) => simulate::command(a),
+        Cmd::Rules { action } => rules_cmd::command(action),
+        Cmd::Demo(a) => demo::command(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! `switchguard rules check|test`.
+
+use super::RulesAction;
+use crate::rules::{cases, RulePack};
+use anyhow::Result;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+pub fn command(action: RulesAction) -> Result<ExitCode> {
+    let (dir, test) = match action {
+        RulesAction::Check { dir } => (dir, false),
+        RulesAction::Test { dir } => (dir, true),
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from("rules"));
+    let pack = match RulePack::load_dir(&dir) {
+        Ok(p) => p,
+        Err(e) => {
+            for p in &e.0 {
+                println!("{p}");
+            }
+            println!("{} problem(s) in {}", e.0.len(), dir.display());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if !test {
+        println!(
+            "ok: {} rules in {} files (digest {})",
+            pack.rules.len(),
+            pack.files.len(),
+            pack.digest
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let results = cases::run_all(&pack);
+    let mut failed = 0;
+    for r in &results {
+        if r.passed() {
+            println!("ok    {} / {}", r.rule, r.name);
+        } else {
+            failed += 1;
+            println!("FAIL  {} / {}  ({})", r.rule, r.name, r.file);
+            for e in &r.errors {
+                println!("        {e}");
+            }
+            println!("        expected hits on: {:?}", r.expected);
+            println!("        got hits on:      {:?}", r.got);
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

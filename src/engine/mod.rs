@@ -1,0 +1,228 @@
+//! The engine: the pure, synchronous core that live streaming and offline replay share.
+//! Events in (in event-time order, via [`Pipeline`]), decisions out. No I/O, no clock, no
+//! threads: the same input gives the same output, byte for byte.
+//!
+//! Per event: dedup → features from the shared books → every rule → decisions → fold the
+//! event into the books → evict by event time when due.
+
+mod pipeline;
+mod stats;
+
+pub use pipeline::{Pipeline, PipelineSnapshot};
+pub use stats::{RuleStats, Stats};
+
+use crate::decision::{decide, Decisions, LockOutcome, Locks};
+use crate::event::{Event, Millis};
+use crate::rules::exec::{self, RuleState};
+use crate::rules::RulePack;
+use crate::state::{Books, Features, Retention};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Engine settings (event-time durations in ms).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// How far behind the newest event an event may arrive and still be processed in order.
+    pub allowed_lateness: Millis,
+    pub retention: Retention,
+    /// How often (event time) state is swept for expired entries.
+    pub sweep_every: Millis,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            allowed_lateness: 5_000,
+            retention: Retention::default(),
+            sweep_every: 60_000,
+        }
+    }
+}
+
+/// The engine's whole state, serialisable for checkpoints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EngineSnapshot {
+    pub version: u32,
+    pub rules_digest: String,
+    pub books: Books,
+    pub locks: Locks,
+    /// Rule state by rule id (so a reload keeps the state of rules that still exist).
+    pub rules: BTreeMap<String, RuleState>,
+    pub clock: Millis,
+    pub next_sweep: Millis,
+    pub stats: Stats,
+}
+
+/// Snapshot format version; bump on incompatible changes.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// Runs a rule pack over events in order. See the module docs.
+pub struct Engine {
+    pack: Arc<RulePack>,
+    rule_state: Vec<RuleState>,
+    books: Books,
+    locks: Locks,
+    stats: Stats,
+    feat: Features,
+    cfg: EngineConfig,
+    /// Newest event time processed.
+    clock: Millis,
+    next_sweep: Millis,
+}
+
+impl Engine {
+    pub fn new(pack: Arc<RulePack>, cfg: EngineConfig) -> Self {
+        let n = pack.rules.len();
+        Self {
+            stats: Stats::for_pack(&pack),
+            rule_state: vec![RuleState::default(); n],
+            pack,
+            books: Books::new(cfg.retention),
+            locks: Locks::default(),
+            feat: Features::default(),
+            cfg,
+            clock: Millis::MIN,
+            next_sweep: Millis::MIN,
+        }
+    }
+
+    pub fn pack(&self) -> &Arc<RulePack> {
+        &self.pack
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn stats_mut(&mut self) -> &mut Stats {
+        &mut self.stats
+    }
+
+    /// Process one event; decisions are appended to `out`.
+    pub fn process(&mut self, ev: &Event, out: &mut Decisions) {
+        if !self.books.first_sighting(ev) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.count_event(ev);
+        self.books.features(ev, &mut self.feat);
+        for (i, rule) in self.pack.rules.iter().enumerate() {
+            if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
+                let outcome = decide(rule, hit, ev, &self.feat, &mut self.locks, out);
+                let rs = &mut self.stats.rules[i];
+                match rule.mode {
+                    crate::rules::Mode::Shadow => rs.shadow += 1,
+                    _ => rs.enforce += 1,
+                }
+                match outcome {
+                    LockOutcome::Issued => rs.lockouts += 1,
+                    LockOutcome::AlreadyLocked => rs.already_locked += 1,
+                    _ => {}
+                }
+                self.stats.alerts_by_severity[rule.severity as usize] += 1;
+            }
+        }
+        self.books.update(ev);
+        if ev.ts > self.clock {
+            self.clock = ev.ts;
+        }
+        if self.clock >= self.next_sweep {
+            self.sweep();
+        }
+    }
+
+    fn sweep(&mut self) {
+        let now = self.clock;
+        if self.next_sweep != Millis::MIN {
+            self.books.evict(now);
+            self.locks.evict(now);
+            for (rule, st) in self.pack.rules.iter().zip(self.rule_state.iter_mut()) {
+                st.evict(now, exec::horizon(rule) + self.cfg.allowed_lateness);
+            }
+        }
+        self.next_sweep = now + self.cfg.sweep_every;
+    }
+
+    /// Entries held, by kind (for metrics and the memory benchmark).
+    pub fn state_sizes(&self) -> BTreeMap<&'static str, usize> {
+        let b = self.books.sizes();
+        let rules: usize = self.rule_state.iter().map(RuleState::len).sum();
+        BTreeMap::from([
+            ("dedup", b.dedup),
+            ("preauth", b.preauths),
+            ("qr", b.qr),
+            ("terminal", b.terminals),
+            ("lock", self.locks.len()),
+            ("rule_keys", rules),
+        ])
+    }
+
+    pub fn snapshot(&self) -> EngineSnapshot {
+        EngineSnapshot {
+            version: SNAPSHOT_VERSION,
+            rules_digest: self.pack.digest.clone(),
+            books: self.books.clone(),
+            locks: self.locks.clone(),
+            rules: self
+                .pack
+                .rules
+                .iter()
+                .zip(&self.rule_state)
+                .map(|(r, s)| (r.id.to_string(), s.clone()))
+                .collect(),
+            clock: self.clock,
+            next_sweep: self.next_sweep,
+            stats: self.stats.clone(),
+        }
+    }
+
+    /// Rebuild an engine from a snapshot, with `pack` (which may differ: rules that kept their
+    /// id keep their state, new rules start empty).
+    pub fn restore(pack: Arc<RulePack>, cfg: EngineConfig, snap: EngineSnapshot) -> Result<Self, String> {
+        if snap.version != SNAPSHOT_VERSION {
+            return Err(format!(
+                "snapshot version {} is not supported (expected {SNAPSHOT_VERSION})",
+                snap.version
+            ));
+        }
+        let mut e = Engine::new(pack, cfg);
+        let mut rules = snap.rules;
+        e.rule_state = e
+            .pack
+            .rules
+            .iter()
+            .map(|r| rules.remove(r.id.as_str()).unwrap_or_default())
+            .collect();
+        e.books = snap.books;
+        e.books.retention = cfg.retention;
+        e.locks = snap.locks;
+        e.clock = snap.clock;
+        e.next_sweep = snap.next_sweep;
+        e.stats.merge_from(&snap.stats);
+        Ok(e)
+    }
+
+    /// Swap in a new rule pack, keeping state of rules whose id is unchanged.
+    pub fn set_rules(&mut self, pack: Arc<RulePack>) {
+        let mut old: BTreeMap<String, RuleState> = self
+            .pack
+            .rules
+            .iter()
+            .zip(std::mem::take(&mut self.rule_state))
+            .map(|(r, s)| (r.id.to_string(), s))
+            .collect();
+        self.rule_state = pack
+            .rules
+            .iter()
+            .map(|r| old.remove(r.id.as_str()).unwrap_or_default())
+            .collect();
+        let old_stats = std::mem::replace(&mut self.stats, Stats::for_pack(&pack));
+        self.stats.merge_from(&old_stats);
+        self.pack = pack;
+    }
+}

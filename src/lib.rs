@@ -1,0 +1,33 @@
+//! switchguard: fraud and anomaly detection beside a card payment switch.
+//!
+//! The folders follow the data flow:
+//!
+//! ```text
+//! source ──▶ decode ──▶ state (books, features) ──▶ rules ──▶ decision ──▶ sink
+//!  files      JSON/rows    dedup, pre-auth,          window,      alerts,       JSONL,
+//!  (kafka)    → Event,     QR, terminal              consecutive, lock          report
+//!             PAN → token  sessions                  sequence...  commands
+//! ```
+//!
+//! - [`event`]: the validated event type;
+//! - [`decode`]: bytes/rows → [`event::Event`] or a reject with its reason; PAN tokenisation;
+//! - [`state`]: keyed books shared by rules, evicted by event time;
+//! - [`rules`]: the rule language (TOML + expressions), compiled and validated at load;
+//! - [`decision`]: alerts, lockout commands, deterministic ids, the lock table;
+//! - [`engine`]: the pure core tying the above together, plus event-time ordering;
+//! - [`source`] / [`sink`]: file input and output (the I/O edges);
+//! - [`sim`]: the traffic simulator;
+//! - [`app`]: the commands (`replay`, `simulate`, `rules`, `demo`).
+//!
+//! `decode`, `state`, `rules`, `decision` and `engine` do no I/O and never read a clock.
+
+pub mod app;
+pub mod decision;
+pub mod decode;
+pub mod engine;
+pub mod event;
+pub mod rules;
+pub mod sim;
+pub mod sink;
+pub mod source;
+pub mod state;

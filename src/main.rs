@@ -1,0 +1,5 @@
+//! The `switchguard` binary: parse the command line, hand over to [`switchguard::app`].
+
+fn main() -> std::process::ExitCode {
+    switchguard::app::main()
+}

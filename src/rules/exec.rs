@@ -1,0 +1,290 @@
+//! Per-rule keyed state and the evaluation of one event against one rule.
+//!
+//! Semantics (documented in README.md):
+//! - window: events matching `when` enter the key's window; aggregates cover the window ending
+//!   at the event; when `fire` holds the rule fires with every event in the window, and the
+//!   window is cleared (it fires again only on fresh evidence);
+//! - consecutive: an event matching `when` extends the key's run (events older than `within`
+//!   fall off); any other event matching `reset` clears it; at `threshold` it fires and clears;
+//! - sequence: an event matching `then` fires if the key had a `first` within `within` before
+//!   it (those firsts are consumed); an event matching `first` is remembered.
+
+use super::compile::{Agg, Logic, Rule};
+use super::expr::Ctx;
+use super::fields::{Field, Val};
+use crate::event::{Event, Millis};
+use crate::state::{key_hash, sorted, Features};
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+/// Most aggregates a window rule may have (keeps entries fixed-size).
+pub const MAX_AGGS: usize = 4;
+/// Most pending `first` events a sequence keeps per key.
+const MAX_FIRSTS: usize = 16;
+
+/// One event remembered by a rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Mark {
+    pub ts: Millis,
+    pub id: CompactString,
+}
+
+/// One event in a window, with its contribution to each aggregate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WinEntry {
+    pub ts: Millis,
+    pub id: CompactString,
+    pub vals: [i64; MAX_AGGS],
+}
+
+/// A rule's keyed state. Snapshot-able; maps serialise in key order.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RuleState {
+    #[serde(serialize_with = "sorted")]
+    windows: FxHashMap<u64, VecDeque<WinEntry>>,
+    #[serde(serialize_with = "sorted")]
+    marks: FxHashMap<u64, VecDeque<Mark>>,
+}
+
+/// A rule firing: the evidence and the numbers behind it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub event_ids: Vec<CompactString>,
+    pub features: serde_json::Map<String, serde_json::Value>,
+}
+
+impl RuleState {
+    pub fn len(&self) -> usize {
+        self.windows.len() + self.marks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drop keys with nothing newer than `horizon` before `now`.
+    pub fn evict(&mut self, now: Millis, horizon: Millis) {
+        let cut = now - horizon;
+        self.windows
+            .retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
+        self.marks.retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
+    }
+}
+
+/// How far back a rule's state matters.
+pub fn horizon(rule: &Rule) -> Millis {
+    match &rule.logic {
+        Logic::Match { .. } => 0,
+        Logic::Window { window, .. } => *window,
+        Logic::Consecutive { within, .. } | Logic::Sequence { within, .. } => *within,
+    }
+}
+
+fn key_of(rule: &Rule, ev: &Event, f: &Features) -> Option<u64> {
+    let mut h = 0u64;
+    for (i, field) in rule.key.iter().enumerate() {
+        match field.read(ev, f) {
+            Val::Str(s) if i == 0 => h = key_hash(s),
+            Val::Str(s) => h = xxh3_64_with_seed(s.as_bytes(), h),
+            _ => return None,
+        }
+    }
+    Some(h)
+}
+
+/// Evaluate `ev` against `rule`, updating `st`. Returns a hit when the rule fires.
+pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option<Hit> {
+    let ctx = Ctx { ev, f, aggs: &[] };
+    match &rule.logic {
+        Logic::Match { when } => {
+            if !when.test(&ctx) {
+                return None;
+            }
+            let mut ids = f.related.clone();
+            ids.push(ev.id.clone());
+            Some(hit(rule, ids, ev, f, &[]))
+        }
+        Logic::Window {
+            when,
+            window,
+            aggs,
+            agg_names,
+            fire,
+        } => {
+            if !when.test(&ctx) {
+                return None;
+            }
+            let key = key_of(rule, ev, f)?;
+            let q = st.windows.entry(key).or_default();
+            while q.front().is_some_and(|e| e.ts <= ev.ts - window) {
+                q.pop_front();
+            }
+            let mut vals = [0i64; MAX_AGGS];
+            for (i, a) in aggs.iter().enumerate() {
+                vals[i] = match a {
+                    Agg::Count => 1,
+                    Agg::CountIf(c) => c.test(&ctx) as i64,
+                    Agg::Sum(field) => match field.read(ev, f) {
+                        Val::Int(v) => v,
+                        Val::Float(v) => v as i64,
+                        _ => 0,
+                    },
+                    Agg::Distinct(field) => match field.read(ev, f) {
+                        Val::Str(s) => key_hash(s) as i64,
+                        Val::Int(v) => v,
+                        _ => i64::MIN,
+                    },
+                };
+            }
+            let entry = WinEntry {
+                ts: ev.ts,
+                id: ev.id.clone(),
+                vals,
+            };
+            let pos = q.partition_point(|e| e.ts <= ev.ts);
+            q.insert(pos, entry);
+            let lo = ev.ts - window;
+            let in_win = || q.iter().filter(|e| e.ts > lo && e.ts <= ev.ts);
+            let mut out: [Val; MAX_AGGS] = [Val::Null; MAX_AGGS];
+            for (i, a) in aggs.iter().enumerate() {
+                out[i] = Val::Int(match a {
+                    Agg::Count => in_win().count() as i64,
+                    Agg::CountIf(_) | Agg::Sum(_) => in_win().map(|e| e.vals[i]).sum(),
+                    Agg::Distinct(_) => {
+                        let mut d: Vec<i64> = in_win()
+                            .map(|e| e.vals[i])
+                            .filter(|v| *v != i64::MIN)
+                            .collect();
+                        d.sort_unstable();
+                        d.dedup();
+                        d.len() as i64
+                    }
+                });
+            }
+            let aggs_v = &out[..aggs.len()];
+            let fctx = Ctx {
+                ev,
+                f,
+                aggs: aggs_v,
+            };
+            if !fire.test(&fctx) {
+                return None;
+            }
+            let ids: Vec<CompactString> = in_win().map(|e| e.id.clone()).collect();
+            let named: Vec<(&str, Val)> = agg_names
+                .iter()
+                .map(String::as_str)
+                .zip(aggs_v.iter().copied())
+                .collect();
+            let mut h = hit(rule, ids, ev, f, &named);
+            h.features
+                .insert("window".into(), human(*window).into());
+            q.retain(|e| e.ts > ev.ts);
+            if q.is_empty() {
+                st.windows.remove(&key);
+            }
+            Some(h)
+        }
+        Logic::Consecutive {
+            when,
+            reset,
+            threshold,
+            within,
+        } => {
+            let counts = when.test(&ctx);
+            if !counts && st.marks.is_empty() {
+                return None;
+            }
+            let key = key_of(rule, ev, f)?;
+            if !counts {
+                if let Some(r) = reset {
+                    if st.marks.contains_key(&key) && r.test(&ctx) {
+                        st.marks.remove(&key);
+                    }
+                }
+                return None;
+            }
+            let q = st.marks.entry(key).or_default();
+            let pos = q.partition_point(|m| m.ts <= ev.ts);
+            q.insert(pos, Mark { ts: ev.ts, id: ev.id.clone() });
+            while q.front().is_some_and(|m| m.ts <= ev.ts - within) {
+                q.pop_front();
+            }
+            if q.len() < *threshold as usize {
+                return None;
+            }
+            let ids: Vec<CompactString> = q.iter().map(|m| m.id.clone()).collect();
+            st.marks.remove(&key);
+            let n = ids.len() as i64;
+            let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
+            h.features.insert("threshold".into(), (*threshold).into());
+            h.features.insert("within".into(), human(*within).into());
+            Some(h)
+        }
+        Logic::Sequence {
+            first,
+            then,
+            within,
+        } => {
+            let is_then = then.test(&ctx);
+            let is_first = first.test(&ctx);
+            if !is_then && !is_first {
+                return None;
+            }
+            let key = key_of(rule, ev, f)?;
+            let mut fired = None;
+            if is_then {
+                if let Some(q) = st.marks.get_mut(&key) {
+                    q.retain(|m| m.ts > ev.ts - within && m.ts <= ev.ts && m.id != ev.id);
+                    if !q.is_empty() {
+                        let mut ids: Vec<CompactString> = q.drain(..).map(|m| m.id).collect();
+                        ids.push(ev.id.clone());
+                        let n = ids.len() as i64;
+                        let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
+                        h.features.insert("within".into(), human(*within).into());
+                        fired = Some(h);
+                    }
+                    if q.is_empty() {
+                        st.marks.remove(&key);
+                    }
+                }
+            }
+            if is_first {
+                let q = st.marks.entry(key).or_default();
+                let pos = q.partition_point(|m| m.ts <= ev.ts);
+                q.insert(pos, Mark { ts: ev.ts, id: ev.id.clone() });
+                if q.len() > MAX_FIRSTS {
+                    q.pop_front();
+                }
+            }
+            fired
+        }
+    }
+}
+
+/// Format a duration the way rule files write it (`24h`, `10m`, `90s`).
+pub fn human(ms: Millis) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
+fn hit(rule: &Rule, ids: Vec<CompactString>, ev: &Event, f: &Features, named: &[(&str, Val)]) -> Hit {
+    let mut features = serde_json::Map::new();
+    for (k, v) in named {
+        features.insert((*k).to_string(), v.to_json());
+    }
+    for (k, v) in &rule.params {
+        features.insert(k.clone(), v.val().to_json());
+    }
+    for field in &rule.reads {
+        if !matches!(field, Field::Id | Field::Ts) {
+            features.insert(field.name().to_string(), field.read(ev, f).to_json());
+        }
+    }
+    Hit {
+        event_ids: ids,
+        features,
+    }
+}

@@ -1,0 +1,480 @@
+//! Rule expressions: parsed by `evalexpr` (a well-kept expression crate: precedence, string
+//! and number literals, function-call syntax, good parse errors), then compiled by us into a
+//! small typed tree with every name resolved to a field, aggregate, parameter or table. The hot
+//! path never looks a name up, never allocates, and never sees an unknown identifier.
+//!
+//! Null semantics: a missing field is `null`; `==`, `<`, `>`... with `null` are false, `!=` is
+//! true, arithmetic with `null` is `null`, and `null` is false in a boolean position.
+
+use super::fields::{Field, Ty, Val};
+use crate::event::Event;
+use crate::state::Features;
+use compact_str::CompactString;
+use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
+use rustc_hash::FxHashMap;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+type N = Node<DefaultNumericTypes>;
+
+/// An owned constant: rule parameters, table entries, literals.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lit {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(CompactString),
+}
+
+impl Lit {
+    pub fn val(&self) -> Val<'_> {
+        match self {
+            Lit::Null => Val::Null,
+            Lit::Bool(b) => Val::Bool(*b),
+            Lit::Int(i) => Val::Int(*i),
+            Lit::Float(f) => Val::Float(*f),
+            Lit::Str(s) => Val::Str(s),
+        }
+    }
+    fn ty(&self) -> Option<Ty> {
+        match self {
+            Lit::Null => None,
+            Lit::Bool(_) => Some(Ty::Bool),
+            Lit::Int(_) | Lit::Float(_) => Some(Ty::Num),
+            Lit::Str(_) => Some(Ty::Str),
+        }
+    }
+    pub fn from_toml(v: &toml::Value) -> Option<Lit> {
+        Some(match v {
+            toml::Value::String(s) => Lit::Str(s.as_str().into()),
+            toml::Value::Integer(i) => Lit::Int(*i),
+            toml::Value::Float(f) => Lit::Float(*f),
+            toml::Value::Boolean(b) => Lit::Bool(*b),
+            _ => return None,
+        })
+    }
+}
+
+/// A lookup table shared by the pack (e.g. the no-CVM limit per currency).
+#[derive(Debug, Clone)]
+pub struct Table {
+    pub name: String,
+    pub key: Field,
+    pub values: FxHashMap<CompactString, Lit>,
+    pub default: Lit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ArOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+}
+
+/// A compiled expression.
+#[derive(Debug, Clone)]
+pub enum Expr {
+    Const(Lit),
+    Field(Field),
+    Agg(usize),
+    Table(Arc<Table>),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    And(Box<Expr>, Box<Expr>),
+    Or(Box<Expr>, Box<Expr>),
+    Cmp(CmpOp, Box<Expr>, Box<Expr>),
+    Arith(ArOp, Box<Expr>, Box<Expr>),
+    OneOf(Box<Expr>, Vec<Lit>),
+    Has(Box<Expr>),
+}
+
+/// What an expression is evaluated against.
+pub struct Ctx<'a> {
+    pub ev: &'a Event,
+    pub f: &'a Features,
+    pub aggs: &'a [Val<'a>],
+}
+
+/// Names an expression may use besides fields: aggregates (window `fire` only), rule params,
+/// and pack tables.
+pub struct Scope<'s> {
+    pub aggs: &'s [String],
+    pub params: &'s BTreeMap<String, Lit>,
+    pub tables: &'s BTreeMap<String, Arc<Table>>,
+}
+
+/// Compile `src`, requiring a boolean result. Also returns every name it reads (for alerts'
+/// `features`).
+pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), String> {
+    let (e, ty, names) = compile(src, scope)?;
+    if ty != Some(Ty::Bool) {
+        return Err(format!("`{src}` must be a condition (true/false), not a value"));
+    }
+    Ok((e, names))
+}
+
+/// Compile `src` to an expression of any type.
+pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), String> {
+    let tree: N = evalexpr::build_operator_tree(src).map_err(|e| format!("`{src}`: {e}"))?;
+    let mut names = Vec::new();
+    let (e, ty) = Compiler { scope, names: &mut names }
+        .node(&tree)
+        .map_err(|e| format!("`{src}`: {e}"))?;
+    names.sort();
+    names.dedup();
+    Ok((e, ty, names))
+}
+
+struct Compiler<'c, 's> {
+    scope: &'c Scope<'s>,
+    names: &'c mut Vec<String>,
+}
+
+impl Compiler<'_, '_> {
+    fn node(&mut self, n: &N) -> Result<(Expr, Option<Ty>), String> {
+        let ch = n.children();
+        let bin = |c: &mut Self| -> Result<((Expr, Option<Ty>), (Expr, Option<Ty>)), String> {
+            if ch.len() != 2 {
+                return Err("operator needs two operands".into());
+            }
+            Ok((c.node(&ch[0])?, c.node(&ch[1])?))
+        };
+        Ok(match n.operator() {
+            Operator::RootNode => match ch {
+                [one] => self.node(one)?,
+                [] => return Err("empty expression".into()),
+                _ => return Err("unexpected sequence of values".into()),
+            },
+            Operator::Const { value } => {
+                let lit = match value {
+                    Value::String(s) => Lit::Str(s.as_str().into()),
+                    Value::Int(i) => Lit::Int(*i),
+                    Value::Float(f) => Lit::Float(*f),
+                    Value::Boolean(b) => Lit::Bool(*b),
+                    Value::Empty => Lit::Null,
+                    Value::Tuple(_) => return Err("a list is only allowed in one_of()".into()),
+                };
+                let ty = lit.ty();
+                (Expr::Const(lit), ty)
+            }
+            Operator::VariableIdentifierRead { identifier } => self.ident(identifier)?,
+            Operator::And | Operator::Or => {
+                let ((a, ta), (b, tb)) = bin(self)?;
+                if ta != Some(Ty::Bool) || tb != Some(Ty::Bool) {
+                    return Err("`&&` and `||` join conditions, not values".into());
+                }
+                let e = if matches!(n.operator(), Operator::And) {
+                    Expr::And(Box::new(a), Box::new(b))
+                } else {
+                    Expr::Or(Box::new(a), Box::new(b))
+                };
+                (e, Some(Ty::Bool))
+            }
+            Operator::Not => {
+                let (a, ta) = self.one(ch)?;
+                if ta != Some(Ty::Bool) {
+                    return Err("`!` applies to a condition".into());
+                }
+                (Expr::Not(Box::new(a)), Some(Ty::Bool))
+            }
+            Operator::Neg => {
+                let (a, _) = self.one(ch)?;
+                (Expr::Neg(Box::new(a)), Some(Ty::Num))
+            }
+            op @ (Operator::Eq
+            | Operator::Neq
+            | Operator::Lt
+            | Operator::Leq
+            | Operator::Gt
+            | Operator::Geq) => {
+                let cmp = match op {
+                    Operator::Eq => CmpOp::Eq,
+                    Operator::Neq => CmpOp::Ne,
+                    Operator::Lt => CmpOp::Lt,
+                    Operator::Leq => CmpOp::Le,
+                    Operator::Gt => CmpOp::Gt,
+                    _ => CmpOp::Ge,
+                };
+                let ((a, ta), (b, tb)) = bin(self)?;
+                let (a, b) = check_cmp(a, ta, b, tb)?;
+                (Expr::Cmp(cmp, Box::new(a), Box::new(b)), Some(Ty::Bool))
+            }
+            op @ (Operator::Add | Operator::Sub | Operator::Mul | Operator::Div | Operator::Mod) => {
+                let ar = match op {
+                    Operator::Add => ArOp::Add,
+                    Operator::Sub => ArOp::Sub,
+                    Operator::Mul => ArOp::Mul,
+                    Operator::Div => ArOp::Div,
+                    _ => ArOp::Mod,
+                };
+                let ((a, ta), (b, tb)) = bin(self)?;
+                for t in [ta, tb] {
+                    if t.is_some_and(|t| t != Ty::Num) {
+                        return Err("arithmetic needs numbers".into());
+                    }
+                }
+                (Expr::Arith(ar, Box::new(a), Box::new(b)), Some(Ty::Num))
+            }
+            Operator::FunctionIdentifier { identifier } => self.func(identifier, ch)?,
+            Operator::Tuple => return Err("a list is only allowed in one_of()".into()),
+            Operator::Exp => return Err("`^` is not supported".into()),
+            other => return Err(format!("`{other}` is not allowed in a rule expression")),
+        })
+    }
+
+    fn one(&mut self, ch: &[N]) -> Result<(Expr, Option<Ty>), String> {
+        match ch {
+            [one] => self.node(one),
+            _ => Err("operator needs one operand".into()),
+        }
+    }
+
+    fn ident(&mut self, name: &str) -> Result<(Expr, Option<Ty>), String> {
+        self.names.push(name.to_string());
+        if let Some(i) = self.scope.aggs.iter().position(|a| a == name) {
+            return Ok((Expr::Agg(i), Some(Ty::Num)));
+        }
+        if let Some(p) = self.scope.params.get(name) {
+            return Ok((Expr::Const(p.clone()), p.ty()));
+        }
+        if let Some(t) = self.scope.tables.get(name) {
+            let ty = t.values.values().find_map(|v| v.ty());
+            return Ok((Expr::Table(t.clone()), ty));
+        }
+        if name == "label" {
+            return Err("`label` is evaluation ground truth; rules may not read it".into());
+        }
+        match Field::lookup(name) {
+            Some((f, ty)) => Ok((Expr::Field(f), Some(ty))),
+            None => Err(format!("unknown name `{name}`")),
+        }
+    }
+
+    fn args(&mut self, ch: &[N]) -> Result<Vec<N>, String> {
+        // evalexpr gives a function one child: a tuple for several arguments, else the argument.
+        let arg = match ch {
+            [a] => a,
+            _ => return Err("malformed call".into()),
+        };
+        let arg = if matches!(arg.operator(), Operator::RootNode) && arg.children().len() == 1 {
+            &arg.children()[0]
+        } else {
+            arg
+        };
+        Ok(if matches!(arg.operator(), Operator::Tuple) {
+            arg.children().to_vec()
+        } else {
+            vec![arg.clone()]
+        })
+    }
+
+    fn func(&mut self, name: &str, ch: &[N]) -> Result<(Expr, Option<Ty>), String> {
+        let args = self.args(ch)?;
+        match name {
+            "one_of" => {
+                let (first, rest) = args.split_first().ok_or("one_of(field, value, ...)")?;
+                let (x, tx) = self.node(first)?;
+                let mut lits = Vec::new();
+                for a in rest {
+                    let (e, te) = self.node(a)?;
+                    let Expr::Const(l) = e else {
+                        return Err("one_of() takes constants after the first argument".into());
+                    };
+                    let (_, l) = check_cmp(x.clone(), tx, Expr::Const(l), te)?;
+                    let Expr::Const(l) = l else { unreachable!() };
+                    lits.push(l);
+                }
+                if lits.is_empty() {
+                    return Err("one_of() needs at least one value".into());
+                }
+                Ok((Expr::OneOf(Box::new(x), lits), Some(Ty::Bool)))
+            }
+            "has" => {
+                let [a] = args.as_slice() else {
+                    return Err("has(field) takes one argument".into());
+                };
+                let (x, _) = self.node(a)?;
+                Ok((Expr::Has(Box::new(x)), Some(Ty::Bool)))
+            }
+            "in_range" => {
+                let [a, lo, hi] = args.as_slice() else {
+                    return Err("in_range(x, low, high) takes three arguments".into());
+                };
+                let (x, tx) = self.node(a)?;
+                if tx != Some(Ty::Num) {
+                    return Err("in_range() needs a number".into());
+                }
+                let (lo, _) = self.node(lo)?;
+                let (hi, _) = self.node(hi)?;
+                let ge = Expr::Cmp(CmpOp::Ge, Box::new(x.clone()), Box::new(lo));
+                let le = Expr::Cmp(CmpOp::Le, Box::new(x), Box::new(hi));
+                Ok((Expr::And(Box::new(ge), Box::new(le)), Some(Ty::Bool)))
+            }
+            other => Err(format!(
+                "unknown function `{other}` (known: one_of, in_range, has)"
+            )),
+        }
+    }
+}
+
+/// Check a comparison's operand types; coerce digit strings to numbers for numeric fields
+/// (`mcc == "7011"`), and check text constants against closed domains (`pin == "entred"`).
+fn check_cmp(a: Expr, ta: Option<Ty>, b: Expr, tb: Option<Ty>) -> Result<(Expr, Expr), String> {
+    let coerce = |field: &Expr, tf: Option<Ty>, c: Expr| -> Result<Expr, String> {
+        match (tf, &c) {
+            (Some(Ty::Num), Expr::Const(Lit::Str(s))) => s
+                .parse::<i64>()
+                .map(|i| Expr::Const(Lit::Int(i)))
+                .map_err(|_| format!("compares a number with text {s:?}")),
+            (Some(Ty::Str), Expr::Const(Lit::Str(s))) => {
+                if let Expr::Field(f) = field {
+                    if let Some(dom) = f.domain() {
+                        if !dom.contains(&s.as_str()) {
+                            return Err(format!(
+                                "{s:?} is not a value of `{}` (one of: {})",
+                                f.name(),
+                                dom.join(", ")
+                            ));
+                        }
+                    }
+                }
+                Ok(c)
+            }
+            (Some(Ty::Str), Expr::Const(Lit::Int(i))) => Err(format!(
+                "compares text field with the number {i}; quote it: \"{i:02}\""
+            )),
+            _ => Ok(c),
+        }
+    };
+    let b = coerce(&a, ta, b)?;
+    let a = coerce(&b, tb, a)?;
+    let tb2 = match &b {
+        Expr::Const(l) => l.ty(),
+        _ => tb,
+    };
+    let ta2 = match &a {
+        Expr::Const(l) => l.ty(),
+        _ => ta,
+    };
+    if let (Some(x), Some(y)) = (ta2, tb2) {
+        if x != y {
+            return Err(format!("compares a {x:?} with a {y:?}"));
+        }
+    }
+    Ok((a, b))
+}
+
+fn truthy(v: Val) -> bool {
+    matches!(v, Val::Bool(true))
+}
+
+fn num(v: Val) -> Option<f64> {
+    match v {
+        Val::Int(i) => Some(i as f64),
+        Val::Float(f) => Some(f),
+        _ => None,
+    }
+}
+
+fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
+    use std::cmp::Ordering;
+    let ord = match (a, b) {
+        (Val::Null, _) | (_, Val::Null) => return op == CmpOp::Ne,
+        (Val::Int(x), Val::Int(y)) => Some(x.cmp(&y)),
+        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
+        (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(&y)),
+        (x, y) => match (num(x), num(y)) {
+            (Some(x), Some(y)) => x.partial_cmp(&y),
+            _ => None,
+        },
+    };
+    match ord {
+        None => op == CmpOp::Ne,
+        Some(o) => match op {
+            CmpOp::Eq => o == Ordering::Equal,
+            CmpOp::Ne => o != Ordering::Equal,
+            CmpOp::Lt => o == Ordering::Less,
+            CmpOp::Le => o != Ordering::Greater,
+            CmpOp::Gt => o == Ordering::Greater,
+            CmpOp::Ge => o != Ordering::Less,
+        },
+    }
+}
+
+impl Expr {
+    /// Evaluate as a condition.
+    #[inline]
+    pub fn test(&self, c: &Ctx) -> bool {
+        truthy(self.eval(c))
+    }
+
+    pub fn eval<'a>(&'a self, c: &Ctx<'a>) -> Val<'a> {
+        match self {
+            Expr::Const(l) => l.val(),
+            Expr::Field(f) => f.read(c.ev, c.f),
+            Expr::Agg(i) => c.aggs.get(*i).copied().unwrap_or(Val::Null),
+            Expr::Table(t) => match t.key.read(c.ev, c.f) {
+                Val::Str(k) => t.values.get(k).unwrap_or(&t.default).val(),
+                _ => t.default.val(),
+            },
+            Expr::Not(a) => Val::Bool(!a.test(c)),
+            Expr::Neg(a) => match a.eval(c) {
+                Val::Int(i) => Val::Int(i.wrapping_neg()),
+                Val::Float(f) => Val::Float(-f),
+                _ => Val::Null,
+            },
+            Expr::And(a, b) => Val::Bool(a.test(c) && b.test(c)),
+            Expr::Or(a, b) => Val::Bool(a.test(c) || b.test(c)),
+            Expr::Cmp(op, a, b) => Val::Bool(cmp_vals(*op, a.eval(c), b.eval(c))),
+            Expr::Arith(op, a, b) => arith(*op, a.eval(c), b.eval(c)),
+            Expr::OneOf(a, lits) => {
+                let v = a.eval(c);
+                Val::Bool(lits.iter().any(|l| cmp_vals(CmpOp::Eq, v, l.val())))
+            }
+            Expr::Has(a) => Val::Bool(!matches!(a.eval(c), Val::Null)),
+        }
+    }
+}
+
+fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
+    if let (Val::Int(x), Val::Int(y)) = (a, b) {
+        let r = match op {
+            ArOp::Add => x.checked_add(y),
+            ArOp::Sub => x.checked_sub(y),
+            ArOp::Mul => x.checked_mul(y),
+            ArOp::Mod => x.checked_rem(y),
+            ArOp::Div => None,
+        };
+        if let Some(r) = r {
+            return Val::Int(r);
+        }
+    }
+    let (Some(x), Some(y)) = (num(a), num(b)) else {
+        return Val::Null;
+    };
+    let r = match op {
+        ArOp::Add => x + y,
+        ArOp::Sub => x - y,
+        ArOp::Mul => x * y,
+        ArOp::Div | ArOp::Mod if y == 0.0 => return Val::Null,
+        ArOp::Div => x / y,
+        ArOp::Mod => x % y,
+    };
+    Val::Float(r)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! The names a rule expression can read: event fields and the derived features that state
+//! computes for the event (joins to the pre-auth book, the QR book and terminal sessions).
+
+use crate::event::{EntryMode, Event, EventType, Pin};
+use crate::state::Features;
+use compact_str::CompactString;
+
+/// A readable field. Resolved from its name once, at rule load; read per event by a `match`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    Id,
+    Ts,
+    Type,
+    Card,
+    PanMasked,
+    Terminal,
+    Merchant,
+    Mcc,
+    Amount,
+    Currency,
+    EntryMode,
+    Pin,
+    ResponseCode,
+    AuthRef,
+    OriginalId,
+    Batch,
+    QrRef,
+    Approved,
+    Financial,
+    PreauthFound,
+    PreauthOpen,
+    PreauthAmount,
+    PreauthMerchant,
+    PreauthAgeH,
+    QrPriorPayments,
+    TerminalSignonAgeH,
+    TerminalSignedOff,
+}
+
+/// The static type of a field or expression, used to refuse nonsense at load time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ty {
+    Bool,
+    Num,
+    Str,
+}
+
+/// A value read from an event or computed by an expression. Borrows strings; never allocates.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Val<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(&'a str),
+}
+
+impl Val<'_> {
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            Val::Null => serde_json::Value::Null,
+            Val::Bool(b) => b.into(),
+            Val::Int(i) => i.into(),
+            Val::Float(f) => serde_json::Number::from_f64((f * 1e6).round() / 1e6)
+                .map(serde_json::Value::Number)
+                .unwrap_or(serde_json::Value::Null),
+            Val::Str(s) => s.into(),
+        }
+    }
+}
+
+/// (name, field, type, description): one table drives name lookup, typing and the README.
+pub const FIELDS: &[(&str, Field, Ty, &str)] = &[
+    ("id", Field::Id, Ty::Str, "event id"),
+    ("ts", Field::Ts, Ty::Num, "event time, epoch ms"),
+    ("type", Field::Type, Ty::Str, "message class"),
+    ("card", Field::Card, Ty::Str, "card token"),
+    ("pan_masked", Field::PanMasked, Ty::Str, "first 6 / last 4 of the PAN"),
+    ("terminal", Field::Terminal, Ty::Str, "terminal id"),
+    ("merchant", Field::Merchant, Ty::Str, "merchant id"),
+    ("mcc", Field::Mcc, Ty::Num, "merchant category code (a number: mcc >= 3501)"),
+    ("amount", Field::Amount, Ty::Num, "amount in minor units"),
+    ("currency", Field::Currency, Ty::Str, "ISO 4217 alpha-3"),
+    ("entry_mode", Field::EntryMode, Ty::Str, "how the card was read"),
+    ("pin", Field::Pin, Ty::Str, "PIN outcome"),
+    ("response_code", Field::ResponseCode, Ty::Str, "DE39 response code"),
+    ("auth_ref", Field::AuthRef, Ty::Str, "pre-auth reference"),
+    ("original_id", Field::OriginalId, Ty::Str, "reversed event id"),
+    ("batch", Field::Batch, Ty::Str, "terminal batch number"),
+    ("qr_ref", Field::QrRef, Ty::Str, "QR payload / order id"),
+    ("approved", Field::Approved, Ty::Bool, "response_code == \"00\""),
+    ("financial", Field::Financial, Ty::Bool, "auth, preauth, completion, refund or transfer"),
+    ("preauth_found", Field::PreauthFound, Ty::Bool, "a pre-auth with this auth_ref is in the book"),
+    ("preauth_open", Field::PreauthOpen, Ty::Bool, "... and was neither completed, cancelled nor reversed"),
+    ("preauth_amount", Field::PreauthAmount, Ty::Num, "amount of that pre-auth"),
+    ("preauth_merchant", Field::PreauthMerchant, Ty::Str, "merchant of that pre-auth"),
+    ("preauth_age_h", Field::PreauthAgeH, Ty::Num, "hours since that pre-auth"),
+    ("qr_prior_payments", Field::QrPriorPayments, Ty::Num, "approved payments of this qr_ref before this event"),
+    ("terminal_signon_age_h", Field::TerminalSignonAgeH, Ty::Num, "hours since the terminal's last sign-on (null if none known)"),
+    ("terminal_signed_off", Field::TerminalSignedOff, Ty::Bool, "the terminal signed off after its last sign-on"),
+];
+
+impl Field {
+    pub fn lookup(name: &str) -> Option<(Field, Ty)> {
+        FIELDS
+            .iter()
+            .find(|(n, ..)| *n == name)
+            .map(|(_, f, t, _)| (*f, *t))
+    }
+
+    pub fn name(self) -> &'static str {
+        FIELDS
+            .iter()
+            .find(|(_, f, ..)| *f == self)
+            .map(|(n, ..)| *n)
+            .expect("every field is listed")
+    }
+
+    /// The closed set of values a text field can take, to catch typos in rule constants.
+    pub fn domain(self) -> Option<Vec<&'static str>> {
+        match self {
+            Field::Type => Some(EventType::ALL.iter().map(|t| t.as_str()).collect()),
+            Field::EntryMode => Some(EntryMode::ALL.iter().map(|t| t.as_str()).collect()),
+            Field::Pin => Some(Pin::ALL.iter().map(|t| t.as_str()).collect()),
+            _ => None,
+        }
+    }
+
+    /// Read this field of `ev` (with its derived features `f`).
+    #[inline]
+    pub fn read<'a>(self, ev: &'a Event, f: &'a Features) -> Val<'a> {
+        fn s(v: &Option<CompactString>) -> Val<'_> {
+            v.as_deref().map_or(Val::Null, Val::Str)
+        }
+        match self {
+            Field::Id => Val::Str(&ev.id),
+            Field::Ts => Val::Int(ev.ts),
+            Field::Type => Val::Str(ev.kind.as_str()),
+            Field::Card => s(&ev.card),
+            Field::PanMasked => s(&ev.pan_masked),
+            Field::Terminal => Val::Str(&ev.terminal),
+            Field::Merchant => s(&ev.merchant),
+            Field::Mcc => ev.mcc.map_or(Val::Null, |m| Val::Int(m as i64)),
+            Field::Amount => ev.amount.map_or(Val::Null, Val::Int),
+            Field::Currency => s(&ev.currency),
+            Field::EntryMode => ev.entry_mode.map_or(Val::Null, |m| Val::Str(m.as_str())),
+            Field::Pin => ev.pin.map_or(Val::Null, |p| Val::Str(p.as_str())),
+            Field::ResponseCode => s(&ev.response_code),
+            Field::AuthRef => s(&ev.auth_ref),
+            Field::OriginalId => s(&ev.original_id),
+            Field::Batch => s(&ev.batch),
+            Field::QrRef => s(&ev.qr_ref),
+            Field::Approved => Val::Bool(ev.approved()),
+            Field::Financial => Val::Bool(ev.kind.is_financial()),
+            Field::PreauthFound => Val::Bool(f.preauth.is_some()),
+            Field::PreauthOpen => Val::Bool(f.preauth.as_ref().is_some_and(|p| p.open)),
+            Field::PreauthAmount => f.preauth.as_ref().map_or(Val::Null, |p| Val::Int(p.amount)),
+            Field::PreauthMerchant => f.preauth.as_ref().map_or(Val::Null, |p| Val::Str(&p.merchant)),
+            Field::PreauthAgeH => f
+                .preauth
+                .as_ref()
+                .map_or(Val::Null, |p| Val::Float((ev.ts - p.ts) as f64 / 3_600_000.0)),
+            Field::QrPriorPayments => Val::Int(f.qr_prior_payments as i64),
+            Field::TerminalSignonAgeH => f
+                .signon_ts
+                .map_or(Val::Null, |t| Val::Float((ev.ts - t) as f64 / 3_600_000.0)),
+            Field::TerminalSignedOff => Val::Bool(f.signed_off),
+        }
+    }
+}

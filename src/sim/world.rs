@@ -1,0 +1,311 @@
+//! World setup for the traffic simulator: the card population, the merchants
+//! with their MCCs and the POS terminals installed at them, plus the small
+//! numeric helpers (Luhn, random distributions, time-of-day picks) that the
+//! benign and attack generators share.
+//!
+//! Everything is stored in flat `Vec`s indexed by integer ids so that setup
+//! stays linear in the number of cards and terminals.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+/// One day in milliseconds.
+pub(crate) const DAY: i64 = 86_400_000;
+/// One hour in milliseconds.
+pub(crate) const HOUR: i64 = 3_600_000;
+/// One minute in milliseconds.
+pub(crate) const MIN: i64 = 60_000;
+/// One second in milliseconds.
+pub(crate) const SEC: i64 = 1_000;
+
+/// MCC mix of the merchant population: (code, relative weight).
+pub(crate) const MCC_MIX: [(u16, u32); 11] = [
+    (5411, 20),
+    (5812, 16),
+    (5541, 8),
+    (5311, 5),
+    (5732, 5),
+    (5999, 11),
+    (7011, 6),
+    (7512, 3),
+    (4121, 8),
+    (5814, 16),
+    (5944, 2),
+];
+
+/// UnionPay-style BINs and the PAN length issued under each.
+const BINS: [(u64, u32); 5] = [
+    (622_588, 16),
+    (621_700, 19),
+    (625_807, 16),
+    (623_456, 16),
+    (623_456, 19),
+];
+
+/// First TID number of the normal terminal fleet ("T1000000").
+pub(crate) const TID_BASE: u32 = 1_000_000;
+/// First TID number used for rogue terminals that never sign on.
+pub(crate) const ROGUE_TID_BASE: u32 = 9_000_000;
+
+/// A payment card: why it exists — every card event carries its PAN, and
+/// cards have habitual ("home") merchants and an individual activity level.
+#[derive(Debug, Clone)]
+pub(crate) struct Card {
+    pub pan: u64,
+    pub home: [u32; 3],
+    pub activity: f32,
+}
+
+/// A merchant (MID + MCC) owning a contiguous run of terminals; exists so
+/// that completions, refunds and attacks can stay "at the same merchant".
+#[derive(Debug, Clone)]
+pub(crate) struct Merchant {
+    pub mid: u64,
+    pub mcc: u16,
+    pub term_start: u32,
+    pub term_count: u32,
+}
+
+/// A POS terminal of the normal fleet; carries the data needed to derive its
+/// daily sign-on batch number and whether it signs off at night.
+#[derive(Debug, Clone)]
+pub(crate) struct Terminal {
+    pub tid: u32,
+    pub merchant: u32,
+    pub batch_base: u32,
+    pub signs_off: bool,
+}
+
+/// The static simulated world, built once per run from the seed.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub cards: Vec<Card>,
+    pub merchants: Vec<Merchant>,
+    pub terms: Vec<Terminal>,
+    /// Merchants suitable as everyday "home" merchants (no hotels/rentals).
+    pub everyday: Vec<u32>,
+    /// Merchant ids per entry of `MCC_MIX` (same index).
+    pub by_mcc: Vec<Vec<u32>>,
+}
+
+impl World {
+    /// Builds cards, merchants and terminals; linear in their counts.
+    pub fn build(cards: usize, terminals: usize, rng: &mut ChaCha8Rng) -> World {
+        // TIDs T1000000..T8999999; the T9xxxxxx range is reserved for rogue terminals.
+        let n_terms = terminals.clamp(1, (ROGUE_TID_BASE - TID_BASE) as usize);
+        let total_w: u32 = MCC_MIX.iter().map(|m| m.1).sum();
+        let mut merchants = Vec::with_capacity(n_terms / 2 + 1);
+        let mut terms = Vec::with_capacity(n_terms);
+        let mut by_mcc = vec![Vec::new(); MCC_MIX.len()];
+        let mut everyday = Vec::new();
+        while terms.len() < n_terms {
+            let i = merchants.len();
+            // The first merchants cover every MCC so small worlds still have all kinds.
+            let mi = if i < MCC_MIX.len() {
+                i
+            } else {
+                let mut r = rng.gen_range(0..total_w);
+                MCC_MIX.iter().position(|m| {
+                    if r < m.1 {
+                        true
+                    } else {
+                        r -= m.1;
+                        false
+                    }
+                })
+                .unwrap_or(0)
+            };
+            let mcc = MCC_MIX[mi].0;
+            let want = match rng.gen_range(0..100) {
+                0..=34 => 1,
+                35..=64 => 2,
+                65..=79 => 3,
+                80..=89 => 4,
+                _ => 5,
+            };
+            let count = want.min(n_terms - terms.len()) as u32;
+            let area = 1000 + (i as u64 / 10_000) % 9000;
+            let mid = 898 * 1_000_000_000_000 + area * 100_000_000 + mcc as u64 * 10_000 + i as u64 % 10_000;
+            let start = terms.len() as u32;
+            for _ in 0..count {
+                terms.push(Terminal {
+                    tid: TID_BASE + terms.len() as u32,
+                    merchant: i as u32,
+                    batch_base: rng.gen_range(100..800_000),
+                    signs_off: rng.gen_bool(0.3),
+                });
+            }
+            merchants.push(Merchant { mid, mcc, term_start: start, term_count: count });
+            by_mcc[mi].push(i as u32);
+            if mcc != 7011 && mcc != 7512 {
+                everyday.push(i as u32);
+            }
+        }
+        if everyday.is_empty() {
+            everyday.push(0);
+        }
+        let acct_off: u64 = rng.gen_range(0..1_000_000_000);
+        let mut cv = Vec::with_capacity(cards);
+        for c in 0..cards {
+            let (bin, len) = BINS[rng.gen_range(0..BINS.len())];
+            let k = len - 7; // account digits between BIN and check digit
+            let modulus = 10u64.pow(k);
+            // Multiplier coprime with 10: a bijection on the account space.
+            let acct = (c as u64 * 1_000_003 + acct_off) % modulus;
+            let body = bin * modulus + acct;
+            let pan = body * 10 + luhn_digit(body);
+            let mut home = [0u32; 3];
+            for h in home.iter_mut() {
+                *h = everyday[rng.gen_range(0..everyday.len())];
+            }
+            let z = normal(rng);
+            let activity = (0.6 * z - 0.18).exp() as f32; // log-normal, mean ~1
+            cv.push(Card { pan, home, activity });
+        }
+        World { cards: cv, merchants, terms, everyday, by_mcc }
+    }
+
+    /// A random terminal index of merchant `m`.
+    pub fn term_of(&self, m: u32, rng: &mut ChaCha8Rng) -> usize {
+        let mm = &self.merchants[m as usize];
+        (mm.term_start + rng.gen_range(0..mm.term_count)) as usize
+    }
+
+    /// A random merchant whose MCC is in `mccs`, falling back to any merchant.
+    pub fn merchant_with(&self, mccs: &[u16], rng: &mut ChaCha8Rng) -> u32 {
+        let lists: Vec<&Vec<u32>> = MCC_MIX
+            .iter()
+            .zip(&self.by_mcc)
+            .filter(|(m, l)| mccs.contains(&m.0) && !l.is_empty())
+            .map(|(_, l)| l)
+            .collect();
+        let total: usize = lists.iter().map(|l| l.len()).sum();
+        if total == 0 {
+            return rng.gen_range(0..self.merchants.len()) as u32;
+        }
+        let mut r = rng.gen_range(0..total);
+        for l in lists {
+            if r < l.len() {
+                return l[r];
+            }
+            r -= l.len();
+        }
+        0
+    }
+
+    /// A random everyday (non-hotel, non-rental) merchant.
+    pub fn everyday_merchant(&self, rng: &mut ChaCha8Rng) -> u32 {
+        self.everyday[rng.gen_range(0..self.everyday.len())]
+    }
+}
+
+/// Luhn check digit for a PAN body (all digits except the check digit).
+pub(crate) fn luhn_digit(body: u64) -> u64 {
+    let mut sum = 0;
+    let mut n = body;
+    let mut dbl = true;
+    while n > 0 {
+        let mut d = n % 10;
+        n /= 10;
+        if dbl {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+        dbl = !dbl;
+    }
+    (10 - sum % 10) % 10
+}
+
+/// True when `s` is all digits and passes the Luhn check.
+pub fn luhn_valid(s: &str) -> bool {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let mut sum = 0u32;
+    for (i, b) in s.bytes().rev().enumerate() {
+        let mut d = (b - b'0') as u32;
+        if i % 2 == 1 {
+            d *= 2;
+            if d > 9 {
+                d -= 9;
+            }
+        }
+        sum += d;
+    }
+    sum.is_multiple_of(10)
+}
+
+/// Standard normal sample (Box–Muller).
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
+    let u1: f64 = rng.gen_range(f64::EPSILON..1.0);
+    let u2: f64 = rng.gen();
+    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+}
+
+/// Poisson sample (Knuth; fine for the small rates used here).
+pub(crate) fn poisson(rng: &mut ChaCha8Rng, lam: f64) -> u32 {
+    let l = (-lam).exp();
+    let mut k = 0;
+    let mut p = 1.0;
+    loop {
+        p *= rng.gen::<f64>();
+        if p <= l || k >= 64 {
+            return k;
+        }
+        k += 1;
+    }
+}
+
+/// Relative shop traffic per local hour from 07 to 22.
+const HOUR_W: [u32; 16] = [3, 5, 5, 6, 9, 10, 7, 5, 5, 6, 9, 10, 9, 7, 4, 3];
+
+/// Offset into the day (ms since local midnight) following the daily traffic
+/// curve, between 07:00 and 22:55.
+pub(crate) fn shop_time(rng: &mut ChaCha8Rng) -> i64 {
+    let total: u32 = HOUR_W.iter().sum();
+    let mut r = rng.gen_range(0..total);
+    let mut h = 0;
+    for (i, w) in HOUR_W.iter().enumerate() {
+        if r < *w {
+            h = i;
+            break;
+        }
+        r -= w;
+    }
+    let span = if h == 15 { 55 * MIN } else { HOUR };
+    (7 + h as i64) * HOUR + rng.gen_range(0..span)
+}
+
+/// Uniform offset into the day between `from` and `to` (ms since midnight).
+pub(crate) fn between(rng: &mut ChaCha8Rng, from: i64, to: i64) -> i64 {
+    rng.gen_range(from..to.max(from + 1))
+}
+
+/// Purchase amount in fen: log-normal around a per-MCC median, some larger.
+pub(crate) fn purchase_amount(rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
+    let median = match mcc {
+        5411 => 9_000.0,
+        5812 => 12_000.0,
+        5541 => 25_000.0,
+        5311 => 30_000.0,
+        5732 => 80_000.0,
+        7011 => 60_000.0,
+        7512 => 50_000.0,
+        4121 => 3_500.0,
+        5814 => 4_000.0,
+        5944 => 150_000.0,
+        _ => 8_000.0,
+    };
+    let mut a = median * (0.8 * normal(rng)).exp();
+    if rng.gen_bool(0.03) {
+        a *= 5.0;
+    }
+    let mut a = (a as i64).clamp(100, 5_000_000);
+    if rng.gen_bool(0.5) {
+        a = (a / 100).max(1) * 100;
+    }
+    a
+}

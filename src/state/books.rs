@@ -1,0 +1,60 @@
+//! Entry types of the shared books.
+
+use crate::event::Millis;
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// An approved pre-auth, kept until its retention passes so late and mismatched completions
+/// can still be explained (the completion rules decide what "too late" means).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PreAuth {
+    pub id: CompactString,
+    pub ts: Millis,
+    pub amount: i64,
+    pub merchant: CompactString,
+    /// Completed, cancelled or reversed.
+    pub closed: bool,
+    pub last_seen: Millis,
+}
+
+impl PreAuth {
+    pub fn view(&self) -> super::PreAuthView {
+        super::PreAuthView {
+            ts: self.ts,
+            amount: self.amount,
+            merchant: self.merchant.clone(),
+            open: !self.closed,
+        }
+    }
+}
+
+/// Approved payments of one QR payload: a second one is a replay.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct QrEntry {
+    pub count: u32,
+    /// The first few payment ids, so an alert can point at the original payment.
+    pub ids: Vec<CompactString>,
+    pub last_seen: Millis,
+}
+
+impl QrEntry {
+    pub const MAX_IDS: usize = 4;
+}
+
+/// Sign-on state of one terminal.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct TermSession {
+    pub sign_on: Option<Millis>,
+    pub sign_off: Option<Millis>,
+    pub last_seen: Millis,
+}
+
+impl TermSession {
+    pub fn signed_off(&self) -> bool {
+        match (self.sign_on, self.sign_off) {
+            (Some(on), Some(off)) => off >= on,
+            (None, Some(_)) => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! State and features: the keyed books every rule shares, and the per-event features they
+//! yield. Books are keyed by a 64-bit hash of the key text and evicted by event time, so memory
+//! is bounded by what happened within each retention, not by how long the stream has run.
+//!
+//! - dedup: event ids seen within `dedup_retention` (a repeated id is dropped);
+//! - pre-auth book: open pre-auths by `auth_ref`, joined to completions and cancels;
+//! - QR book: approved payments by `qr_ref`;
+//! - terminal sessions: last sign-on / sign-off per terminal.
+
+mod books;
+
+pub use books::{PreAuth, QrEntry, TermSession};
+
+use crate::event::{Event, EventType, Millis};
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Hash of a key's text. Collisions between 64-bit hashes of a few million live keys are
+/// vanishingly rare (~1e-7) and would merge two keys' counters, never crash.
+pub fn key_hash(s: &str) -> u64 {
+    xxh3_64(s.as_bytes())
+}
+
+/// Retention of each book, in event-time milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Retention {
+    pub dedup: Millis,
+    pub preauth: Millis,
+    pub qr: Millis,
+    pub terminal: Millis,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        const H: Millis = 3_600_000;
+        Self {
+            dedup: H,
+            preauth: 45 * 24 * H,
+            qr: 7 * 24 * H,
+            terminal: 7 * 24 * H,
+        }
+    }
+}
+
+/// What the books say about one event, computed before rules run.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    /// The pre-auth this completion / cancel / reversal refers to, if in the book.
+    pub preauth: Option<PreAuthView>,
+    /// Approved payments of this event's `qr_ref` before it.
+    pub qr_prior_payments: u32,
+    /// Last sign-on of the event's terminal.
+    pub signon_ts: Option<Millis>,
+    /// The terminal signed off after its last sign-on.
+    pub signed_off: bool,
+    /// Earlier events this one is joined to (the pre-auth, earlier QR payments): alerts list them.
+    pub related: Vec<CompactString>,
+}
+
+/// A copy of the joined pre-auth, as the rules see it.
+#[derive(Debug, Clone)]
+pub struct PreAuthView {
+    pub ts: Millis,
+    pub amount: i64,
+    pub merchant: CompactString,
+    pub open: bool,
+}
+
+/// All shared books. Snapshot-able (serde) for the streaming service's checkpoints.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Books {
+    pub retention: Retention,
+    #[serde(serialize_with = "sorted")]
+    dedup: FxHashMap<u64, Millis>,
+    #[serde(serialize_with = "sorted")]
+    preauths: FxHashMap<u64, PreAuth>,
+    #[serde(serialize_with = "sorted")]
+    qr: FxHashMap<u64, QrEntry>,
+    #[serde(serialize_with = "sorted")]
+    terminals: FxHashMap<u64, TermSession>,
+}
+
+/// Serialise a hash map in key order, so equal state gives byte-identical snapshots.
+pub fn sorted<S: serde::Serializer, V: Serialize>(
+    m: &FxHashMap<u64, V>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    let mut v: Vec<_> = m.iter().collect();
+    v.sort_unstable_by_key(|(k, _)| **k);
+    s.collect_map(v)
+}
+
+/// Entry counts per book, for metrics and the report.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct BookSizes {
+    pub dedup: usize,
+    pub preauths: usize,
+    pub qr: usize,
+    pub terminals: usize,
+}
+
+impl Books {
+    pub fn new(retention: Retention) -> Self {
+        Self {
+            retention,
+            ..Default::default()
+        }
+    }
+
+    /// Record the id; false if it was already seen (a duplicate to drop).
+    pub fn first_sighting(&mut self, ev: &Event) -> bool {
+        let h = key_hash(&ev.id);
+        match self.dedup.entry(h) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(ev.ts);
+                true
+            }
+        }
+    }
+
+    /// Compute the event's features from the books as they were *before* it.
+    pub fn features(&self, ev: &Event, f: &mut Features) {
+        f.preauth = None;
+        f.qr_prior_payments = 0;
+        f.signon_ts = None;
+        f.signed_off = false;
+        f.related.clear();
+        if matches!(
+            ev.kind,
+            EventType::Completion | EventType::PreauthCancel | EventType::Reversal
+        ) {
+            if let Some(p) = ev.auth_ref.as_deref().and_then(|r| self.preauths.get(&key_hash(r))) {
+                f.preauth = Some(p.view());
+                f.related.push(p.id.clone());
+            }
+        }
+        if let Some(q) = ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r))) {
+            f.qr_prior_payments = q.count;
+            f.related.extend(q.ids.iter().cloned());
+        }
+        if ev.kind.is_financial() {
+            if let Some(t) = self.terminals.get(&key_hash(&ev.terminal)) {
+                f.signon_ts = t.sign_on;
+                f.signed_off = t.signed_off();
+            }
+        }
+    }
+
+    /// Fold the event into the books (after rules have seen it).
+    pub fn update(&mut self, ev: &Event) {
+        match ev.kind {
+            EventType::SignOn if ev.approved() || ev.response_code.is_none() => {
+                let t = self.terminals.entry(key_hash(&ev.terminal)).or_default();
+                t.sign_on = Some(t.sign_on.map_or(ev.ts, |s| s.max(ev.ts)));
+                t.last_seen = t.last_seen.max(ev.ts);
+            }
+            EventType::SignOff => {
+                let t = self.terminals.entry(key_hash(&ev.terminal)).or_default();
+                t.sign_off = Some(t.sign_off.map_or(ev.ts, |s| s.max(ev.ts)));
+                t.last_seen = t.last_seen.max(ev.ts);
+            }
+            EventType::Preauth if ev.approved() => {
+                if let (Some(r), Some(m)) = (ev.auth_ref.as_deref(), ev.merchant.as_ref()) {
+                    self.preauths.insert(
+                        key_hash(r),
+                        PreAuth {
+                            id: ev.id.clone(),
+                            ts: ev.ts,
+                            amount: ev.amount.unwrap_or(0),
+                            merchant: m.clone(),
+                            closed: false,
+                            last_seen: ev.ts,
+                        },
+                    );
+                }
+            }
+            EventType::Completion | EventType::PreauthCancel | EventType::Reversal
+                if ev.approved() || ev.response_code.is_none() =>
+            {
+                if let Some(p) = ev.auth_ref.as_deref().and_then(|r| self.preauths.get_mut(&key_hash(r))) {
+                    p.closed = true;
+                    p.last_seen = p.last_seen.max(ev.ts);
+                }
+            }
+            _ => {}
+        }
+        if let Some(r) = ev.qr_ref.as_deref() {
+            if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
+                let q = self.qr.entry(key_hash(r)).or_default();
+                q.count += 1;
+                q.last_seen = q.last_seen.max(ev.ts);
+                if q.ids.len() < QrEntry::MAX_IDS {
+                    q.ids.push(ev.id.clone());
+                }
+            }
+        }
+    }
+
+    /// Drop what is older than each book's retention, measured back from `now` (event time).
+    pub fn evict(&mut self, now: Millis) {
+        let r = self.retention;
+        self.dedup.retain(|_, ts| *ts > now - r.dedup);
+        self.preauths.retain(|_, p| p.last_seen > now - r.preauth);
+        self.qr.retain(|_, q| q.last_seen > now - r.qr);
+        self.terminals.retain(|_, t| t.last_seen > now - r.terminal);
+    }
+
+    pub fn sizes(&self) -> BookSizes {
+        BookSizes {
+            dedup: self.dedup.len(),
+            preauths: self.preauths.len(),
+            qr: self.qr.len(),
+            terminals: self.terminals.len(),
+        }
+    }
+}
