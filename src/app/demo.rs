@@ -33,9 +33,18 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
     };
     let input = a.out.join("traffic.jsonl");
     let n = super::simulate::write(&cfg, &input)?;
-    println!("simulated {n} switch events ({} cards, {} days) → {}", cfg.cards, cfg.days, input.display());
+    println!(
+        "simulated {n} switch events ({} cards, {} days) → {}",
+        cfg.cards,
+        cfg.days,
+        input.display()
+    );
     let pack = crate::rules::RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
-    println!("loaded {} rules from {}", pack.rules.len(), a.engine.rules.display());
+    println!(
+        "loaded {} rules from {}",
+        pack.rules.len(),
+        a.engine.rules.display()
+    );
     let report = super::replay::run(
         &[input],
         Arc::new(pack),
@@ -45,7 +54,10 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
         true,
     )?;
     print!("{}", report.table());
-    for (name, what) in [("alerts.jsonl", "alerts"), ("commands.jsonl", "lockout commands")] {
+    for (name, what) in [
+        ("alerts.jsonl", "alerts"),
+        ("commands.jsonl", "lockout commands"),
+    ] {
         let f = std::fs::File::open(a.out.join(name))?;
         println!("\nfirst {what} ({}):", a.out.join(name).display());
         for line in std::io::BufReader::new(f).lines().take(3) {

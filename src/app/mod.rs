@@ -61,11 +61,18 @@ impl EngineArgs {
         use anyhow::Context;
         if let Some(p) = &self.token_key_file {
             let key = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            anyhow::ensure!(key.len() >= 16, "token key in {} is shorter than 16 bytes", p.display());
+            anyhow::ensure!(
+                key.len() >= 16,
+                "token key in {} is shorter than 16 bytes",
+                p.display()
+            );
             return Ok(crate::decode::Tokenizer::new(&key));
         }
         if let Ok(k) = std::env::var("SWITCHGUARD_TOKEN_KEY") {
-            anyhow::ensure!(k.len() >= 16, "SWITCHGUARD_TOKEN_KEY is shorter than 16 bytes");
+            anyhow::ensure!(
+                k.len() >= 16,
+                "SWITCHGUARD_TOKEN_KEY is shorter than 16 bytes"
+            );
             return Ok(crate::decode::Tokenizer::new(k.as_bytes()));
         }
         eprintln!("warning: no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key");
@@ -73,7 +80,8 @@ impl EngineArgs {
     }
 
     pub fn engine_config(&self) -> Result<crate::engine::EngineConfig> {
-        let lateness = crate::rules::compile::duration_ms(&self.lateness).map_err(anyhow::Error::msg)?;
+        let lateness =
+            crate::rules::compile::duration_ms(&self.lateness).map_err(anyhow::Error::msg)?;
         Ok(crate::engine::EngineConfig {
             allowed_lateness: lateness,
             ..Default::default()

@@ -34,7 +34,14 @@ pub struct ReplayArgs {
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
     let cfg = a.engine.engine_config()?;
-    let report = run(&a.files, Arc::new(pack), cfg, a.engine.tokenizer()?, &a.out, !a.quiet)?;
+    let report = run(
+        &a.files,
+        Arc::new(pack),
+        cfg,
+        a.engine.tokenizer()?,
+        &a.out,
+        !a.quiet,
+    )?;
     if !a.quiet {
         print!("{}", report.table());
         println!("outputs in {}", a.out.display());
@@ -62,8 +69,10 @@ pub fn run(
     let bar = if progress {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {human_pos} events {per_sec} {msg}")
-                .expect("valid template"),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed} {human_pos} events {per_sec} {msg}",
+            )
+            .expect("valid template"),
         );
         b
     } else {

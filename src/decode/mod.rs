@@ -93,7 +93,10 @@ impl Decoder {
         let ts = parse_ts(raw.ts.ok_or(DecodeError::MissingField("ts"))?)?;
         let kind_s = raw.kind.ok_or(DecodeError::MissingField("type"))?;
         let kind = EventType::parse(&kind_s).ok_or_else(|| {
-            DecodeError::bad("type", format!("unknown message type {:?}", truncate(&kind_s)))
+            DecodeError::bad(
+                "type",
+                format!("unknown message type {:?}", truncate(&kind_s)),
+            )
         })?;
         let terminal = required_str(raw.terminal, "terminal")?;
         let merchant = opt_str(raw.merchant);
@@ -138,7 +141,10 @@ impl Decoder {
         let entry_mode = match raw.entry_mode {
             None => None,
             Some(s) => Some(EntryMode::parse(&s).ok_or_else(|| {
-                DecodeError::bad("entry_mode", format!("unknown entry mode {:?}", truncate(&s)))
+                DecodeError::bad(
+                    "entry_mode",
+                    format!("unknown entry mode {:?}", truncate(&s)),
+                )
             })?),
         };
         let pin = match raw.pin {
@@ -148,7 +154,9 @@ impl Decoder {
             })?),
         };
         let response_code = match opt_str(raw.response_code) {
-            Some(c) if (2..=3).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Some(c)
+                if (2..=3).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+            {
                 Some(c)
             }
             Some(_) => {
@@ -195,7 +203,10 @@ fn opt_str(v: Option<Cow<'_, str>>) -> Option<CompactString> {
         .map(|s| CompactString::from(s.as_ref()))
 }
 
-fn required_str(v: Option<Cow<'_, str>>, field: &'static str) -> Result<CompactString, DecodeError> {
+fn required_str(
+    v: Option<Cow<'_, str>>,
+    field: &'static str,
+) -> Result<CompactString, DecodeError> {
     match v {
         None => Err(DecodeError::MissingField(field)),
         Some(s) if s.is_empty() => Err(DecodeError::bad(field, "must not be empty")),
@@ -213,7 +224,10 @@ fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
             .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
             .timestamp_millis(),
         StrOrInt::Float(_) => {
-            return Err(DecodeError::bad("ts", "expected RFC 3339 text or integer epoch ms"))
+            return Err(DecodeError::bad(
+                "ts",
+                "expected RFC 3339 text or integer epoch ms",
+            ))
         }
     };
     if !(0..=MAX).contains(&ms) {

@@ -9,7 +9,7 @@ const GOOD: &str = r#"{"id":"e1","ts":"2026-10-01T09:00:00.250+08:00","type":"au
 #[test]
 fn decodes_a_full_event_and_tokenises_the_pan() {
     let e = dec(GOOD).unwrap();
-    assert_eq!(e.ts, 1_759_280_400_250);
+    assert_eq!(e.ts, 1_790_816_400_250);
     assert_eq!(e.kind, EventType::Auth);
     assert_eq!(e.mcc, Some(5411));
     assert_eq!(e.pan_masked.as_deref(), Some("622588******6789"));
@@ -20,9 +20,9 @@ fn decodes_a_full_event_and_tokenises_the_pan() {
 
 #[test]
 fn epoch_millis_and_card_token_are_accepted() {
-    let e = dec(r#"{"id":"a","ts":1759280400250,"type":"sign_on","terminal":"T1","card":"C9"}"#)
+    let e = dec(r#"{"id":"a","ts":1790816400250,"type":"sign_on","terminal":"T1","card":"C9"}"#)
         .unwrap();
-    assert_eq!(e.ts, 1_759_280_400_250);
+    assert_eq!(e.ts, 1_790_816_400_250);
     assert_eq!(e.card.as_deref(), Some("C9"));
     assert_eq!(e.merchant, None);
 }
@@ -51,11 +51,19 @@ fn every_kind_of_bad_input_has_a_precise_reason() {
     ];
     for (input, code, needle) in cases {
         let err = Decoder::default().decode_json(input).unwrap_err();
-        assert_eq!(err.code(), *code, "{:?} gave {err}", String::from_utf8_lossy(input));
+        assert_eq!(
+            err.code(),
+            *code,
+            "{:?} gave {err}",
+            String::from_utf8_lossy(input)
+        );
         assert!(err.to_string().contains(needle), "{err} lacks {needle}");
     }
     let huge = vec![b' '; MAX_RECORD_BYTES + 1];
-    assert_eq!(Decoder::default().decode_json(&huge).unwrap_err().code(), "too_large");
+    assert_eq!(
+        Decoder::default().decode_json(&huge).unwrap_err().code(),
+        "too_large"
+    );
 }
 
 #[test]

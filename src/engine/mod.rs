@@ -183,7 +183,11 @@ impl Engine {
 
     /// Rebuild an engine from a snapshot, with `pack` (which may differ: rules that kept their
     /// id keep their state, new rules start empty).
-    pub fn restore(pack: Arc<RulePack>, cfg: EngineConfig, snap: EngineSnapshot) -> Result<Self, String> {
+    pub fn restore(
+        pack: Arc<RulePack>,
+        cfg: EngineConfig,
+        snap: EngineSnapshot,
+    ) -> Result<Self, String> {
         if snap.version != SNAPSHOT_VERSION {
             return Err(format!(
                 "snapshot version {} is not supported (expected {SNAPSHOT_VERSION})",

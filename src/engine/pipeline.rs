@@ -98,7 +98,11 @@ impl Pipeline {
         if wm > self.watermark {
             self.watermark = wm;
         }
-        while self.heap.peek().is_some_and(|Reverse(p)| p.0.ts < self.watermark) {
+        while self
+            .heap
+            .peek()
+            .is_some_and(|Reverse(p)| p.0.ts < self.watermark)
+        {
             let Reverse(Pending(ev)) = self.heap.pop().expect("peeked");
             self.engine.process(&ev, out);
         }
@@ -122,10 +126,18 @@ impl Pipeline {
         }
     }
 
-    pub fn restore(engine: Engine, snap_pending: Vec<Event>, max_ts: Millis, watermark: Millis) -> Self {
+    pub fn restore(
+        engine: Engine,
+        snap_pending: Vec<Event>,
+        max_ts: Millis,
+        watermark: Millis,
+    ) -> Self {
         Self {
             engine,
-            heap: snap_pending.into_iter().map(|e| Reverse(Pending(e))).collect(),
+            heap: snap_pending
+                .into_iter()
+                .map(|e| Reverse(Pending(e)))
+                .collect(),
             max_ts,
             watermark,
         }

@@ -44,7 +44,10 @@ impl Stats {
 
     pub fn count_event(&mut self, ev: &Event) {
         self.events += 1;
-        let t = EventType::ALL.iter().position(|t| *t == ev.kind).unwrap_or(0);
+        let t = EventType::ALL
+            .iter()
+            .position(|t| *t == ev.kind)
+            .unwrap_or(0);
         self.by_type[t][usize::from(!ev.approved())] += 1;
     }
 

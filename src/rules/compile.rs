@@ -101,6 +101,8 @@ pub struct Rule {
     pub params: BTreeMap<String, Lit>,
     /// Event fields / features the expressions read: reported in each alert's `features`.
     pub reads: Vec<Field>,
+    /// Tables the expressions read: their entry for the event is reported too.
+    pub tables: Vec<Arc<Table>>,
     pub examples: Vec<ExampleConfig>,
 }
 
@@ -151,10 +153,12 @@ pub fn compile_rule(
     };
     let mut reads: Vec<String> = Vec::new();
     let kind = cfg.kind;
-    let cond = |name: &str, src: &Option<String>, errs: &mut Vec<String>, reads: &mut Vec<String>| {
-        cond_expr(kind, name, src, &scope, errs, reads)
-    };
-    let dur = |name: &str, src: &Option<String>, errs: &mut Vec<String>| dur_ms(kind, name, src, errs);
+    let cond =
+        |name: &str, src: &Option<String>, errs: &mut Vec<String>, reads: &mut Vec<String>| {
+            cond_expr(kind, name, src, &scope, errs, reads)
+        };
+    let dur =
+        |name: &str, src: &Option<String>, errs: &mut Vec<String>| dur_ms(kind, name, src, errs);
     let unused = |names: &[(&str, bool)], errs: &mut Vec<String>| {
         for (n, present) in names {
             if *present {
@@ -365,8 +369,10 @@ pub fn compile_rule(
     }
     match logic {
         Some(logic) if errs.is_empty() => {
-            let mut read_fields: Vec<Field> =
-                reads.iter().filter_map(|n| Field::lookup(n).map(|(f, _)| f)).collect();
+            let mut read_fields: Vec<Field> = reads
+                .iter()
+                .filter_map(|n| Field::lookup(n).map(|(f, _)| f))
+                .collect();
             read_fields.dedup();
             let mut seen = Vec::new();
             read_fields.retain(|f| {
@@ -387,6 +393,11 @@ pub fn compile_rule(
                 reason,
                 params,
                 reads: read_fields,
+                tables: tables
+                    .iter()
+                    .filter(|(n, _)| reads.contains(n))
+                    .map(|(_, t)| t.clone())
+                    .collect(),
                 examples: cfg.example,
             })
         }
@@ -402,7 +413,9 @@ fn parse_agg(spec: &str, scope: &Scope) -> Result<(Agg, Vec<String>), String> {
     let (f, arg) = spec
         .strip_suffix(')')
         .and_then(|s| s.split_once('('))
-        .ok_or_else(|| format!("{spec:?}: expected count, sum(field), distinct(field) or count_if(condition)"))?;
+        .ok_or_else(|| {
+            format!("{spec:?}: expected count, sum(field), distinct(field) or count_if(condition)")
+        })?;
     match f.trim() {
         "count_if" => compile_bool(arg, scope).map(|(e, n)| (Agg::CountIf(e), n)),
         "sum" | "distinct" => {

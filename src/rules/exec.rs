@@ -2,8 +2,9 @@
 //!
 //! Semantics (documented in README.md):
 //! - window: events matching `when` enter the key's window; aggregates cover the window ending
-//!   at the event; when `fire` holds the rule fires with every event in the window, and the
-//!   window is cleared (it fires again only on fresh evidence);
+//!   at the event; when `fire` holds the rule fires with every event in the window, and fires
+//!   again on each further matching event while it holds (each new card tried at a probing
+//!   terminal, each further split tap, is evidence the risk team wants);
 //! - consecutive: an event matching `when` extends the key's run (events older than `within`
 //!   fall off); any other event matching `reset` clears it; at `threshold` it fires and clears;
 //! - sequence: an event matching `then` fires if the key had a `first` within `within` before
@@ -70,7 +71,8 @@ impl RuleState {
         let cut = now - horizon;
         self.windows
             .retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
-        self.marks.retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
+        self.marks
+            .retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
     }
 }
 
@@ -180,12 +182,7 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
                 .zip(aggs_v.iter().copied())
                 .collect();
             let mut h = hit(rule, ids, ev, f, &named);
-            h.features
-                .insert("window".into(), human(*window).into());
-            q.retain(|e| e.ts > ev.ts);
-            if q.is_empty() {
-                st.windows.remove(&key);
-            }
+            h.features.insert("window".into(), human(*window).into());
             Some(h)
         }
         Logic::Consecutive {
@@ -209,7 +206,13 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
             }
             let q = st.marks.entry(key).or_default();
             let pos = q.partition_point(|m| m.ts <= ev.ts);
-            q.insert(pos, Mark { ts: ev.ts, id: ev.id.clone() });
+            q.insert(
+                pos,
+                Mark {
+                    ts: ev.ts,
+                    id: ev.id.clone(),
+                },
+            );
             while q.front().is_some_and(|m| m.ts <= ev.ts - within) {
                 q.pop_front();
             }
@@ -255,7 +258,13 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
             if is_first {
                 let q = st.marks.entry(key).or_default();
                 let pos = q.partition_point(|m| m.ts <= ev.ts);
-                q.insert(pos, Mark { ts: ev.ts, id: ev.id.clone() });
+                q.insert(
+                    pos,
+                    Mark {
+                        ts: ev.ts,
+                        id: ev.id.clone(),
+                    },
+                );
                 if q.len() > MAX_FIRSTS {
                     q.pop_front();
                 }
@@ -267,16 +276,35 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
 
 /// Format a duration the way rule files write it (`24h`, `10m`, `90s`).
 pub fn human(ms: Millis) -> String {
-    humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
+    const S: Millis = 1000;
+    const M: Millis = 60 * S;
+    const H: Millis = 60 * M;
+    const D: Millis = 24 * H;
+    match ms {
+        x if x >= 2 * D && x % D == 0 => format!("{}d", x / D),
+        x if x >= H && x % H == 0 => format!("{}h", x / H),
+        x if x >= M && x % M == 0 => format!("{}m", x / M),
+        x if x % S == 0 => format!("{}s", x / S),
+        x => format!("{x}ms"),
+    }
 }
 
-fn hit(rule: &Rule, ids: Vec<CompactString>, ev: &Event, f: &Features, named: &[(&str, Val)]) -> Hit {
+fn hit(
+    rule: &Rule,
+    ids: Vec<CompactString>,
+    ev: &Event,
+    f: &Features,
+    named: &[(&str, Val)],
+) -> Hit {
     let mut features = serde_json::Map::new();
     for (k, v) in named {
         features.insert((*k).to_string(), v.to_json());
     }
     for (k, v) in &rule.params {
         features.insert(k.clone(), v.val().to_json());
+    }
+    for t in &rule.tables {
+        features.insert(t.name.clone(), t.lookup(ev, f).to_json());
     }
     for field in &rule.reads {
         if !matches!(field, Field::Id | Field::Ts) {

@@ -84,6 +84,16 @@ pub enum ArOp {
     Mod,
 }
 
+impl Table {
+    /// The entry for this event's key field (or the default).
+    pub fn lookup<'a>(&'a self, ev: &'a Event, f: &'a Features) -> Val<'a> {
+        match self.key.read(ev, f) {
+            Val::Str(k) => self.values.get(k).unwrap_or(&self.default).val(),
+            _ => self.default.val(),
+        }
+    }
+}
+
 /// A compiled expression.
 #[derive(Debug, Clone)]
 pub enum Expr {
@@ -121,7 +131,9 @@ pub struct Scope<'s> {
 pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), String> {
     let (e, ty, names) = compile(src, scope)?;
     if ty != Some(Ty::Bool) {
-        return Err(format!("`{src}` must be a condition (true/false), not a value"));
+        return Err(format!(
+            "`{src}` must be a condition (true/false), not a value"
+        ));
     }
     Ok((e, names))
 }
@@ -130,9 +142,12 @@ pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), Str
 pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), String> {
     let tree: N = evalexpr::build_operator_tree(src).map_err(|e| format!("`{src}`: {e}"))?;
     let mut names = Vec::new();
-    let (e, ty) = Compiler { scope, names: &mut names }
-        .node(&tree)
-        .map_err(|e| format!("`{src}`: {e}"))?;
+    let (e, ty) = Compiler {
+        scope,
+        names: &mut names,
+    }
+    .node(&tree)
+    .map_err(|e| format!("`{src}`: {e}"))?;
     names.sort();
     names.dedup();
     Ok((e, ty, names))
@@ -212,7 +227,8 @@ impl Compiler<'_, '_> {
                 let (a, b) = check_cmp(a, ta, b, tb)?;
                 (Expr::Cmp(cmp, Box::new(a), Box::new(b)), Some(Ty::Bool))
             }
-            op @ (Operator::Add | Operator::Sub | Operator::Mul | Operator::Div | Operator::Mod) => {
+            op
+            @ (Operator::Add | Operator::Sub | Operator::Mul | Operator::Div | Operator::Mod) => {
                 let ar = match op {
                     Operator::Add => ArOp::Add,
                     Operator::Sub => ArOp::Sub,
@@ -426,10 +442,7 @@ impl Expr {
             Expr::Const(l) => l.val(),
             Expr::Field(f) => f.read(c.ev, c.f),
             Expr::Agg(i) => c.aggs.get(*i).copied().unwrap_or(Val::Null),
-            Expr::Table(t) => match t.key.read(c.ev, c.f) {
-                Val::Str(k) => t.values.get(k).unwrap_or(&t.default).val(),
-                _ => t.default.val(),
-            },
+            Expr::Table(t) => t.lookup(c.ev, c.f),
             Expr::Not(a) => Val::Bool(!a.test(c)),
             Expr::Neg(a) => match a.eval(c) {
                 Val::Int(i) => Val::Int(i.wrapping_neg()),

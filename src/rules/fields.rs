@@ -75,29 +75,104 @@ pub const FIELDS: &[(&str, Field, Ty, &str)] = &[
     ("ts", Field::Ts, Ty::Num, "event time, epoch ms"),
     ("type", Field::Type, Ty::Str, "message class"),
     ("card", Field::Card, Ty::Str, "card token"),
-    ("pan_masked", Field::PanMasked, Ty::Str, "first 6 / last 4 of the PAN"),
+    (
+        "pan_masked",
+        Field::PanMasked,
+        Ty::Str,
+        "first 6 / last 4 of the PAN",
+    ),
     ("terminal", Field::Terminal, Ty::Str, "terminal id"),
     ("merchant", Field::Merchant, Ty::Str, "merchant id"),
-    ("mcc", Field::Mcc, Ty::Num, "merchant category code (a number: mcc >= 3501)"),
+    (
+        "mcc",
+        Field::Mcc,
+        Ty::Num,
+        "merchant category code (a number: mcc >= 3501)",
+    ),
     ("amount", Field::Amount, Ty::Num, "amount in minor units"),
     ("currency", Field::Currency, Ty::Str, "ISO 4217 alpha-3"),
-    ("entry_mode", Field::EntryMode, Ty::Str, "how the card was read"),
+    (
+        "entry_mode",
+        Field::EntryMode,
+        Ty::Str,
+        "how the card was read",
+    ),
     ("pin", Field::Pin, Ty::Str, "PIN outcome"),
-    ("response_code", Field::ResponseCode, Ty::Str, "DE39 response code"),
+    (
+        "response_code",
+        Field::ResponseCode,
+        Ty::Str,
+        "DE39 response code",
+    ),
     ("auth_ref", Field::AuthRef, Ty::Str, "pre-auth reference"),
-    ("original_id", Field::OriginalId, Ty::Str, "reversed event id"),
+    (
+        "original_id",
+        Field::OriginalId,
+        Ty::Str,
+        "reversed event id",
+    ),
     ("batch", Field::Batch, Ty::Str, "terminal batch number"),
     ("qr_ref", Field::QrRef, Ty::Str, "QR payload / order id"),
-    ("approved", Field::Approved, Ty::Bool, "response_code == \"00\""),
-    ("financial", Field::Financial, Ty::Bool, "auth, preauth, completion, refund or transfer"),
-    ("preauth_found", Field::PreauthFound, Ty::Bool, "a pre-auth with this auth_ref is in the book"),
-    ("preauth_open", Field::PreauthOpen, Ty::Bool, "... and was neither completed, cancelled nor reversed"),
-    ("preauth_amount", Field::PreauthAmount, Ty::Num, "amount of that pre-auth"),
-    ("preauth_merchant", Field::PreauthMerchant, Ty::Str, "merchant of that pre-auth"),
-    ("preauth_age_h", Field::PreauthAgeH, Ty::Num, "hours since that pre-auth"),
-    ("qr_prior_payments", Field::QrPriorPayments, Ty::Num, "approved payments of this qr_ref before this event"),
-    ("terminal_signon_age_h", Field::TerminalSignonAgeH, Ty::Num, "hours since the terminal's last sign-on (null if none known)"),
-    ("terminal_signed_off", Field::TerminalSignedOff, Ty::Bool, "the terminal signed off after its last sign-on"),
+    (
+        "approved",
+        Field::Approved,
+        Ty::Bool,
+        "response_code == \"00\"",
+    ),
+    (
+        "financial",
+        Field::Financial,
+        Ty::Bool,
+        "auth, preauth, completion, refund or transfer",
+    ),
+    (
+        "preauth_found",
+        Field::PreauthFound,
+        Ty::Bool,
+        "a pre-auth with this auth_ref is in the book",
+    ),
+    (
+        "preauth_open",
+        Field::PreauthOpen,
+        Ty::Bool,
+        "... and was neither completed, cancelled nor reversed",
+    ),
+    (
+        "preauth_amount",
+        Field::PreauthAmount,
+        Ty::Num,
+        "amount of that pre-auth",
+    ),
+    (
+        "preauth_merchant",
+        Field::PreauthMerchant,
+        Ty::Str,
+        "merchant of that pre-auth",
+    ),
+    (
+        "preauth_age_h",
+        Field::PreauthAgeH,
+        Ty::Num,
+        "hours since that pre-auth",
+    ),
+    (
+        "qr_prior_payments",
+        Field::QrPriorPayments,
+        Ty::Num,
+        "approved payments of this qr_ref before this event",
+    ),
+    (
+        "terminal_signon_age_h",
+        Field::TerminalSignonAgeH,
+        Ty::Num,
+        "hours since the terminal's last sign-on (null if none known)",
+    ),
+    (
+        "terminal_signed_off",
+        Field::TerminalSignedOff,
+        Ty::Bool,
+        "the terminal signed off after its last sign-on",
+    ),
 ];
 
 impl Field {
@@ -155,11 +230,13 @@ impl Field {
             Field::PreauthFound => Val::Bool(f.preauth.is_some()),
             Field::PreauthOpen => Val::Bool(f.preauth.as_ref().is_some_and(|p| p.open)),
             Field::PreauthAmount => f.preauth.as_ref().map_or(Val::Null, |p| Val::Int(p.amount)),
-            Field::PreauthMerchant => f.preauth.as_ref().map_or(Val::Null, |p| Val::Str(&p.merchant)),
-            Field::PreauthAgeH => f
+            Field::PreauthMerchant => f
                 .preauth
                 .as_ref()
-                .map_or(Val::Null, |p| Val::Float((ev.ts - p.ts) as f64 / 3_600_000.0)),
+                .map_or(Val::Null, |p| Val::Str(&p.merchant)),
+            Field::PreauthAgeH => f.preauth.as_ref().map_or(Val::Null, |p| {
+                Val::Float((ev.ts - p.ts) as f64 / 3_600_000.0)
+            }),
             Field::QrPriorPayments => Val::Int(f.qr_prior_payments as i64),
             Field::TerminalSignonAgeH => f
                 .signon_ts

@@ -7,18 +7,23 @@
 //! pre-authorisation of a late completion or its terminal's sign-on, carries
 //! the scenario name as label. Attack cards are reserved around the attack
 //! window so normal traffic of the same card cannot blur the pattern.
+//! The pre-authorisation scenarios live in `attacks_preauth.rs`.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::benign::cancel;
+use super::attacks_preauth::{
+    cancel_cycling, completion_late, completion_over_tolerance, completion_without_preauth,
+    keyed_unusual_mcc,
+};
 use super::world::{between, purchase_amount, HOUR, MIN, ROGUE_TID_BASE};
 use super::{lbl, Ctx, EntryMode, EventType, PinStatus};
 
 /// Card-event type + entry/PIN used repeatedly below.
-const CHIP: (EntryMode, PinStatus) = (EntryMode::Chip, PinStatus::Entered);
-/// Margin reserved on attack cards around the attack window.
-const MARGIN: i64 = 4 * HOUR;
+pub(super) const CHIP: (EntryMode, PinStatus) = (EntryMode::Chip, PinStatus::Entered);
+/// Margin reserved on attack cards around the attack window: longer than the
+/// 24 h look-back of the card rules, so legit traffic of the card stays clear.
+pub(super) const MARGIN: i64 = 26 * HOUR;
 
 /// Number of instances of each scenario for this run.
 fn instances(ctx: &Ctx) -> usize {
@@ -27,7 +32,11 @@ fn instances(ctx: &Ctx) -> usize {
         return 0;
     }
     let base = cfg.attack_rate * cfg.cards as f64 * cfg.days as f64 / 10_000.0;
-    let min = if cfg.cards >= 200 && cfg.days >= 2 { 2 } else { 1 };
+    let min = if cfg.cards >= 200 && cfg.days >= 2 {
+        2
+    } else {
+        1
+    };
     (base.round() as usize).max(min)
 }
 
@@ -38,7 +47,8 @@ pub(crate) fn plan(ctx: &mut Ctx, rng: &mut ChaCha8Rng) {
     let mut rogue = 0u32;
     for s in lbl::PIN_CONSECUTIVE_WRONG..=lbl::QR_REPLAY {
         for i in 0..n {
-            let d = (((i as f64 + rng.gen::<f64>()) * days as f64 / n as f64) as i64).clamp(0, days - 1);
+            let d = (((i as f64 + rng.gen::<f64>()) * days as f64 / n as f64) as i64)
+                .clamp(0, days - 1);
             match s {
                 lbl::PIN_CONSECUTIVE_WRONG => consecutive_wrong(ctx, rng, d),
                 lbl::PIN_SPREAD_TERMINALS => spread_terminals(ctx, rng, d),
@@ -60,7 +70,7 @@ pub(crate) fn plan(ctx: &mut Ctx, rng: &mut ChaCha8Rng) {
 }
 
 /// Absolute time on day `d` between `from` and `to` (ms after midnight).
-fn at(ctx: &Ctx, rng: &mut ChaCha8Rng, d: i64, from: i64, to: i64) -> i64 {
+pub(super) fn at(ctx: &Ctx, rng: &mut ChaCha8Rng, d: i64, from: i64, to: i64) -> i64 {
     ctx.day_start(d) + between(rng, from, to)
 }
 
@@ -99,7 +109,11 @@ fn consecutive_wrong(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let n = rng.gen_range(3..=5);
     let nt = rng.gen_range(1..=3usize);
     // With 3 terminals keep them > 60 min apart so pin_spread_terminals stays quiet.
-    let gap = if nt == 3 { 31 * MIN..50 * MIN } else { 5 * MIN..40 * MIN };
+    let gap = if nt == 3 {
+        31 * MIN..50 * MIN
+    } else {
+        5 * MIN..40 * MIN
+    };
     let mut times = vec![at(ctx, rng, d, 8 * HOUR, 16 * HOUR)];
     for _ in 1..n {
         let last = times[times.len() - 1];
@@ -112,7 +126,11 @@ fn consecutive_wrong(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
         terms.push(t);
     }
     // Sometimes a contactless no-PIN approval sits between two wrong PINs.
-    let between_at = if rng.gen_bool(0.5) { rng.gen_range(1..n) } else { n };
+    let between_at = if rng.gen_bool(0.5) {
+        rng.gen_range(1..n)
+    } else {
+        n
+    };
     for k in 0..n {
         if k == between_at {
             let m = ctx.w.everyday_merchant(rng);
@@ -161,8 +179,15 @@ fn after_tries_exceeded(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let e = ctx.tx(t0, l, c, ta, amount).with_rc(first);
     ctx.push(e);
     let m = rng.gen_range(1..=3);
-    for (i, ts) in sorted_times(rng, t0, m, 3 * MIN, 115 * MIN).into_iter().enumerate() {
-        let t = if rng.gen_bool(0.6) { ta } else { pin_term(ctx, rng, ts, &[ta]) };
+    for (i, ts) in sorted_times(rng, t0, m, 3 * MIN, 115 * MIN)
+        .into_iter()
+        .enumerate()
+    {
+        let t = if rng.gen_bool(0.6) {
+            ta
+        } else {
+            pin_term(ctx, rng, ts, &[ta])
+        };
         if i == 0 && rng.gen_bool(0.3) {
             wrong(ctx, rng, ts, l, c, t);
         } else {
@@ -178,10 +203,17 @@ fn walkaway(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let c = ctx.pick_card(rng, t0, t0 + 30 * MIN, MARGIN);
     let m = ctx.w.everyday_merchant(rng);
     let t = ctx.w.term_of(m, rng);
-    let pin = if rng.gen_bool(0.5) { PinStatus::Timeout } else { PinStatus::Bypassed };
+    let pin = if rng.gen_bool(0.5) {
+        PinStatus::Timeout
+    } else {
+        PinStatus::Bypassed
+    };
     let rc = if rng.gen_bool(0.5) { "55" } else { "05" };
     let amount = purchase_amount(rng, ctx.w.merchants[m as usize].mcc);
-    let e = ctx.tx(t0, l, c, t, amount).with_mode(EntryMode::Chip, pin).with_rc(rc);
+    let e = ctx
+        .tx(t0, l, c, t, amount)
+        .with_mode(EntryMode::Chip, pin)
+        .with_rc(rc);
     let (tid, pan) = (e.tid, e.pan);
     ctx.push(e);
     if rc == "55" {
@@ -191,9 +223,16 @@ fn walkaway(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let m2 = ctx.w.everyday_merchant(rng);
     let t2 = ctx.w.term_of(m2, rng);
     let (mode, amt) = if rng.gen_bool(0.5) {
-        ((EntryMode::Contactless, PinStatus::Absent), rng.gen_range(5000..95_000))
+        (
+            (EntryMode::Contactless, PinStatus::Absent),
+            rng.gen_range(5000..95_000),
+        )
     } else {
-        let p = if rng.gen_bool(0.5) { PinStatus::Absent } else { PinStatus::Bypassed };
+        let p = if rng.gen_bool(0.5) {
+            PinStatus::Absent
+        } else {
+            PinStatus::Bypassed
+        };
         ((EntryMode::Magstripe, p), rng.gen_range(5000..90_000))
     };
     let e = ctx.tx(ts, l, c, t2, amt).with_mode(mode.0, mode.1);
@@ -206,7 +245,11 @@ fn bypass_over_limit(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let c = ctx.pick_card(rng, ts, ts, MARGIN);
     let m = ctx.w.merchant_with(&[5732, 5311, 5944, 5999], rng);
     let t = ctx.w.term_of(m, rng);
-    let entry = if rng.gen_bool(0.7) { EntryMode::Chip } else { EntryMode::Magstripe };
+    let entry = if rng.gen_bool(0.7) {
+        EntryMode::Chip
+    } else {
+        EntryMode::Magstripe
+    };
     let e = ctx.tx(ts, l, c, t, rng.gen_range(100_100..=800_000));
     ctx.push(e.with_mode(entry, PinStatus::Bypassed));
 }
@@ -224,147 +267,6 @@ fn contactless_split(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     }
 }
 
-/// Approved preauth at `t` with a fresh auth_ref; returns (auth_ref, amount).
-fn preauth(ctx: &mut Ctx, rng: &mut ChaCha8Rng, ts: i64, l: u8, c: u32, t: usize, mode: (EntryMode, PinStatus)) -> (u64, i64) {
-    let amount = rng.gen_range(500..=3000) * 100;
-    let a = ctx.new_auth_ref();
-    let e = ctx.tx(ts, l, c, t, amount).with_kind(EventType::Preauth).with_mode(mode.0, mode.1);
-    ctx.push(e.with_auth(a));
-    (a, amount)
-}
-
-/// Completion of auth_ref `a` at terminal `t`; reserves the card around it.
-fn completion(ctx: &mut Ctx, ts: i64, l: u8, c: u32, t: usize, (a, amount): (u64, i64), entry: EntryMode) {
-    ctx.block(c, ts - 3 * HOUR, ts + 3 * HOUR);
-    let e = ctx.tx(ts, l, c, t, amount).with_kind(EventType::Completion).with_mode(entry, PinStatus::Absent);
-    ctx.push(e.with_auth(a));
-}
-
-fn hotel_mode(rng: &mut ChaCha8Rng) -> (EntryMode, PinStatus) {
-    if rng.gen_bool(0.4) {
-        (EntryMode::Manual, PinStatus::Absent)
-    } else {
-        CHIP
-    }
-}
-
-fn keyed_unusual_mcc(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
-    let l = lbl::PREAUTH_KEYED_UNUSUAL_MCC;
-    let ts = at(ctx, rng, d, 8 * HOUR, 22 * HOUR);
-    let c = ctx.pick_card(rng, ts, ts, MARGIN);
-    let m = ctx.w.merchant_with(&[5732, 5944, 5999], rng);
-    let t = ctx.w.term_of(m, rng);
-    let entry = if rng.gen_bool(0.6) { EntryMode::Manual } else { EntryMode::Ecom };
-    let amount = rng.gen_range(2000..=20_000) * 100;
-    let a = ctx.new_auth_ref();
-    let e = ctx.tx(ts, l, c, t, amount).with_kind(EventType::Preauth).with_mode(entry, PinStatus::Absent);
-    ctx.push(e.with_auth(a));
-    if rng.gen_bool(0.5) {
-        let cd = d + rng.gen_range(1..=2);
-        let cts = at(ctx, rng, cd, 9 * HOUR, 21 * HOUR);
-        completion(ctx, cts, l, c, t, (a, amount), entry);
-    }
-}
-
-/// Day for a preauth whose completion follows 1-3 days later, and that day.
-fn two_days(ctx: &Ctx, rng: &mut ChaCha8Rng, d: i64) -> (i64, i64) {
-    let days = ctx.cfg.days as i64;
-    if days < 2 {
-        return (0, 0);
-    }
-    let p = d.min(days - 2);
-    (p, (p + rng.gen_range(1..=3)).min(days - 1))
-}
-
-fn completion_without_preauth(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
-    let l = lbl::COMPLETION_WITHOUT_PREAUTH;
-    let hotels = [7011, 7512];
-    if ctx.cfg.days >= 2 && rng.gen_bool(0.5) {
-        // Real preauth, completed at a different merchant.
-        let (p, cd) = two_days(ctx, rng, d);
-        let ts = at(ctx, rng, p, 8 * HOUR, 21 * HOUR);
-        let c = ctx.pick_card(rng, ts, ts, MARGIN);
-        let m = ctx.w.merchant_with(&hotels, rng);
-        let t = ctx.w.term_of(m, rng);
-        let mode = hotel_mode(rng);
-        let (a, amount) = preauth(ctx, rng, ts, l, c, t, mode);
-        let mut m2 = ctx.w.merchant_with(&hotels, rng);
-        for _ in 0..10 {
-            if m2 != m {
-                break;
-            }
-            m2 = rng.gen_range(0..ctx.w.merchants.len()) as u32;
-        }
-        let t2 = ctx.w.term_of(m2, rng);
-        let cts = at(ctx, rng, cd, 9 * HOUR, 21 * HOUR).max(ts + HOUR);
-        completion(ctx, cts, l, c, t2, (a, amount * rng.gen_range(95..=105) / 100), mode.0);
-    } else {
-        // Completion referencing an auth_ref that was never pre-authorised.
-        let ts = at(ctx, rng, d, 8 * HOUR, 22 * HOUR);
-        let c = ctx.pick_card(rng, ts, ts, MARGIN);
-        let m = ctx.w.merchant_with(&hotels, rng);
-        let t = ctx.w.term_of(m, rng);
-        let a = ctx.new_auth_ref();
-        let entry = hotel_mode(rng).0;
-        completion(ctx, ts, l, c, t, (a, rng.gen_range(500..=5000) * 100), entry);
-    }
-}
-
-fn completion_over_tolerance(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
-    let l = lbl::COMPLETION_OVER_TOLERANCE;
-    let (p, cd) = two_days(ctx, rng, d);
-    let ts = at(ctx, rng, p, 8 * HOUR, 12 * HOUR);
-    let c = ctx.pick_card(rng, ts, ts, MARGIN);
-    let m = ctx.w.merchant_with(&[7011, 7512], rng);
-    let t = ctx.w.term_of(m, rng);
-    let mode = hotel_mode(rng);
-    let (a, amount) = preauth(ctx, rng, ts, l, c, t, mode);
-    let cts = if cd > p { at(ctx, rng, cd, 9 * HOUR, 21 * HOUR) } else { ts + rng.gen_range(3 * HOUR..6 * HOUR) };
-    completion(ctx, cts, l, c, t, (a, amount * rng.gen_range(125..=160) / 100), mode.0);
-}
-
-fn completion_late(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
-    let l = lbl::COMPLETION_LATE;
-    let days = ctx.cfg.days as i64;
-    let (p, cd) = if days >= 32 {
-        let gap = rng.gen_range(31..=days.min(41) - 1);
-        let p = rng.gen_range(0..=days - 1 - gap);
-        (p, p + gap)
-    } else {
-        (d - rng.gen_range(31..=40), d)
-    };
-    let ts = at(ctx, rng, p, 9 * HOUR, 21 * HOUR);
-    let c = ctx.pick_card(rng, ts, ts, MARGIN);
-    let m = ctx.w.merchant_with(&[7011, 7512], rng);
-    let t = ctx.w.term_of(m, rng);
-    if p < 0 {
-        // Before the simulated period: emit the terminal's sign-on too.
-        let on = ctx.day_start(p) + 5 * HOUR + rng.gen_range(0..HOUR);
-        let mut e = ctx.new_ev(on, EventType::SignOn, l);
-        e.tid = ctx.w.terms[t].tid;
-        e.batch = ctx.batch(t, p);
-        ctx.push(e.with_rc("00"));
-    }
-    let mode = hotel_mode(rng);
-    let (a, amount) = preauth(ctx, rng, ts, l, c, t, mode);
-    let cts = at(ctx, rng, cd, 9 * HOUR, 21 * HOUR);
-    completion(ctx, cts, l, c, t, (a, amount * rng.gen_range(90..=110) / 100), mode.0);
-}
-
-fn cancel_cycling(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
-    let l = lbl::PREAUTH_CANCEL_CYCLING;
-    let mut ts = at(ctx, rng, d, 8 * HOUR, 10 * HOUR);
-    let c = ctx.pick_card(rng, ts, ts + 12 * HOUR, MARGIN);
-    let m = if rng.gen_bool(0.7) { ctx.w.merchant_with(&[7011, 7512], rng) } else { ctx.w.everyday_merchant(rng) };
-    let t = ctx.w.term_of(m, rng);
-    let mode = hotel_mode(rng);
-    for _ in 0..rng.gen_range(3..=4) {
-        let (a, amount) = preauth(ctx, rng, ts, l, c, t, mode);
-        cancel(ctx, ts + rng.gen_range(2 * MIN..30 * MIN), l, c, t, amount, a);
-        ts += rng.gen_range(30 * MIN..150 * MIN);
-    }
-}
-
 fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
     let l = lbl::TERMINAL_NOT_SIGNED_ON;
     let days = ctx.cfg.days as i64;
@@ -373,13 +275,16 @@ fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
         // A terminal that signed off at ~23:30 keeps transacting before its
         // next sign-on at 05:00.
         let nt = ctx.w.terms.len();
-        let cand = (0..50).map(|_| rng.gen_range(0..nt)).find(|&t| ctx.w.terms[t].signs_off);
+        let cand = (0..50)
+            .map(|_| rng.gen_range(0..nt))
+            .find(|&t| ctx.w.terms[t].signs_off);
         if let Some(t) = cand {
             let night = d.min(days - 2) + 1;
             let ds = ctx.day_start(night);
             for ts in sorted_times(rng, ds, k, 10 * MIN, 4 * HOUR + 30 * MIN) {
                 let c = ctx.pick_card(rng, ts, ts, MARGIN);
-                let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
+                let amount =
+                    purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
                 let e = ctx.tx(ts, l, c, t, amount);
                 ctx.push(e);
             }
@@ -390,7 +295,10 @@ fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
     let tid = ROGUE_TID_BASE + *rogue;
     *rogue += 1;
     let m = ctx.w.everyday_merchant(rng);
-    let (mid, mcc) = (ctx.w.merchants[m as usize].mid, ctx.w.merchants[m as usize].mcc);
+    let (mid, mcc) = (
+        ctx.w.merchants[m as usize].mid,
+        ctx.w.merchants[m as usize].mcc,
+    );
     let t0 = at(ctx, rng, d, 8 * HOUR, 20 * HOUR);
     for ts in sorted_times(rng, t0, k, 0, 2 * HOUR) {
         let c = ctx.pick_card(rng, ts, ts, MARGIN);
@@ -399,7 +307,10 @@ fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
         e.tid = tid;
         e.mid = mid;
         e.mcc = mcc;
-        let e = e.with_amount(purchase_amount(rng, mcc)).with_mode(CHIP.0, CHIP.1).with_rc("00");
+        let e = e
+            .with_amount(purchase_amount(rng, mcc))
+            .with_mode(CHIP.0, CHIP.1)
+            .with_rc("00");
         ctx.push(e);
     }
 }
@@ -415,9 +326,15 @@ fn qr_replay(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let mut times = sorted_times(rng, t0, replays, 2 * MIN, 3 * HOUR);
     times.insert(0, t0);
     for (i, ts) in times.into_iter().enumerate() {
-        let card = if i > 0 && rng.gen_bool(0.5) { ctx.pick_card(rng, ts, ts, MARGIN) } else { c };
+        let card = if i > 0 && rng.gen_bool(0.5) {
+            ctx.pick_card(rng, ts, ts, MARGIN)
+        } else {
+            c
+        };
         let t = ctx.w.term_of(m, rng);
-        let e = ctx.tx(ts, l, card, t, amount).with_mode(EntryMode::Qr, PinStatus::Absent);
+        let e = ctx
+            .tx(ts, l, card, t, amount)
+            .with_mode(EntryMode::Qr, PinStatus::Absent);
         ctx.push(e.with_qr(q));
     }
 }

@@ -129,13 +129,21 @@ fn card_tx(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, ts: i64, preauth
     }
     let amount = purchase_amount(rng, mcc);
     let r: f64 = rng.gen();
-    let (qr_p, cl_p) = if mcc == 4121 { (0.5, 0.3) } else { (0.25, 0.33) };
+    let (qr_p, cl_p) = if mcc == 4121 {
+        (0.5, 0.3)
+    } else {
+        (0.25, 0.33)
+    };
     let mut e = ctx.tx(ts, L, c, t, amount);
     if r < qr_p {
         let q = ctx.new_qr();
         e = e.with_mode(EntryMode::Qr, PinStatus::Absent).with_qr(q);
     } else if r < qr_p + cl_p {
-        let pin = if amount < 100_000 { PinStatus::Absent } else { PinStatus::Entered };
+        let pin = if amount < 100_000 {
+            PinStatus::Absent
+        } else {
+            PinStatus::Entered
+        };
         e = e.with_mode(EntryMode::Contactless, pin);
     } else if r < 0.97 {
         if rng.gen_bool(0.003) {
@@ -168,9 +176,11 @@ fn card_tx(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, ts: i64, preauth
         let rts = ctx.day_start(dd) + between(rng, 8 * HOUR, 22 * HOUR);
         let rt = ctx.w.term_of(m, rng);
         let ramt = (amount * rng.gen_range(30..=100) / 100).max(1);
-        let mut r = ctx.tx(rts, L, c, rt, ramt).with_kind(EventType::Refund);
-        r.pin = None;
-        ctx.push(r);
+        if follow_up_ok(ctx, c, rts) {
+            let mut r = ctx.tx(rts, L, c, rt, ramt).with_kind(EventType::Refund);
+            r.pin = None;
+            ctx.push(r);
+        }
     }
     ctx.push(e);
 }
@@ -185,27 +195,53 @@ fn preauth_flow(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, t: usize, t
         (EntryMode::Chip, PinStatus::Entered)
     };
     let a = ctx.new_auth_ref();
-    let e = ctx.tx(ts, L, c, t, amount).with_kind(EventType::Preauth).with_mode(entry, pin).with_auth(a);
+    let e = ctx
+        .tx(ts, L, c, t, amount)
+        .with_kind(EventType::Preauth)
+        .with_mode(entry, pin)
+        .with_auth(a);
     ctx.push(e);
     let r: f64 = rng.gen();
     if r < 0.88 {
         let dd = d + rng.gen_range(1..=5);
         let cts = ctx.day_start(dd) + between(rng, 8 * HOUR, 22 * HOUR);
         let camt = amount * rng.gen_range(90..=110) / 100;
-        let e = ctx.tx(cts, L, c, t, camt).with_kind(EventType::Completion).with_mode(entry, PinStatus::Absent);
+        if !follow_up_ok(ctx, c, cts) {
+            return; // the pre-auth simply expires
+        }
+        let e = ctx
+            .tx(cts, L, c, t, camt)
+            .with_kind(EventType::Completion)
+            .with_mode(entry, PinStatus::Absent);
         ctx.push(e.with_auth(a));
     } else if r < 0.96 {
         let mut cts = ts + rng.gen_range(HOUR..6 * HOUR);
         if cts > ctx.day_start(d) + 22 * HOUR + 55 * MIN {
             cts = ctx.day_start(d + 1) + between(rng, 9 * HOUR, 12 * HOUR);
         }
-        cancel(ctx, cts, L, c, t, amount, a);
+        if follow_up_ok(ctx, c, cts) {
+            cancel(ctx, cts, L, c, t, amount, a);
+        }
     }
+}
+
+/// A scheduled legit follow-up (refund, completion, cancel) of card `c` at
+/// `ts` is kept only away from reserved windows, and then reserves ±1 h
+/// itself so no look-alike or no-PIN sequence lands next to it.
+fn follow_up_ok(ctx: &mut Ctx, c: u32, ts: i64) -> bool {
+    if ctx.blocked(c, ts - HOUR, ts + HOUR) {
+        return false;
+    }
+    ctx.block(c, ts - HOUR, ts + HOUR);
+    true
 }
 
 /// A preauth_cancel of auth_ref `a` (shared with the attack generator).
 pub(crate) fn cancel(ctx: &mut Ctx, ts: i64, label: u8, c: u32, t: usize, amount: i64, a: u64) {
-    let mut e = ctx.tx(ts, label, c, t, amount).with_kind(EventType::PreauthCancel).with_auth(a);
+    let mut e = ctx
+        .tx(ts, label, c, t, amount)
+        .with_kind(EventType::PreauthCancel)
+        .with_auth(a);
     e.entry = None;
     e.pin = None;
     ctx.push(e);
@@ -222,7 +258,9 @@ fn late_sign_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, t: usize) {
     let on = ctx.day_start(d) + 6 * HOUR + 45 * MIN + rng.gen_range(0..8 * MIN);
     let c = free_card(ctx, rng, on, HOUR);
     let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
-    let mut e = ctx.tx(on - rng.gen_range(60 * SEC..240 * SEC), L, c, t, amount).with_rc("77");
+    let mut e = ctx
+        .tx(on - rng.gen_range(60 * SEC..240 * SEC), L, c, t, amount)
+        .with_rc("77");
     e.batch = if d > 0 { ctx.batch(t, d - 1) } else { 0 };
     ctx.push(e);
     let (tid, batch) = (ctx.w.terms[t].tid, ctx.batch(t, d));
@@ -298,7 +336,9 @@ fn small_taps(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let mut at = ts;
     for _ in 0..rng.gen_range(2..=4) {
         let amount = rng.gen_range(1500..=4000);
-        let e = ctx.tx(at, L, c, t, amount).with_mode(EntryMode::Contactless, PinStatus::Absent);
+        let e = ctx
+            .tx(at, L, c, t, amount)
+            .with_mode(EntryMode::Contactless, PinStatus::Absent);
         ctx.push(e);
         at += rng.gen_range(MIN..3 * MIN);
     }
@@ -311,7 +351,10 @@ fn pin_timeout_retry(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let m = ctx.w.everyday_merchant(rng);
     let t = ctx.w.term_of(m, rng);
     let amount = purchase_amount(rng, ctx.w.merchants[m as usize].mcc);
-    let e = ctx.tx(ts, L, c, t, amount).with_mode(EntryMode::Chip, PinStatus::Timeout).with_rc("05");
+    let e = ctx
+        .tx(ts, L, c, t, amount)
+        .with_mode(EntryMode::Chip, PinStatus::Timeout)
+        .with_rc("05");
     ctx.push(e);
     let e = ctx.tx(ts + rng.gen_range(30 * SEC..120 * SEC), L, c, t, amount);
     ctx.push(e);
@@ -324,7 +367,9 @@ fn small_bypass(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let m = ctx.w.everyday_merchant(rng);
     let t = ctx.w.term_of(m, rng);
     let amount = rng.gen_range(1000..=90_000);
-    let e = ctx.tx(ts, L, c, t, amount).with_mode(EntryMode::Chip, PinStatus::Bypassed);
+    let e = ctx
+        .tx(ts, L, c, t, amount)
+        .with_mode(EntryMode::Chip, PinStatus::Bypassed);
     ctx.push(e);
 }
 
@@ -336,7 +381,10 @@ fn booking_change(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let t = ctx.w.term_of(m, rng);
     let amount = rng.gen_range(500..=3000) * 100;
     let a = ctx.new_auth_ref();
-    let e = ctx.tx(ts, L, c, t, amount).with_kind(EventType::Preauth).with_auth(a);
+    let e = ctx
+        .tx(ts, L, c, t, amount)
+        .with_kind(EventType::Preauth)
+        .with_auth(a);
     ctx.push(e);
     let cts = ts + rng.gen_range(HOUR..6 * HOUR);
     cancel(ctx, cts, L, c, t, amount, a);

@@ -105,15 +105,17 @@ impl World {
                 i
             } else {
                 let mut r = rng.gen_range(0..total_w);
-                MCC_MIX.iter().position(|m| {
-                    if r < m.1 {
-                        true
-                    } else {
-                        r -= m.1;
-                        false
-                    }
-                })
-                .unwrap_or(0)
+                MCC_MIX
+                    .iter()
+                    .position(|m| {
+                        if r < m.1 {
+                            true
+                        } else {
+                            r -= m.1;
+                            false
+                        }
+                    })
+                    .unwrap_or(0)
             };
             let mcc = MCC_MIX[mi].0;
             let want = match rng.gen_range(0..100) {
@@ -125,7 +127,10 @@ impl World {
             };
             let count = want.min(n_terms - terms.len()) as u32;
             let area = 1000 + (i as u64 / 10_000) % 9000;
-            let mid = 898 * 1_000_000_000_000 + area * 100_000_000 + mcc as u64 * 10_000 + i as u64 % 10_000;
+            let mid = 898 * 1_000_000_000_000
+                + area * 100_000_000
+                + mcc as u64 * 10_000
+                + i as u64 % 10_000;
             let start = terms.len() as u32;
             for _ in 0..count {
                 terms.push(Terminal {
@@ -135,7 +140,12 @@ impl World {
                     signs_off: rng.gen_bool(0.3),
                 });
             }
-            merchants.push(Merchant { mid, mcc, term_start: start, term_count: count });
+            merchants.push(Merchant {
+                mid,
+                mcc,
+                term_start: start,
+                term_count: count,
+            });
             by_mcc[mi].push(i as u32);
             if mcc != 7011 && mcc != 7512 {
                 everyday.push(i as u32);
@@ -151,7 +161,7 @@ impl World {
             let k = len - 7; // account digits between BIN and check digit
             let modulus = 10u64.pow(k);
             // Multiplier coprime with 10: a bijection on the account space.
-            let acct = (c as u64 * 1_000_003 + acct_off) % modulus;
+            let acct = (c as u64 * 2_654_435_761 + acct_off) % modulus;
             let body = bin * modulus + acct;
             let pan = body * 10 + luhn_digit(body);
             let mut home = [0u32; 3];
@@ -160,9 +170,19 @@ impl World {
             }
             let z = normal(rng);
             let activity = (0.6 * z - 0.18).exp() as f32; // log-normal, mean ~1
-            cv.push(Card { pan, home, activity });
+            cv.push(Card {
+                pan,
+                home,
+                activity,
+            });
         }
-        World { cards: cv, merchants, terms, everyday, by_mcc }
+        World {
+            cards: cv,
+            merchants,
+            terms,
+            everyday,
+            by_mcc,
+        }
     }
 
     /// A random terminal index of merchant `m`.

@@ -42,9 +42,15 @@ impl Batch {
         let mut cols = Vec::with_capacity(FIELDS.len());
         for (i, name) in FIELDS.iter().enumerate() {
             if *name == "amount" {
-                cols.push(Column::new((*name).into(), std::mem::take(&mut self.amount)));
+                cols.push(Column::new(
+                    (*name).into(),
+                    std::mem::take(&mut self.amount),
+                ));
             } else {
-                cols.push(Column::new((*name).into(), std::mem::take(&mut self.text[i])));
+                cols.push(Column::new(
+                    (*name).into(),
+                    std::mem::take(&mut self.text[i]),
+                ));
             }
         }
         Ok(DataFrame::new(height, cols)?)
@@ -55,7 +61,11 @@ fn schema() -> Schema {
     FIELDS
         .iter()
         .map(|n| {
-            let dt = if *n == "amount" { DataType::Int64 } else { DataType::String };
+            let dt = if *n == "amount" {
+                DataType::Int64
+            } else {
+                DataType::String
+            };
             Field::new((*n).into(), dt)
         })
         .collect()

@@ -31,7 +31,9 @@ pub struct Evaluator {
 
 impl Evaluator {
     pub fn observe_event(&mut self, ev: &Event) {
-        let Some(label) = ev.label.as_ref() else { return };
+        let Some(label) = ev.label.as_ref() else {
+            return;
+        };
         self.labelled = true;
         if label == "legit" {
             return;
@@ -87,7 +89,10 @@ impl Evaluator {
         let benign_lockouts = self
             .lock_events
             .iter()
-            .filter(|ids| !ids.iter().any(|id| self.attack_events.contains_key(id.as_str())))
+            .filter(|ids| {
+                !ids.iter()
+                    .any(|id| self.attack_events.contains_key(id.as_str()))
+            })
             .count() as u64;
         Some(Evaluation {
             per_rule,
@@ -139,7 +144,12 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(inputs: Vec<String>, digest: String, stats: &Stats, rejects: BTreeMap<String, u64>) -> Self {
+    pub fn new(
+        inputs: Vec<String>,
+        digest: String,
+        stats: &Stats,
+        rejects: BTreeMap<String, u64>,
+    ) -> Self {
         Self {
             inputs,
             rules_digest: digest,

@@ -31,7 +31,11 @@ impl JsonlSource {
         } else {
             Box::new(BufReader::with_capacity(1 << 20, f))
         };
-        Ok(Self::from_reader(reader, path.display().to_string(), decoder))
+        Ok(Self::from_reader(
+            reader,
+            path.display().to_string(),
+            decoder,
+        ))
     }
 
     pub fn from_reader(reader: Box<dyn BufRead + Send>, name: String, decoder: Decoder) -> Self {
@@ -54,7 +58,10 @@ impl Iterator for JsonlSource {
             self.buf.clear();
             // Cap how much one line may hold in memory: read at most limit+1 bytes of it.
             let limit = (MAX_RECORD_BYTES + 1) as u64;
-            let n = match (&mut self.reader).take(limit).read_until(b'\n', &mut self.buf) {
+            let n = match (&mut self.reader)
+                .take(limit)
+                .read_until(b'\n', &mut self.buf)
+            {
                 Ok(0) => return None,
                 Ok(n) => n,
                 Err(e) => {
@@ -93,7 +100,11 @@ impl Iterator for JsonlSource {
                 Ok(ev) => Item::Event(ev),
                 Err(err) => {
                     let shown = &rec[..rec.len().min(4096)];
-                    Item::Reject(Reject::new(format!("{}:{}", self.name, self.line), &err, shown))
+                    Item::Reject(Reject::new(
+                        format!("{}:{}", self.name, self.line),
+                        &err,
+                        shown,
+                    ))
                 }
             });
         }

@@ -89,7 +89,8 @@ impl Iterator for TableSource {
     fn next(&mut self) -> Option<Item> {
         if self.ready.is_empty() && self.offset < self.df.height() {
             if let Err(e) = self.fill() {
-                let err = crate::decode::DecodeError::MalformedJson(format!("unreadable rows: {e}"));
+                let err =
+                    crate::decode::DecodeError::MalformedJson(format!("unreadable rows: {e}"));
                 self.offset = self.df.height();
                 return Some(Item::Reject(Reject::new(self.name.clone(), &err, b"")));
             }

@@ -132,7 +132,11 @@ impl Books {
             ev.kind,
             EventType::Completion | EventType::PreauthCancel | EventType::Reversal
         ) {
-            if let Some(p) = ev.auth_ref.as_deref().and_then(|r| self.preauths.get(&key_hash(r))) {
+            if let Some(p) = ev
+                .auth_ref
+                .as_deref()
+                .and_then(|r| self.preauths.get(&key_hash(r)))
+            {
                 f.preauth = Some(p.view());
                 f.related.push(p.id.clone());
             }
@@ -180,7 +184,11 @@ impl Books {
             EventType::Completion | EventType::PreauthCancel | EventType::Reversal
                 if ev.approved() || ev.response_code.is_none() =>
             {
-                if let Some(p) = ev.auth_ref.as_deref().and_then(|r| self.preauths.get_mut(&key_hash(r))) {
+                if let Some(p) = ev
+                    .auth_ref
+                    .as_deref()
+                    .and_then(|r| self.preauths.get_mut(&key_hash(r)))
+                {
                     p.closed = true;
                     p.last_seen = p.last_seen.max(ev.ts);
                 }
