@@ -1,1 +1,160 @@
-fn main() {}
+//! Replay benchmark (`cargo bench --bench replay`; not a timed test).
+//!
+//! Generates simulated traffic once (cached under `$SWITCHGUARD_BENCH_DIR`, default
+//! `target/bench-data`), then reports, single-threaded:
+//! - decode only (JSONL read + parse + validate + tokenise), events/s;
+//! - engine only (pre-decoded events through the pipeline and the default rulepack), events/s;
+//! - full replay of JSONL and of Parquet (the `replay` command's code path), events/s;
+//! - state memory per active card (heap growth while the engine holds its state / cards).
+//!
+//! Sizes: `SWITCHGUARD_BENCH_CARDS` (default 100000), `SWITCHGUARD_BENCH_DAYS` (default 33,
+//! which gives ~5.75M events at 100k cards).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use switchguard::app::replay;
+use switchguard::decision::Decisions;
+use switchguard::decode::{Decoder, Tokenizer};
+use switchguard::engine::{Engine, EngineConfig, Pipeline};
+use switchguard::rules::RulePack;
+use switchguard::sim::SimConfig;
+use switchguard::source::{Item, JsonlSource};
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn rss_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let cards = env("SWITCHGUARD_BENCH_CARDS", 100_000);
+    let days = env("SWITCHGUARD_BENCH_DAYS", 33) as u32;
+    let dir = PathBuf::from(
+        std::env::var("SWITCHGUARD_BENCH_DIR").unwrap_or_else(|_| "target/bench-data".into()),
+    );
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = SimConfig {
+        cards,
+        days,
+        terminals: (cards / 5).max(100),
+        ..SimConfig::default()
+    };
+    let jsonl = dir.join(format!("sim-{cards}-{days}.jsonl"));
+    let parquet = dir.join(format!("sim-{cards}-{days}.parquet"));
+    if !jsonl.exists() {
+        let t = Instant::now();
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&jsonl).unwrap());
+        let n = switchguard::sim::write_jsonl(&cfg, &mut w).unwrap();
+        println!("generated {n} events in {:.1}s", t.elapsed().as_secs_f64());
+    }
+    if !parquet.exists() {
+        switchguard::sink::parquet::write_sim(&cfg, std::fs::File::create(&parquet).unwrap())
+            .unwrap();
+    }
+    let pack = Arc::new(RulePack::load_dir(&PathBuf::from("rules")).unwrap());
+    let bytes = std::fs::metadata(&jsonl).unwrap().len();
+    println!(
+        "input: {} ({:.0} MB), {cards} cards, {days} days",
+        jsonl.display(),
+        bytes as f64 / 1e6
+    );
+
+    // 1. Decode only (read + parse + validate + tokenise), one thread.
+    let t = Instant::now();
+    let mut n = 0usize;
+    let mut active = std::collections::HashSet::new();
+    for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
+        if let Item::Event(e) = item {
+            n += 1;
+            if let Some(c) = e.card {
+                active.insert(c);
+            }
+        }
+    }
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "decode only:   {:>10.0} events/s  ({n} events, {dt:.2}s, one thread)",
+        n as f64 / dt
+    );
+
+    // 2. State memory: stream the file through a fresh pipeline, RSS growth / active cards.
+    let before = rss_kib();
+    let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
+    let mut d = Decisions::default();
+    for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
+        if let Item::Event(e) = item {
+            p.push(e, &mut d);
+            d.clear();
+        }
+    }
+    let held = rss_kib().saturating_sub(before) as f64 * 1024.0;
+    println!(
+        "state: {:?}; {} active cards; RSS growth {:.1} MB = {:.0} bytes per active card",
+        p.engine().state_sizes(),
+        active.len(),
+        held / 1e6,
+        held / active.len().max(1) as f64
+    );
+    drop(p);
+
+    // 3. Engine only (pre-decoded events, first 2M), one thread.
+    let mut events: Vec<_> = JsonlSource::open(&jsonl, Decoder::default())
+        .unwrap()
+        .filter_map(|i| match i {
+            Item::Event(e) => Some(e),
+            _ => None,
+        })
+        .take(2_000_000)
+        .collect();
+    let n = events.len();
+    let t = Instant::now();
+    let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
+    let mut alerts = 0usize;
+    for e in events.drain(..) {
+        p.push(e, &mut d);
+        alerts += d.alerts.len();
+        d.clear();
+    }
+    p.flush(&mut d);
+    let dt = t.elapsed().as_secs_f64();
+    println!(
+        "engine only:   {:>10.0} events/s  ({n} events, {alerts} alerts, {dt:.2}s, one thread)",
+        n as f64 / dt
+    );
+    drop(p);
+
+    // 4. Full replay (reader thread + engine thread), JSONL and Parquet.
+    for input in [&jsonl, &parquet] {
+        let out = dir.join("out");
+        let t = Instant::now();
+        let r = replay::run(
+            std::slice::from_ref(input),
+            pack.clone(),
+            EngineConfig::default(),
+            Tokenizer::default(),
+            &out,
+            false,
+        )
+        .unwrap();
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "replay {:>8}: {:>10.0} events/s  ({} events, {} alerts, {} lockouts, {dt:.2}s)",
+            input.extension().unwrap().to_string_lossy(),
+            r.events as f64 / dt,
+            r.events,
+            r.alerts,
+            r.lockouts
+        );
+    }
+}

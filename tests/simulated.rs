@@ -40,7 +40,7 @@ fn replay_of_simulated_traffic_catches_every_attack_and_locks_no_benign_card() {
 
     let out = dir.path().join("out");
     let report = replay::run(
-        &[input.clone()],
+        std::slice::from_ref(&input),
         default_pack(),
         EngineConfig::default(),
         Tokenizer::default(),

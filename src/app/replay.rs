@@ -16,6 +16,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Items handed from the reader thread to the engine at a time.
+const BATCH: usize = 1024;
+
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
     /// Input files: JSONL (optionally gzip), CSV, Parquet. Several files are merged by event time.
@@ -83,7 +86,24 @@ pub fn run(
     let mut rejects: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
     let mut n: u64 = 0;
-    for item in MergedSource::new(sources) {
+    // Decoding runs on a reader thread, the engine on this one; batches keep the hand-over
+    // cheap and the order exact.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+    let reader = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        for item in MergedSource::new(sources) {
+            batch.push(item);
+            if batch.len() == BATCH
+                && tx
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(batch);
+    });
+    for item in rx.into_iter().flatten() {
         match item {
             Item::Event(ev) => {
                 eval.observe_event(&ev);
@@ -100,10 +120,13 @@ pub fn run(
             d.clear();
         }
         n += 1;
-        if n % 65_536 == 0 {
+        if n.is_multiple_of(65_536) {
             bar.set_position(n);
         }
     }
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     pipeline.flush(&mut d);
     sink.write(&d)?;
     eval.observe_decisions(&d);

@@ -69,6 +69,8 @@ pub struct Engine {
     /// Newest event time processed.
     clock: Millis,
     next_sweep: Millis,
+    /// Per rule: event time of its next state sweep.
+    rule_sweep: Vec<Millis>,
 }
 
 impl Engine {
@@ -84,6 +86,7 @@ impl Engine {
             cfg,
             clock: Millis::MIN,
             next_sweep: Millis::MIN,
+            rule_sweep: vec![Millis::MIN; n],
         }
     }
 
@@ -111,7 +114,11 @@ impl Engine {
         }
         self.stats.count_event(ev);
         self.books.features(ev, &mut self.feat);
+        let type_bit = 1u16 << ev.kind as u16;
         for (i, rule) in self.pack.rules.iter().enumerate() {
+            if rule.types & type_bit == 0 {
+                continue;
+            }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
                 let outcome = decide(rule, hit, ev, &self.feat, &mut self.locks, out);
                 let rs = &mut self.stats.rules[i];
@@ -141,8 +148,12 @@ impl Engine {
         if self.next_sweep != Millis::MIN {
             self.books.evict(now);
             self.locks.evict(now);
-            for (rule, st) in self.pack.rules.iter().zip(self.rule_state.iter_mut()) {
-                st.evict(now, exec::horizon(rule) + self.cfg.allowed_lateness);
+            for (i, rule) in self.pack.rules.iter().enumerate() {
+                let horizon = exec::horizon(rule) + self.cfg.allowed_lateness;
+                if now >= self.rule_sweep[i] {
+                    self.rule_state[i].evict(now, horizon);
+                    self.rule_sweep[i] = now + crate::state::sweep_interval(horizon);
+                }
             }
         }
         self.next_sweep = now + self.cfg.sweep_every;
@@ -225,6 +236,7 @@ impl Engine {
             .iter()
             .map(|r| old.remove(r.id.as_str()).unwrap_or_default())
             .collect();
+        self.rule_sweep = vec![Millis::MIN; pack.rules.len()];
         let old_stats = std::mem::replace(&mut self.stats, Stats::for_pack(&pack));
         self.stats.merge_from(&old_stats);
         self.pack = pack;

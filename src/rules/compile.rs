@@ -2,7 +2,7 @@
 //! stopping at the first.
 
 use super::config::{ActionKind, ExampleConfig, KindName, Mode, RuleConfig, Severity};
-use super::expr::{compile_bool, Expr, Lit, Scope, Table};
+use super::expr::{compile_bool, type_mask, Expr, Lit, Scope, Table};
 use super::fields::{Field, Ty};
 use compact_str::CompactString;
 use std::collections::BTreeMap;
@@ -103,6 +103,8 @@ pub struct Rule {
     pub reads: Vec<Field>,
     /// Tables the expressions read: their entry for the event is reported too.
     pub tables: Vec<Arc<Table>>,
+    /// Event types that can touch this rule (bit per `EventType::ALL` index).
+    pub types: u16,
     pub examples: Vec<ExampleConfig>,
 }
 
@@ -369,6 +371,13 @@ pub fn compile_rule(
     }
     match logic {
         Some(logic) if errs.is_empty() => {
+            let types = match &logic {
+                Logic::Match { when } | Logic::Window { when, .. } => type_mask(when),
+                Logic::Consecutive { when, reset, .. } => {
+                    type_mask(when) | reset.as_ref().map_or(0, type_mask)
+                }
+                Logic::Sequence { first, then, .. } => type_mask(first) | type_mask(then),
+            };
             let mut read_fields: Vec<Field> = reads
                 .iter()
                 .filter_map(|n| Field::lookup(n).map(|(f, _)| f))
@@ -392,6 +401,7 @@ pub fn compile_rule(
                 action,
                 reason,
                 params,
+                types,
                 reads: read_fields,
                 tables: tables
                     .iter()

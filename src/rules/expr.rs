@@ -109,6 +109,71 @@ pub enum Expr {
     Arith(ArOp, Box<Expr>, Box<Expr>),
     OneOf(Box<Expr>, Vec<Lit>),
     Has(Box<Expr>),
+    /// `field == "text"` (or `!=` when `neg`): the common case, without building values.
+    StrEq {
+        field: Field,
+        text: CompactString,
+        neg: bool,
+    },
+    /// `one_of(field, "a", "b", ...)` on a text field.
+    StrIn(Field, Vec<CompactString>),
+}
+
+/// Rewrite common shapes into their specialised forms (same meaning, fewer branches).
+fn specialise(e: Expr) -> Expr {
+    match e {
+        Expr::Cmp(op @ (CmpOp::Eq | CmpOp::Ne), a, b) => match (*a, *b) {
+            (Expr::Field(field), Expr::Const(Lit::Str(text)))
+            | (Expr::Const(Lit::Str(text)), Expr::Field(field)) => Expr::StrEq {
+                field,
+                text,
+                neg: op == CmpOp::Ne,
+            },
+            (a, b) => Expr::Cmp(op, Box::new(a), Box::new(b)),
+        },
+        Expr::OneOf(a, lits) => match (*a, lits) {
+            (Expr::Field(f), lits) if lits.iter().all(|l| matches!(l, Lit::Str(_))) => Expr::StrIn(
+                f,
+                lits.into_iter()
+                    .map(|l| match l {
+                        Lit::Str(s) => s,
+                        _ => unreachable!(),
+                    })
+                    .collect(),
+            ),
+            (a, lits) => Expr::OneOf(Box::new(a), lits),
+        },
+        other => other,
+    }
+}
+
+/// The event types (bit per `EventType::ALL` index) for which `e` can be true. Conservative:
+/// anything it cannot reason about allows every type. Lets the engine skip a rule outright.
+pub fn type_mask(e: &Expr) -> u16 {
+    use crate::event::EventType;
+    const ALL: u16 = (1 << 9) - 1;
+    let bit = |s: &str| {
+        EventType::ALL
+            .iter()
+            .position(|t| t.as_str() == s)
+            .map_or(ALL, |i| 1u16 << i)
+    };
+    match e {
+        Expr::And(a, b) => type_mask(a) & type_mask(b),
+        Expr::Or(a, b) => type_mask(a) | type_mask(b),
+        Expr::StrEq {
+            field: Field::Type,
+            text,
+            neg: false,
+        } => bit(text),
+        Expr::StrIn(Field::Type, texts) => texts.iter().fold(0, |m, t| m | bit(t)),
+        Expr::Field(Field::Financial) => EventType::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.is_financial())
+            .fold(0, |m, (i, _)| m | (1 << i)),
+        _ => ALL,
+    }
 }
 
 /// What an expression is evaluated against.
@@ -161,7 +226,8 @@ struct Compiler<'c, 's> {
 impl Compiler<'_, '_> {
     fn node(&mut self, n: &N) -> Result<(Expr, Option<Ty>), String> {
         let ch = n.children();
-        let bin = |c: &mut Self| -> Result<((Expr, Option<Ty>), (Expr, Option<Ty>)), String> {
+        type Typed = (Expr, Option<Ty>);
+        let bin = |c: &mut Self| -> Result<(Typed, Typed), String> {
             if ch.len() != 2 {
                 return Err("operator needs two operands".into());
             }
@@ -225,7 +291,10 @@ impl Compiler<'_, '_> {
                 };
                 let ((a, ta), (b, tb)) = bin(self)?;
                 let (a, b) = check_cmp(a, ta, b, tb)?;
-                (Expr::Cmp(cmp, Box::new(a), Box::new(b)), Some(Ty::Bool))
+                (
+                    specialise(Expr::Cmp(cmp, Box::new(a), Box::new(b))),
+                    Some(Ty::Bool),
+                )
             }
             op
             @ (Operator::Add | Operator::Sub | Operator::Mul | Operator::Div | Operator::Mod) => {
@@ -316,7 +385,7 @@ impl Compiler<'_, '_> {
                 if lits.is_empty() {
                     return Err("one_of() needs at least one value".into());
                 }
-                Ok((Expr::OneOf(Box::new(x), lits), Some(Ty::Bool)))
+                Ok((specialise(Expr::OneOf(Box::new(x), lits)), Some(Ty::Bool)))
             }
             "has" => {
                 let [a] = args.as_slice() else {
@@ -458,6 +527,14 @@ impl Expr {
                 Val::Bool(lits.iter().any(|l| cmp_vals(CmpOp::Eq, v, l.val())))
             }
             Expr::Has(a) => Val::Bool(!matches!(a.eval(c), Val::Null)),
+            Expr::StrEq { field, text, neg } => Val::Bool(match field.read(c.ev, c.f) {
+                Val::Str(s) => (s == text.as_str()) != *neg,
+                _ => *neg,
+            }),
+            Expr::StrIn(field, texts) => Val::Bool(match field.read(c.ev, c.f) {
+                Val::Str(s) => texts.iter().any(|t| t.as_str() == s),
+                _ => false,
+            }),
         }
     }
 }

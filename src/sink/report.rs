@@ -2,7 +2,8 @@
 //! carries ground truth: per-rule precision, per-scenario recall, benign lockouts.
 //!
 //! Evaluation units: an *attack instance* is the set of events with the same non-`legit` label
-//! and the same card (or terminal, for events without a card). An instance is caught when any
+//! and the same card (or terminal, for events without a card); sign-on/sign-off messages are
+//! set-up, not evidence, and are not counted. An instance is caught when any
 //! of its events is in some alert's `event_ids`. An alert is a true positive when any of its
 //! events belongs to an attack. A lockout is benign when none of its events does.
 
@@ -35,7 +36,8 @@ impl Evaluator {
             return;
         };
         self.labelled = true;
-        if label == "legit" {
+        // Terminal management messages set an attack up but are never its evidence.
+        if label == "legit" || ev.kind.is_management() {
             return;
         }
         let who = ev.card.clone().unwrap_or_else(|| ev.terminal.clone());

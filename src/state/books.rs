@@ -32,13 +32,9 @@ impl PreAuth {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct QrEntry {
     pub count: u32,
-    /// The first few payment ids, so an alert can point at the original payment.
-    pub ids: Vec<CompactString>,
+    /// The first payment's id, so an alert can point at the original payment.
+    pub first_id: CompactString,
     pub last_seen: Millis,
-}
-
-impl QrEntry {
-    pub const MAX_IDS: usize = 4;
 }
 
 /// Sign-on state of one terminal.

@@ -27,7 +27,10 @@ pub fn key_hash(s: &str) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Retention {
     pub dedup: Millis,
+    /// Open pre-auths (must exceed the pre-auth validity the completion rules check).
     pub preauth: Millis,
+    /// Completed / cancelled pre-auths (long enough to see a second completion).
+    pub preauth_closed: Millis,
     pub qr: Millis,
     pub terminal: Millis,
 }
@@ -38,7 +41,8 @@ impl Default for Retention {
         Self {
             dedup: H,
             preauth: 45 * 24 * H,
-            qr: 7 * 24 * H,
+            preauth_closed: 7 * 24 * H,
+            qr: 48 * H,
             terminal: 7 * 24 * H,
         }
     }
@@ -80,6 +84,15 @@ pub struct Books {
     qr: FxHashMap<u64, QrEntry>,
     #[serde(serialize_with = "sorted")]
     terminals: FxHashMap<u64, TermSession>,
+    /// Event time at which each book (dedup, preauth, qr, terminal) is next swept.
+    next_sweep: [Millis; 4],
+}
+
+/// How often a map with retention `r` is swept: every eighth of its retention (at least a
+/// minute), so entries outlive their retention by at most 12.5% and a sweep's cost is spread
+/// over many events instead of paid on each.
+pub fn sweep_interval(r: Millis) -> Millis {
+    (r / 8).max(60_000)
 }
 
 /// Serialise a hash map in key order, so equal state gives byte-identical snapshots.
@@ -143,7 +156,7 @@ impl Books {
         }
         if let Some(q) = ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r))) {
             f.qr_prior_payments = q.count;
-            f.related.extend(q.ids.iter().cloned());
+            f.related.push(q.first_id.clone());
         }
         if ev.kind.is_financial() {
             if let Some(t) = self.terminals.get(&key_hash(&ev.terminal)) {
@@ -197,12 +210,12 @@ impl Books {
         }
         if let Some(r) = ev.qr_ref.as_deref() {
             if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
-                let q = self.qr.entry(key_hash(r)).or_default();
+                let q = self.qr.entry(key_hash(r)).or_insert_with(|| QrEntry {
+                    first_id: ev.id.clone(),
+                    ..Default::default()
+                });
                 q.count += 1;
                 q.last_seen = q.last_seen.max(ev.ts);
-                if q.ids.len() < QrEntry::MAX_IDS {
-                    q.ids.push(ev.id.clone());
-                }
             }
         }
     }
@@ -210,10 +223,33 @@ impl Books {
     /// Drop what is older than each book's retention, measured back from `now` (event time).
     pub fn evict(&mut self, now: Millis) {
         let r = self.retention;
-        self.dedup.retain(|_, ts| *ts > now - r.dedup);
-        self.preauths.retain(|_, p| p.last_seen > now - r.preauth);
-        self.qr.retain(|_, q| q.last_seen > now - r.qr);
-        self.terminals.retain(|_, t| t.last_seen > now - r.terminal);
+        let due = |next: &mut Millis, ret: Millis| {
+            let go = now >= *next;
+            if go {
+                *next = now + sweep_interval(ret);
+            }
+            go
+        };
+        if due(&mut self.next_sweep[0], r.dedup) {
+            self.dedup.retain(|_, ts| *ts > now - r.dedup);
+        }
+        if due(&mut self.next_sweep[1], r.preauth) {
+            self.preauths.retain(|_, p| {
+                p.last_seen
+                    > now
+                        - if p.closed {
+                            r.preauth_closed
+                        } else {
+                            r.preauth
+                        }
+            });
+        }
+        if due(&mut self.next_sweep[2], r.qr) {
+            self.qr.retain(|_, q| q.last_seen > now - r.qr);
+        }
+        if due(&mut self.next_sweep[3], r.terminal) {
+            self.terminals.retain(|_, t| t.last_seen > now - r.terminal);
+        }
     }
 
     pub fn sizes(&self) -> BookSizes {
