@@ -17,7 +17,8 @@
 //! - [`engine`]: the pure core tying the above together, plus event-time ordering;
 //! - [`source`] / [`sink`]: file input and output (the I/O edges);
 //! - [`sim`]: the traffic simulator;
-//! - [`app`]: the commands (`replay`, `simulate`, `rules`, `demo`).
+//! - [`service`]: the streaming service (Kafka source/sink, checkpoints, metrics);
+//! - [`app`]: the commands (`run`, `replay`, `simulate`, `rules`, `demo`).
 //!
 //! `decode`, `state`, `rules`, `decision` and `engine` do no I/O and never read a clock.
 
@@ -27,6 +28,7 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod rules;
+pub mod service;
 pub mod sim;
 pub mod sink;
 pub mod source;

@@ -1,36 +1,184 @@
-//! `switchguard demo`: the main job on an embedded default, for a first run. Simulates a few
-//! days of switch traffic, replays it through the engine with the default rulepack, and shows
-//! the summary with a sample of alerts and lockout commands.
+//! `switchguard demo`: the main job on an embedded default, in one process with no external
+//! service: an in-process Kafka cluster (librdkafka's mock cluster), the simulator playing the
+//! switch, the streaming service, live output of alerts and lockouts, and the metrics
+//! endpoint. `--offline` instead simulates to a file and replays it.
 
 use super::EngineArgs;
-use crate::sim::SimConfig;
-use anyhow::Result;
+use crate::service::{self, config::RunConfig, Signals};
+use crate::sim::{self, SimConfig};
+use anyhow::{Context, Result};
 use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message};
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Where the demo writes its traffic and outputs.
+    /// Where the demo writes its files.
     #[arg(long, default_value = "demo-out")]
     pub out: PathBuf,
     #[arg(long, default_value_t = 2_000)]
     pub cards: usize,
     #[arg(long, default_value_t = 3)]
     pub days: u32,
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_addr: String,
+    /// Simulate to a file and replay it instead of streaming through embedded Kafka.
+    #[arg(long)]
+    pub offline: bool,
 }
 
-pub fn command(a: DemoArgs) -> Result<ExitCode> {
-    let cfg = SimConfig {
+fn sim_config(a: &DemoArgs) -> SimConfig {
+    SimConfig {
         cards: a.cards,
         days: a.days,
         terminals: (a.cards / 5).max(50),
         ..SimConfig::default()
+    }
+}
+
+pub fn command(a: DemoArgs) -> Result<ExitCode> {
+    if a.offline {
+        return offline(a);
+    }
+    let mock = MockCluster::new(1).context("starting the embedded Kafka cluster")?;
+    let brokers = mock.bootstrap_servers();
+    let cfg = RunConfig {
+        brokers: brokers.clone(),
+        rules: a.engine.rules.clone(),
+        metrics_addr: a.metrics_addr.clone(),
+        allowed_lateness: "1s".into(),
+        ..RunConfig::default()
     };
+    for t in [
+        &cfg.topics.input,
+        &cfg.topics.alerts,
+        &cfg.topics.commands,
+        &cfg.topics.dlq,
+    ] {
+        mock.create_topic(t, cfg.partitions, 1)?;
+    }
+    mock.create_topic(&cfg.topics.state, 1, 1)?;
+    println!(
+        "embedded Kafka at {brokers}; metrics on http://{}/metrics",
+        cfg.metrics_addr
+    );
+
+    let signals = Signals::default();
+    let tokenizer = a.engine.tokenizer()?;
+    let svc_cfg = cfg.clone();
+    let svc_signals = signals.clone();
+    let service = std::thread::spawn(move || service::run(svc_cfg, tokenizer, svc_signals));
+
+    // The switch: simulated traffic into the input topic, keyed by terminal.
+    let sim_cfg = sim_config(&a);
+    let input = cfg.topics.input.clone();
+    let producer_brokers = brokers.clone();
+    let switch = std::thread::spawn(move || -> Result<u64> {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &producer_brokers)
+            .set("linger.ms", "5")
+            .create()?;
+        let mut n = 0u64;
+        sim::generate(&sim_cfg, &mut |e| {
+            let json = serde_json::to_vec(&e).expect("serialisable");
+            let key = e.terminal.clone().unwrap_or_default();
+            let mut rec = BaseRecord::to(&input).key(&key).payload(&json);
+            loop {
+                match p.send(rec) {
+                    Ok(()) => break,
+                    Err((_, r)) => {
+                        rec = r;
+                        p.poll(Duration::from_millis(5));
+                    }
+                }
+            }
+            n += 1;
+            if n % 1000 == 0 {
+                p.poll(Duration::ZERO);
+            }
+        });
+        p.flush(Duration::from_secs(30))?;
+        Ok(n)
+    });
+
+    // The risk team's view: alerts and lockout commands as they are committed.
+    let reader: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "demo-viewer")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    reader.subscribe(&[&cfg.topics.alerts, &cfg.topics.commands])?;
+    let (mut alerts, mut commands) = (0u64, 0u64);
+    let mut quiet_since = Instant::now();
+    let started = Instant::now();
+    loop {
+        match reader.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                quiet_since = Instant::now();
+                let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap_or(b"{}"))?;
+                if m.topic() == cfg.topics.alerts {
+                    alerts += 1;
+                    if alerts <= 40 {
+                        println!(
+                            "ALERT   {:<8} {:<27} {}",
+                            v["severity"].as_str().unwrap_or(""),
+                            v["rule"].as_str().unwrap_or(""),
+                            v["reason"].as_str().unwrap_or("")
+                        );
+                    }
+                } else {
+                    commands += 1;
+                    if commands <= 20 {
+                        println!(
+                            "COMMAND {} {} until {} ({})",
+                            v["action"].as_str().unwrap_or(""),
+                            v["pan_masked"]
+                                .as_str()
+                                .or(v["target"].as_str())
+                                .unwrap_or(""),
+                            v["expires_at"].as_str().unwrap_or(""),
+                            v["reason_code"].as_str().unwrap_or("")
+                        );
+                    }
+                }
+            }
+            Some(Err(e)) => eprintln!("viewer: {e}"),
+            None => {}
+        }
+        let done = switch.is_finished();
+        if (done && quiet_since.elapsed() > Duration::from_secs(4))
+            || service.is_finished()
+            || started.elapsed() > Duration::from_secs(300)
+        {
+            break;
+        }
+    }
+    let sent = switch
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    signals.shutdown.store(true, Ordering::Relaxed);
+    service
+        .join()
+        .map_err(|_| anyhow::anyhow!("service thread panicked"))??;
+    println!("\nthe switch sent {sent} events; switchguard answered with {alerts} alerts and {commands} lockout commands");
+    println!("(first 40 alerts and 20 commands shown; `switchguard demo --offline` for the replay report)");
+    drop(reader);
+    let _ = Arc::new(mock);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn offline(a: DemoArgs) -> Result<ExitCode> {
+    let cfg = sim_config(&a);
     let input = a.out.join("traffic.jsonl");
     let n = super::simulate::write(&cfg, &input)?;
     println!(

@@ -3,6 +3,7 @@
 mod demo;
 pub mod replay;
 mod rules_cmd;
+mod run;
 mod simulate;
 
 use anyhow::Result;
@@ -29,8 +30,10 @@ pub enum Cmd {
         #[command(subcommand)]
         action: RulesAction,
     },
-    /// The main job on an embedded default: simulate traffic, run it through the engine, show
-    /// what it caught. Needs no external service.
+    /// The streaming service: Kafka in, alerts and lockout commands out.
+    Run(crate::service::config::RunArgs),
+    /// The main job on an embedded default: an in-process Kafka cluster, the simulator as the
+    /// switch, the service, live alerts and lockouts, metrics. Needs no external service.
     Demo(demo::DemoArgs),
 }
 
@@ -96,6 +99,7 @@ pub fn main() -> ExitCode {
         Cmd::Replay(a) => replay::command(a),
         Cmd::Simulate(a) => simulate::command(a),
         Cmd::Rules { action } => rules_cmd::command(action),
+        Cmd::Run(a) => run::command(a),
         Cmd::Demo(a) => demo::command(a),
     };
     match res {

@@ -82,16 +82,15 @@ impl Locks {
         key_hash(target) ^ (kind as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
     }
 
-    /// Take the lock if free (or expired); false if it is already held at `now`.
-    pub fn try_lock(&mut self, kind: ActionKind, target: &str, now: Millis, until: Millis) -> bool {
-        let slot = Self::slot(kind, target);
-        match self.held.get(&slot) {
-            Some(exp) if *exp > now => false,
-            _ => {
-                self.held.insert(slot, until);
-                true
-            }
-        }
+    /// Is a lock of this kind on `target` in force at `now`?
+    pub fn is_locked(&self, kind: ActionKind, target: &str, now: Millis) -> bool {
+        self.held
+            .get(&Self::slot(kind, target))
+            .is_some_and(|exp| *exp > now)
+    }
+
+    pub fn lock(&mut self, kind: ActionKind, target: &str, until: Millis) {
+        self.held.insert(Self::slot(kind, target), until);
     }
 
     pub fn evict(&mut self, now: Millis) {
@@ -116,6 +115,57 @@ fn id128(prefix: &str, parts: &[&str]) -> String {
     format!("{prefix}{:032x}", xxh3_128(buf.as_bytes()))
 }
 
+/// Lockout safety: at most `limit` lockouts per rule per minute of event time. Past it, the
+/// rule's lockouts are held back (its alerts say `held_by_guard`) and one critical alert per
+/// minute says why, so a bad rule cannot lock thousands of cards. Event time keeps replay and
+/// live identical.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Guard {
+    /// Lockouts issued within the last minute, per rule id.
+    issued: std::collections::BTreeMap<String, std::collections::VecDeque<Millis>>,
+    /// Until when the "guard tripped" alert for a rule is not repeated.
+    quiet_until: std::collections::BTreeMap<String, Millis>,
+}
+
+/// The guard's window.
+pub const GUARD_WINDOW: Millis = 60_000;
+
+impl Guard {
+    /// May `rule` issue one more lockout at `now`? Records it if so.
+    fn allow(&mut self, rule: &str, now: Millis, limit: Option<u32>) -> bool {
+        let Some(limit) = limit else { return true };
+        let q = self.issued.entry(rule.to_string()).or_default();
+        while q.front().is_some_and(|t| *t <= now - GUARD_WINDOW) {
+            q.pop_front();
+        }
+        if q.len() as u32 >= limit {
+            return false;
+        }
+        q.push_back(now);
+        true
+    }
+
+    /// True once per window while a rule is held: time to say so.
+    fn announce(&mut self, rule: &str, now: Millis) -> bool {
+        let until = self
+            .quiet_until
+            .entry(rule.to_string())
+            .or_insert(Millis::MIN);
+        if now >= *until {
+            *until = now + GUARD_WINDOW;
+            true
+        } else {
+            false
+        }
+    }
+
+    pub fn evict(&mut self, now: Millis) {
+        self.issued
+            .retain(|_, q| q.back().is_some_and(|t| *t > now - GUARD_WINDOW));
+        self.quiet_until.retain(|_, t| *t > now);
+    }
+}
+
 /// Outcome of building a decision, for the engine's counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LockOutcome {
@@ -123,6 +173,7 @@ pub enum LockOutcome {
     Issued,
     AlreadyLocked,
     Shadow,
+    HeldByGuard,
 }
 
 /// Build the alert (and command) for `hit` of `rule` on `ev`.
@@ -132,8 +183,10 @@ pub fn decide(
     ev: &Event,
     f: &Features,
     locks: &mut Locks,
+    guard: (&mut Guard, Option<u32>),
     out: &mut Decisions,
 ) -> LockOutcome {
+    let (guard, limit) = guard;
     let mut features = hit.features;
     let entity_id: String = match rule.entity {
         Entity::Card => ev.card.as_deref().unwrap_or(&ev.terminal).to_string(),
@@ -151,16 +204,23 @@ pub fn decide(
         if let Some(target) = target {
             outcome = if rule.mode == Mode::Shadow {
                 LockOutcome::Shadow
-            } else if locks.try_lock(action.kind, target, ev.ts, ev.ts + action.ttl) {
-                LockOutcome::Issued
-            } else {
+            } else if locks.is_locked(action.kind, target, ev.ts) {
                 LockOutcome::AlreadyLocked
+            } else if !guard.allow(&rule.id, ev.ts, limit) {
+                LockOutcome::HeldByGuard
+            } else {
+                locks.lock(action.kind, target, ev.ts + action.ttl);
+                LockOutcome::Issued
             };
             let status = match outcome {
                 LockOutcome::Issued => "issued",
                 LockOutcome::AlreadyLocked => "already_locked",
+                LockOutcome::HeldByGuard => "held_by_guard",
                 _ => "shadow",
             };
+            if outcome == LockOutcome::HeldByGuard && guard.announce(&rule.id, ev.ts) {
+                out.alerts.push(guard_alert(rule, ev, limit.unwrap_or(0)));
+            }
             features.insert("action".into(), action.kind.as_str().into());
             features.insert("action_status".into(), status.into());
             if outcome == LockOutcome::Issued {
@@ -201,6 +261,32 @@ pub fn decide(
     });
     out.commands.extend(command);
     outcome
+}
+
+/// The critical alert raised when the guard starts holding a rule's lockouts back.
+fn guard_alert(rule: &Rule, ev: &Event, limit: u32) -> Alert {
+    let mut features = serde_json::Map::new();
+    features.insert("held_rule".into(), rule.id.as_str().into());
+    features.insert("limit_per_minute".into(), limit.into());
+    Alert {
+        alert_id: id128("al_", &["lockout_guard", &rule.id, &ev.id]),
+        ts: format_ts(ev.ts),
+        rule: "lockout_guard".into(),
+        severity: "critical".into(),
+        mode: "enforce".into(),
+        entity: rule.entity.as_str().into(),
+        entity_id: rule.id.to_string(),
+        card: None,
+        pan_masked: None,
+        terminal: ev.terminal.to_string(),
+        merchant: ev.merchant.as_ref().map(|s| s.to_string()),
+        event_ids: vec![ev.id.to_string()],
+        reason: format!(
+            "lockout guard: rule {} reached {limit} lockouts within 1m; its further lockouts are held back as alerts until the rate falls (possible bad rule)",
+            rule.id
+        ),
+        features,
+    }
 }
 
 fn render(

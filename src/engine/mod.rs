@@ -11,7 +11,7 @@ mod stats;
 pub use pipeline::{Pipeline, PipelineSnapshot};
 pub use stats::{RuleStats, Stats};
 
-use crate::decision::{decide, Decisions, LockOutcome, Locks};
+use crate::decision::{decide, Decisions, Guard, LockOutcome, Locks};
 use crate::event::{Event, Millis};
 use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub retention: Retention,
     /// How often (event time) state is swept for expired entries.
     pub sweep_every: Millis,
+    /// Lockout guard: most lockouts per rule per minute (event time); `None` = no guard.
+    pub max_lockouts_per_minute: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +38,7 @@ impl Default for EngineConfig {
             allowed_lateness: 5_000,
             retention: Retention::default(),
             sweep_every: 60_000,
+            max_lockouts_per_minute: Some(100),
         }
     }
 }
@@ -47,6 +50,8 @@ pub struct EngineSnapshot {
     pub rules_digest: String,
     pub books: Books,
     pub locks: Locks,
+    #[serde(default)]
+    pub guard: Guard,
     /// Rule state by rule id (so a reload keeps the state of rules that still exist).
     pub rules: BTreeMap<String, RuleState>,
     pub clock: Millis,
@@ -63,6 +68,7 @@ pub struct Engine {
     rule_state: Vec<RuleState>,
     books: Books,
     locks: Locks,
+    guard: Guard,
     stats: Stats,
     feat: Features,
     cfg: EngineConfig,
@@ -82,6 +88,7 @@ impl Engine {
             pack,
             books: Books::new(cfg.retention),
             locks: Locks::default(),
+            guard: Guard::default(),
             feat: Features::default(),
             cfg,
             clock: Millis::MIN,
@@ -120,7 +127,14 @@ impl Engine {
                 continue;
             }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
-                let outcome = decide(rule, hit, ev, &self.feat, &mut self.locks, out);
+                let guard = (&mut self.guard, self.cfg.max_lockouts_per_minute);
+                let before = out.alerts.len();
+                let outcome = decide(rule, hit, ev, &self.feat, &mut self.locks, guard, out);
+                if out.alerts.len() - before > 1 {
+                    // The guard's own critical alert.
+                    self.stats.guard_alerts += 1;
+                    self.stats.alerts_by_severity[crate::rules::Severity::Critical as usize] += 1;
+                }
                 let rs = &mut self.stats.rules[i];
                 match rule.mode {
                     crate::rules::Mode::Shadow => rs.shadow += 1,
@@ -129,6 +143,7 @@ impl Engine {
                 match outcome {
                     LockOutcome::Issued => rs.lockouts += 1,
                     LockOutcome::AlreadyLocked => rs.already_locked += 1,
+                    LockOutcome::HeldByGuard => rs.held_by_guard += 1,
                     _ => {}
                 }
                 self.stats.alerts_by_severity[rule.severity as usize] += 1;
@@ -148,6 +163,7 @@ impl Engine {
         if self.next_sweep != Millis::MIN {
             self.books.evict(now);
             self.locks.evict(now);
+            self.guard.evict(now);
             for (i, rule) in self.pack.rules.iter().enumerate() {
                 let horizon = exec::horizon(rule) + self.cfg.allowed_lateness;
                 if now >= self.rule_sweep[i] {
@@ -179,6 +195,7 @@ impl Engine {
             rules_digest: self.pack.digest.clone(),
             books: self.books.clone(),
             locks: self.locks.clone(),
+            guard: self.guard.clone(),
             rules: self
                 .pack
                 .rules
@@ -216,6 +233,7 @@ impl Engine {
         e.books = snap.books;
         e.books.retention = cfg.retention;
         e.locks = snap.locks;
+        e.guard = snap.guard;
         e.clock = snap.clock;
         e.next_sweep = snap.next_sweep;
         e.stats.merge_from(&snap.stats);

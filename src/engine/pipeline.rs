@@ -93,6 +93,20 @@ impl Pipeline {
         self.advance_to(wm, out);
     }
 
+    /// Accept one event without moving the watermark (the streaming edge advances it from its
+    /// per-partition watermarks). A late event is processed at once.
+    pub fn insert(&mut self, ev: Event, out: &mut Decisions) {
+        if ev.ts < self.watermark {
+            self.engine.stats_mut().late += 1;
+            self.engine.process(&ev, out);
+            return;
+        }
+        if ev.ts > self.max_ts {
+            self.max_ts = ev.ts;
+        }
+        self.heap.push(Reverse(Pending(ev)));
+    }
+
     /// Move the watermark forward to `wm` (never back) and release what it passes.
     pub fn advance_to(&mut self, wm: Millis, out: &mut Decisions) {
         if wm > self.watermark {

@@ -13,6 +13,9 @@ pub struct RuleStats {
     pub shadow: u64,
     pub lockouts: u64,
     pub already_locked: u64,
+    /// Lockouts held back by the lockout guard.
+    #[serde(default)]
+    pub held_by_guard: u64,
 }
 
 /// Engine counters.
@@ -24,6 +27,8 @@ pub struct Stats {
     pub duplicates: u64,
     pub late: u64,
     pub alerts_by_severity: [u64; 4],
+    #[serde(default)]
+    pub guard_alerts: u64,
     pub rules: Vec<RuleStats>,
 }
 

@@ -1,0 +1,167 @@
+//! `switchguard run` settings: a serde type (TOML file) with defaults, overridden by
+//! environment variables and flags (clap reads both), plus librdkafka properties passed through
+//! with `-X key=value`, as kcat does.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Topic names.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Topics {
+    pub input: String,
+    pub alerts: String,
+    pub commands: String,
+    pub dlq: String,
+    /// Compacted topic holding the engine checkpoints.
+    pub state: String,
+}
+
+impl Default for Topics {
+    fn default() -> Self {
+        Self {
+            input: "switch.transactions".into(),
+            alerts: "risk.alerts".into(),
+            commands: "switch.commands".into(),
+            dlq: "switch.transactions.dlq".into(),
+            state: "switchguard.state".into(),
+        }
+    }
+}
+
+/// Everything `run` needs. Field docs are the user documentation (README "Configuration").
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    pub brokers: String,
+    pub group: String,
+    pub metrics_addr: String,
+    pub rules: PathBuf,
+    pub topics: Topics,
+    /// Partitions for topics this service creates.
+    pub partitions: i32,
+    pub replication: i32,
+    /// Allowed lateness within a partition (event time), e.g. "100ms".
+    pub allowed_lateness: String,
+    /// A partition with no message for this long (wall clock) while caught up stops holding
+    /// the watermark back.
+    pub idle_timeout: String,
+    /// Wall-clock interval between checkpoints.
+    pub checkpoint_interval: String,
+    /// Commit outputs, checkpoint and offsets in one Kafka transaction.
+    pub exactly_once: bool,
+    /// Lockout guard: most lockouts per rule per minute; 0 disables the guard.
+    pub max_lockouts_per_minute: u32,
+    /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY, else the development key).
+    pub token_key_file: Option<PathBuf>,
+    /// librdkafka properties for every client (`-X` adds to these).
+    pub kafka: BTreeMap<String, String>,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            brokers: "localhost:9092".into(),
+            group: "switchguard".into(),
+            metrics_addr: "127.0.0.1:9464".into(),
+            rules: PathBuf::from("rules"),
+            topics: Topics::default(),
+            partitions: 4,
+            replication: 1,
+            allowed_lateness: "100ms".into(),
+            idle_timeout: "1s".into(),
+            checkpoint_interval: "1s".into(),
+            exactly_once: false,
+            max_lockouts_per_minute: 100,
+            token_key_file: None,
+            kafka: BTreeMap::new(),
+        }
+    }
+}
+
+/// Flags of `switchguard run`; each also reads an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// TOML config file (see README); flags and environment override it.
+    #[arg(long, env = "SWITCHGUARD_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[arg(long, env = "SWITCHGUARD_BROKERS")]
+    pub brokers: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_GROUP")]
+    pub group: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_METRICS_ADDR")]
+    pub metrics_addr: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_RULES")]
+    pub rules: Option<PathBuf>,
+    #[arg(long, env = "SWITCHGUARD_INPUT_TOPIC")]
+    pub input_topic: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_STATE_TOPIC")]
+    pub state_topic: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_ALLOWED_LATENESS")]
+    pub allowed_lateness: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_CHECKPOINT_INTERVAL")]
+    pub checkpoint_interval: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_EXACTLY_ONCE")]
+    pub exactly_once: Option<bool>,
+    #[arg(long, env = "SWITCHGUARD_MAX_LOCKOUTS_PER_MINUTE")]
+    pub max_lockouts_per_minute: Option<u32>,
+    #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
+    pub token_key_file: Option<PathBuf>,
+    /// A librdkafka property, e.g. `-X security.protocol=SASL_SSL` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    pub kafka: Vec<String>,
+}
+
+impl RunArgs {
+    /// Defaults < file < environment / flags.
+    pub fn resolve(&self) -> Result<RunConfig> {
+        let mut c = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+            }
+            None => RunConfig::default(),
+        };
+        macro_rules! set {
+            ($field:ident, $val:expr) => {
+                if let Some(v) = $val.clone() {
+                    c.$field = v;
+                }
+            };
+        }
+        set!(brokers, self.brokers);
+        set!(group, self.group);
+        set!(metrics_addr, self.metrics_addr);
+        set!(rules, self.rules);
+        set!(allowed_lateness, self.allowed_lateness);
+        set!(checkpoint_interval, self.checkpoint_interval);
+        set!(exactly_once, self.exactly_once);
+        set!(max_lockouts_per_minute, self.max_lockouts_per_minute);
+        if let Some(t) = &self.input_topic {
+            c.topics.input = t.clone();
+        }
+        if let Some(t) = &self.state_topic {
+            c.topics.state = t.clone();
+        }
+        if self.token_key_file.is_some() {
+            c.token_key_file = self.token_key_file.clone();
+        }
+        for kv in &self.kafka {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("-X {kv}: expected KEY=VALUE"))?;
+            c.kafka.insert(k.trim().to_string(), v.trim().to_string());
+        }
+        Ok(c)
+    }
+}
+
+impl RunConfig {
+    pub fn ms(s: &str, what: &str) -> Result<i64> {
+        crate::rules::compile::duration_ms(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+    }
+}

@@ -1,0 +1,134 @@
+//! Kafka clients for the service (rdkafka over the bundled librdkafka): configuration with
+//! `-X` pass-through, topic creation, and a producer whose delivery failures are counted so a
+//! checkpoint is only written once every output before it is acknowledged.
+
+use super::config::RunConfig;
+use anyhow::{Context, Result};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counts deliveries and failures; the event time of each delivered output feeds the
+/// end-to-end latency histogram.
+#[derive(Default)]
+pub struct Deliveries {
+    pub ok: AtomicU64,
+    pub failed: AtomicU64,
+    pub last_error: std::sync::Mutex<Option<String>>,
+}
+
+/// Producer context: delivery reports land in [`Deliveries`]; the opaque is the output's
+/// event time (ms) or 0.
+pub struct Ctx {
+    pub deliveries: Arc<Deliveries>,
+    pub e2e: Option<prometheus::Histogram>,
+}
+
+impl ClientContext for Ctx {}
+
+impl ProducerContext for Ctx {
+    type DeliveryOpaque = Box<i64>;
+    fn delivery(&self, r: &DeliveryResult<'_>, ts: Self::DeliveryOpaque) {
+        match r {
+            Ok(_) => {
+                self.deliveries.ok.fetch_add(1, Ordering::Relaxed);
+                if let (Some(h), true) = (&self.e2e, *ts > 0) {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as i64)
+                        .unwrap_or(0);
+                    h.observe((now - *ts).max(0) as f64 / 1000.0);
+                }
+            }
+            Err((e, _)) => {
+                self.deliveries.failed.fetch_add(1, Ordering::Relaxed);
+                *self.deliveries.last_error.lock().expect("lock") = Some(e.to_string());
+            }
+        }
+    }
+}
+
+pub type Producer = BaseProducer<Ctx>;
+
+/// Base client configuration: brokers plus every pass-through property.
+pub fn base_config(c: &RunConfig) -> ClientConfig {
+    let mut cfg = ClientConfig::new();
+    cfg.set("bootstrap.servers", &c.brokers);
+    for (k, v) in &c.kafka {
+        cfg.set(k, v);
+    }
+    cfg
+}
+
+/// Create every topic the service uses when missing (some brokers do not auto-create).
+pub fn ensure_topics(c: &RunConfig) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = base_config(c)
+        .create()
+        .context("creating Kafka admin client")?;
+    let t = &c.topics;
+    let repl = || TopicReplication::Fixed(c.replication);
+    let meta = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(10))
+        .context("reading cluster metadata")?;
+    let exists = |name: &str| {
+        meta.topics()
+            .iter()
+            .any(|m| m.name() == name && !m.partitions().is_empty())
+    };
+    let mut topics: Vec<NewTopic> = [&t.input, &t.alerts, &t.commands, &t.dlq]
+        .into_iter()
+        .filter(|name| !exists(name))
+        .map(|name| NewTopic::new(name, c.partitions, repl()))
+        .collect();
+    if !exists(&t.state) {
+        topics.push(
+            NewTopic::new(&t.state, 1, repl())
+                .set("cleanup.policy", "compact")
+                .set("max.message.bytes", "67108864"),
+        );
+    }
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let opts = AdminOptions::new()
+        .operation_timeout(Some(Duration::from_secs(10)))
+        .request_timeout(Some(Duration::from_secs(15)));
+    let results = futures_executor::block_on(admin.create_topics(&topics, &opts))
+        .context("creating topics")?;
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => anyhow::bail!("creating topic {name}: {code}"),
+        }
+    }
+    Ok(())
+}
+
+/// The output producer (idempotent; transactional when `exactly_once`).
+pub fn producer(
+    c: &RunConfig,
+    deliveries: Arc<Deliveries>,
+    e2e: Option<prometheus::Histogram>,
+) -> Result<Producer> {
+    let mut cfg = base_config(c);
+    cfg.set("enable.idempotence", "true")
+        .set("linger.ms", "1")
+        .set("message.max.bytes", "67108864")
+        .set("compression.type", "lz4");
+    if c.exactly_once {
+        cfg.set(
+            "transactional.id",
+            format!("switchguard-{}-{}", c.group, c.topics.input),
+        );
+    }
+    cfg.create_with_context(Ctx { deliveries, e2e })
+        .context("creating Kafka producer")
+}

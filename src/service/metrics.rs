@@ -1,0 +1,241 @@
+//! Every metric the service exports, named in one place (prometheus crate), and the HTTP
+//! endpoint serving them with `/healthz` and `/readyz` (tiny_http: a small synchronous server
+//! on its own thread; the service has no async runtime to share). Keys (cards, terminals)
+//! never become labels: labels are rule ids, reasons, types, severities, partitions.
+
+use crate::engine::Stats;
+use crate::event::EventType;
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// The service's metrics.
+pub struct Metrics {
+    pub registry: Registry,
+    pub events: IntCounterVec,
+    pub rejects: IntCounterVec,
+    pub duplicates: IntCounter,
+    pub late: IntCounter,
+    pub rule_hits: IntCounterVec,
+    pub alerts: IntCounterVec,
+    pub lockouts: IntCounterVec,
+    pub lockouts_held: IntCounterVec,
+    pub decision_latency: Histogram,
+    pub e2e_latency: Histogram,
+    pub consumer_lag: IntGaugeVec,
+    pub state_entries: IntGaugeVec,
+    pub transactions: IntCounterVec,
+    pub checkpoints: IntCounter,
+    pub rebalances: IntCounter,
+    pub rule_reloads: IntCounterVec,
+    pub up: IntGauge,
+    last: std::sync::Mutex<Stats>,
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            r.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let hist = |name: &str, help: &str| {
+            let buckets = vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ];
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+                .expect("valid metric");
+            r.register(Box::new(h.clone())).expect("unique metric");
+            h
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+            r.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let up = IntGauge::new("switchguard_up", "1 while the service runs").expect("valid");
+        r.register(Box::new(up.clone())).expect("unique metric");
+        Arc::new(Self {
+            events: counter_vec(
+                &r,
+                "switchguard_events_total",
+                "Events processed, by message type and outcome (approved/declined)",
+                &["type", "outcome"],
+            ),
+            rejects: counter_vec(
+                &r,
+                "switchguard_rejects_total",
+                "Records set aside to the DLQ, by reason",
+                &["reason"],
+            ),
+            duplicates: counter(
+                "switchguard_duplicates_total",
+                "Events dropped as repeated ids",
+            ),
+            late: counter(
+                "switchguard_late_events_total",
+                "Events older than the watermark on arrival (processed anyway)",
+            ),
+            rule_hits: counter_vec(
+                &r,
+                "switchguard_rule_hits_total",
+                "Rule hits by rule and mode",
+                &["rule", "mode"],
+            ),
+            alerts: counter_vec(
+                &r,
+                "switchguard_alerts_total",
+                "Alerts by severity",
+                &["severity"],
+            ),
+            lockouts: counter_vec(
+                &r,
+                "switchguard_lockouts_total",
+                "Lockout commands issued, by rule and action",
+                &["rule", "action"],
+            ),
+            lockouts_held: counter_vec(
+                &r,
+                "switchguard_lockouts_held_total",
+                "Lockouts held back by the lockout guard, by rule",
+                &["rule"],
+            ),
+            decision_latency: hist(
+                "switchguard_decision_latency_seconds",
+                "Engine time per event batch",
+            ),
+            e2e_latency: hist(
+                "switchguard_end_to_end_latency_seconds",
+                "Event ts to alert/command acknowledged by the broker",
+            ),
+            consumer_lag: gauge_vec(
+                "switchguard_consumer_lag",
+                "Messages behind the partition's high watermark",
+                &["partition"],
+            ),
+            state_entries: gauge_vec(
+                "switchguard_state_entries",
+                "Entries held in engine state, by kind",
+                &["kind"],
+            ),
+            transactions: counter_vec(
+                &r,
+                "switchguard_transactions_total",
+                "Checkpoints / Kafka transactions by outcome",
+                &["outcome"],
+            ),
+            checkpoints: counter("switchguard_checkpoints_total", "Checkpoints written"),
+            rebalances: counter("switchguard_rebalances_total", "Partition assignments"),
+            rule_reloads: counter_vec(
+                &r,
+                "switchguard_rule_reloads_total",
+                "Rule reloads by outcome",
+                &["outcome"],
+            ),
+            up,
+            registry: r,
+            last: std::sync::Mutex::new(Stats::default()),
+        })
+    }
+
+    /// Add what the engine counted since the last call.
+    pub fn observe(&self, s: &Stats, actions: &dyn Fn(&str) -> Option<&'static str>) {
+        let mut last = self.last.lock().expect("metrics lock");
+        for (i, t) in EventType::ALL.iter().enumerate() {
+            for (j, outcome) in ["approved", "declined"].iter().enumerate() {
+                let d = s.by_type[i][j].saturating_sub(last.by_type[i][j]);
+                if d > 0 {
+                    self.events
+                        .with_label_values(&[t.as_str(), outcome])
+                        .inc_by(d);
+                }
+            }
+        }
+        self.duplicates
+            .inc_by(s.duplicates.saturating_sub(last.duplicates));
+        self.late.inc_by(s.late.saturating_sub(last.late));
+        for (i, sev) in ["low", "medium", "high", "critical"].iter().enumerate() {
+            let d = s.alerts_by_severity[i].saturating_sub(last.alerts_by_severity[i]);
+            self.alerts.with_label_values(&[sev]).inc_by(d);
+        }
+        for r in &s.rules {
+            let old = last
+                .rules
+                .iter()
+                .find(|o| o.rule == r.rule)
+                .cloned()
+                .unwrap_or_default();
+            self.rule_hits
+                .with_label_values(&[&r.rule, "enforce"])
+                .inc_by(r.enforce.saturating_sub(old.enforce));
+            self.rule_hits
+                .with_label_values(&[&r.rule, "shadow"])
+                .inc_by(r.shadow.saturating_sub(old.shadow));
+            if let Some(action) = actions(&r.rule) {
+                self.lockouts
+                    .with_label_values(&[&r.rule, action])
+                    .inc_by(r.lockouts.saturating_sub(old.lockouts));
+                self.lockouts_held
+                    .with_label_values(&[&r.rule])
+                    .inc_by(r.held_by_guard.saturating_sub(old.held_by_guard));
+            }
+        }
+        *last = s.clone();
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        TextEncoder::new()
+            .encode_utf8(&self.registry.gather(), &mut out)
+            .expect("text encoding");
+        out
+    }
+}
+
+/// Serve `/metrics`, `/healthz`, `/readyz` on `addr` from a background thread.
+pub fn serve(
+    addr: &str,
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let server = tiny_http::Server::http(addr)
+        .map_err(|e| anyhow::anyhow!("metrics endpoint {addr}: {e}"))?;
+    let bound = server
+        .server_addr()
+        .to_ip()
+        .ok_or_else(|| anyhow::anyhow!("metrics endpoint is not an IP socket"))?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for req in server.incoming_requests() {
+                let (code, body, ctype) = match req.url() {
+                    "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
+                    "/healthz" => (200, "ok\n".to_string(), "text/plain"),
+                    "/readyz" if ready.load(Ordering::Relaxed) => {
+                        (200, "ready\n".to_string(), "text/plain")
+                    }
+                    "/readyz" => (503, "starting\n".to_string(), "text/plain"),
+                    _ => (404, "not found\n".to_string(), "text/plain"),
+                };
+                let header =
+                    tiny_http::Header::from_bytes("Content-Type", ctype).expect("valid header");
+                let _ = req.respond(
+                    tiny_http::Response::from_string(body)
+                        .with_status_code(code)
+                        .with_header(header),
+                );
+            }
+        })?;
+    Ok(bound)
+}
