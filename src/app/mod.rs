@@ -1,5 +1,6 @@
 //! The command line (clap derive: typed flags, env fallbacks, generated help) and the commands.
 
+mod bench_kafka;
 mod demo;
 pub mod replay;
 mod rules_cmd;
@@ -35,6 +36,8 @@ pub enum Cmd {
     /// The main job on an embedded default: an in-process Kafka cluster, the simulator as the
     /// switch, the service, live alerts and lockouts, metrics. Needs no external service.
     Demo(demo::DemoArgs),
+    /// Streaming benchmark against a real broker: throughput and lockout latency at fixed rates.
+    BenchKafka(bench_kafka::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Cmd::Rules { action } => rules_cmd::command(action),
         Cmd::Run(a) => run::command(a),
         Cmd::Demo(a) => demo::command(a),
+        Cmd::BenchKafka(a) => bench_kafka::command(a),
     };
     match res {
         Ok(code) => code,

@@ -1,0 +1,199 @@
+//! `switchguard bench-kafka`: the streaming benchmark (not a timed test). Starts one service
+//! instance in this process against the given brokers (fresh topics), then
+//! 1. throughput: pre-loads `--events` simulated events and measures how fast the instance
+//!    consumes them with checkpoints on;
+//! 2. latency: for each `--rates` value, produces live traffic at that rate (event `ts` = now)
+//!    in which every 500th event completes a 3-wrong-PIN attack, and measures from producing
+//!    that event to its lockout command being readable on the commands topic: p50/p99/p99.9.
+
+use crate::service::{self, config::RunConfig, Signals};
+use crate::sim::{self, SimConfig};
+use anyhow::{Context, Result};
+use clap::Args;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message};
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Events pre-loaded for the throughput measurement.
+    #[arg(long, default_value_t = 500_000)]
+    pub events: usize,
+    /// Fixed rates (events/s) for the latency measurement.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000,50000")]
+    pub rates: Vec<u64>,
+    /// Seconds per rate.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    #[arg(long, default_value = "1s")]
+    pub checkpoint_interval: String,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn producer(brokers: &str) -> Result<BaseProducer> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "1")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()?)
+}
+
+fn send(p: &BaseProducer, topic: &str, key: &str, v: &[u8]) {
+    let mut rec = BaseRecord::to(topic).key(key).payload(v);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+fn metric(addr: &str, name: &str) -> f64 {
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return 0.0 };
+    use std::io::{Read, Write};
+    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let mut body = String::new();
+    let _ = s.read_to_string(&mut body);
+    body.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn pct(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN)
+}
+
+pub fn command(a: BenchArgs) -> Result<ExitCode> {
+    let run = format!("bench-{}", std::process::id());
+    let mut cfg = RunConfig {
+        brokers: a.brokers.clone(),
+        group: run.clone(),
+        metrics_addr: "127.0.0.1:0".into(),
+        allowed_lateness: "2ms".into(),
+        idle_timeout: "50ms".into(),
+        checkpoint_interval: a.checkpoint_interval.clone(),
+        ..RunConfig::default()
+    };
+    for t in [&mut cfg.topics.input, &mut cfg.topics.alerts, &mut cfg.topics.commands, &mut cfg.topics.dlq, &mut cfg.topics.state] {
+        *t = format!("{t}.{run}");
+    }
+    cfg.metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.to_string()
+    };
+    crate::service::kafka::ensure_topics(&cfg)?;
+
+    // 1. Throughput: pre-load, then start the instance and time it to the end of the input.
+    let p = producer(&a.brokers)?;
+    let sim_cfg = SimConfig { cards: (a.events / 50).max(500), days: 1, terminals: (a.events / 250).max(100), ..SimConfig::default() };
+    let mut n = 0usize;
+    sim::generate(&sim_cfg, &mut |e| {
+        if n < a.events {
+            let json = serde_json::to_vec(&e).expect("serialisable");
+            send(&p, &cfg.topics.input, e.terminal.as_deref().unwrap_or(""), &json);
+            n += 1;
+        }
+    });
+    p.flush(Duration::from_secs(120))?;
+    println!("pre-loaded {n} events");
+    let signals = Signals::default();
+    let (svc_cfg, svc_sig) = (cfg.clone(), signals.clone());
+    let svc = std::thread::spawn(move || service::run(svc_cfg, crate::decode::Tokenizer::default(), svc_sig));
+    let started = Instant::now();
+    let addr = cfg.metrics_addr.clone();
+    loop {
+        let done = metric(&addr, "switchguard_events_total") + metric(&addr, "switchguard_rejects_total") + metric(&addr, "switchguard_duplicates_total");
+        if done as usize >= n {
+            break;
+        }
+        anyhow::ensure!(!svc.is_finished(), "service stopped");
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "throughput run timed out at {done} events");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!("throughput: {:.0} events/s ({n} events in {secs:.2}s, checkpoints every {})", n as f64 / secs, a.checkpoint_interval);
+
+    // 2. Latency at fixed rates.
+    let viewer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &a.brokers)
+        .set("group.id", format!("{run}-viewer"))
+        .set("auto.offset.reset", "latest")
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
+    viewer.subscribe(&[&cfg.topics.commands])?;
+    for _ in 0..20 {
+        viewer.poll(Duration::from_millis(100));
+    }
+    for &rate in &a.rates {
+        let total = rate * a.seconds;
+        let mut lat: Vec<f64> = Vec::new();
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        let mut attack = 0u64;
+        while sent < total {
+            let due = (t0.elapsed().as_secs_f64() * rate as f64) as u64;
+            while sent < due.min(total) {
+                let i = sent;
+                let ts = now_ms();
+                let (card, rc) = if i % 500 >= 497 {
+                    (format!("ATTACK-{rate}-{attack}"), "55")
+                } else {
+                    (format!("CARD-{}", i % 50_000), "00")
+                };
+                if i % 500 == 499 {
+                    attack += 1;
+                }
+                let ev = format!(
+                    r#"{{"id":"{run}-{rate}-{i}","ts":{ts},"type":"auth","card":"{card}","terminal":"T{}","merchant":"M1","amount":1000,"currency":"CNY","entry_mode":"chip","pin":"entered","response_code":"{rc}"}}"#,
+                    i % 997
+                );
+                send(&p, &cfg.topics.input, &card, ev.as_bytes());
+                sent += 1;
+            }
+            p.poll(Duration::ZERO);
+            while let Some(Ok(m)) = viewer.poll(Duration::ZERO) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}")) {
+                    if let Some(ts) = v["ts"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+                        lat.push((now_ms() - ts.timestamp_millis()) as f64);
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        p.flush(Duration::from_secs(30))?;
+        let end = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < end {
+            if let Some(Ok(m)) = viewer.poll(Duration::from_millis(20)) {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}")) {
+                    if let Some(ts) = v["ts"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+                        lat.push((now_ms() - ts.timestamp_millis()) as f64);
+                    }
+                }
+            }
+        }
+        let achieved = sent as f64 / t0.elapsed().as_secs_f64();
+        println!(
+            "rate {rate:>6}/s (achieved {achieved:.0}/s): {} lockouts, produce→command readable p50 {:.1} ms, p99 {:.1} ms, p99.9 {:.1} ms",
+            lat.len(),
+            pct(&mut lat, 0.5),
+            pct(&mut lat, 0.99),
+            pct(&mut lat, 0.999)
+        );
+    }
+    signals.shutdown.store(true, Ordering::Relaxed);
+    svc.join().map_err(|_| anyhow::anyhow!("service panicked"))?.context("service")?;
+    Ok(ExitCode::SUCCESS)
+}
