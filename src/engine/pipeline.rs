@@ -79,17 +79,8 @@ impl Pipeline {
 
     /// Accept one event; decisions for every event released are appended to `out`.
     pub fn push(&mut self, ev: Event, out: &mut Decisions) {
-        if ev.ts < self.watermark {
-            self.engine.stats_mut().late += 1;
-            self.engine.process(&ev, out);
-            return;
-        }
-        if ev.ts > self.max_ts {
-            self.max_ts = ev.ts;
-        }
-        let lateness = self.engine.config().allowed_lateness;
-        self.heap.push(Reverse(Pending(ev)));
-        let wm = self.max_ts.saturating_sub(lateness);
+        self.insert(ev, out);
+        let wm = self.max_ts.saturating_sub(self.engine.config().allowed_lateness);
         self.advance_to(wm, out);
     }
 

@@ -121,8 +121,7 @@ pub fn producer(
     let mut cfg = base_config(c);
     cfg.set("enable.idempotence", "true")
         .set("linger.ms", "1")
-        .set("message.max.bytes", "67108864")
-        .set("compression.type", "lz4");
+        .set("message.max.bytes", "67108864");
     if c.exactly_once {
         cfg.set(
             "transactional.id",

@@ -208,6 +208,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         parts.len()
     );
 
+    let save = |pipeline: &Pipeline, parts: &BTreeMap<i32, Part>| {
+        checkpoint(&cfg, &key, &consumer, &producer, &deliveries, pipeline, parts, &metrics)
+    };
     let mut out = Out {
         cfg: &cfg,
         producer: &producer,
@@ -336,30 +339,12 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             }
         }
         if last_checkpoint.elapsed() >= every {
-            checkpoint(
-                &cfg,
-                &key,
-                &consumer,
-                &producer,
-                &deliveries,
-                &pipeline,
-                &parts,
-                &metrics,
-            )?;
+            save(&pipeline, &parts)?;
             last_checkpoint = Instant::now();
         }
     }
     eprintln!("switchguard: shutting down");
-    checkpoint(
-        &cfg,
-        &key,
-        &consumer,
-        &producer,
-        &deliveries,
-        &pipeline,
-        &parts,
-        &metrics,
-    )?;
+    save(&pipeline, &parts)?;
     metrics.up.set(0);
     Ok(())
 }
