@@ -35,7 +35,10 @@ pub struct BenchArgs {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 fn producer(brokers: &str) -> Result<BaseProducer> {
@@ -60,7 +63,9 @@ fn send(p: &BaseProducer, topic: &str, key: &str, v: &[u8]) {
 }
 
 fn metric(addr: &str, name: &str) -> f64 {
-    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return 0.0 };
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return 0.0;
+    };
     use std::io::{Read, Write};
     let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
     let mut body = String::new();
@@ -73,7 +78,9 @@ fn metric(addr: &str, name: &str) -> f64 {
 
 fn pct(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
-    v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(f64::NAN)
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
 }
 
 pub fn command(a: BenchArgs) -> Result<ExitCode> {
@@ -87,7 +94,13 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
         checkpoint_interval: a.checkpoint_interval.clone(),
         ..RunConfig::default()
     };
-    for t in [&mut cfg.topics.input, &mut cfg.topics.alerts, &mut cfg.topics.commands, &mut cfg.topics.dlq, &mut cfg.topics.state] {
+    for t in [
+        &mut cfg.topics.input,
+        &mut cfg.topics.alerts,
+        &mut cfg.topics.commands,
+        &mut cfg.topics.dlq,
+        &mut cfg.topics.state,
+    ] {
         *t = format!("{t}.{run}");
     }
     cfg.metrics_addr = {
@@ -98,12 +111,22 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
 
     // 1. Throughput: pre-load, then start the instance and time it to the end of the input.
     let p = producer(&a.brokers)?;
-    let sim_cfg = SimConfig { cards: (a.events / 50).max(500), days: 1, terminals: (a.events / 250).max(100), ..SimConfig::default() };
+    let sim_cfg = SimConfig {
+        cards: (a.events / 50).max(500),
+        days: 1,
+        terminals: (a.events / 250).max(100),
+        ..SimConfig::default()
+    };
     let mut n = 0usize;
     sim::generate(&sim_cfg, &mut |e| {
         if n < a.events {
             let json = serde_json::to_vec(&e).expect("serialisable");
-            send(&p, &cfg.topics.input, e.terminal.as_deref().unwrap_or(""), &json);
+            send(
+                &p,
+                &cfg.topics.input,
+                e.terminal.as_deref().unwrap_or(""),
+                &json,
+            );
             n += 1;
         }
     });
@@ -111,20 +134,31 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
     println!("pre-loaded {n} events");
     let signals = Signals::default();
     let (svc_cfg, svc_sig) = (cfg.clone(), signals.clone());
-    let svc = std::thread::spawn(move || service::run(svc_cfg, crate::decode::Tokenizer::default(), svc_sig));
+    let svc = std::thread::spawn(move || {
+        service::run(svc_cfg, crate::decode::Tokenizer::default(), svc_sig)
+    });
     let started = Instant::now();
     let addr = cfg.metrics_addr.clone();
     loop {
-        let done = metric(&addr, "switchguard_events_total") + metric(&addr, "switchguard_rejects_total") + metric(&addr, "switchguard_duplicates_total");
+        let done = metric(&addr, "switchguard_events_total")
+            + metric(&addr, "switchguard_rejects_total")
+            + metric(&addr, "switchguard_duplicates_total");
         if done as usize >= n {
             break;
         }
         anyhow::ensure!(!svc.is_finished(), "service stopped");
-        anyhow::ensure!(started.elapsed() < Duration::from_secs(600), "throughput run timed out at {done} events");
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(600),
+            "throughput run timed out at {done} events"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("throughput: {:.0} events/s ({n} events in {secs:.2}s, checkpoints every {})", n as f64 / secs, a.checkpoint_interval);
+    println!(
+        "throughput: {:.0} events/s ({n} events in {secs:.2}s, checkpoints every {})",
+        n as f64 / secs,
+        a.checkpoint_interval
+    );
 
     // 2. Latency at fixed rates.
     let viewer: BaseConsumer = ClientConfig::new()
@@ -165,8 +199,13 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
             }
             p.poll(Duration::ZERO);
             while let Some(Ok(m)) = viewer.poll(Duration::ZERO) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}")) {
-                    if let Some(ts) = v["ts"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+                if let Ok(v) =
+                    serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}"))
+                {
+                    if let Some(ts) = v["ts"]
+                        .as_str()
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    {
                         lat.push((now_ms() - ts.timestamp_millis()) as f64);
                     }
                 }
@@ -177,8 +216,13 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
         let end = Instant::now() + Duration::from_secs(3);
         while Instant::now() < end {
             if let Some(Ok(m)) = viewer.poll(Duration::from_millis(20)) {
-                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}")) {
-                    if let Some(ts) = v["ts"].as_str().and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()) {
+                if let Ok(v) =
+                    serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}"))
+                {
+                    if let Some(ts) = v["ts"]
+                        .as_str()
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+                    {
                         lat.push((now_ms() - ts.timestamp_millis()) as f64);
                     }
                 }
@@ -194,6 +238,8 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
         );
     }
     signals.shutdown.store(true, Ordering::Relaxed);
-    svc.join().map_err(|_| anyhow::anyhow!("service panicked"))?.context("service")?;
+    svc.join()
+        .map_err(|_| anyhow::anyhow!("service panicked"))?
+        .context("service")?;
     Ok(ExitCode::SUCCESS)
 }

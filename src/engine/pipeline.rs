@@ -80,7 +80,9 @@ impl Pipeline {
     /// Accept one event; decisions for every event released are appended to `out`.
     pub fn push(&mut self, ev: Event, out: &mut Decisions) {
         self.insert(ev, out);
-        let wm = self.max_ts.saturating_sub(self.engine.config().allowed_lateness);
+        let wm = self
+            .max_ts
+            .saturating_sub(self.engine.config().allowed_lateness);
         self.advance_to(wm, out);
     }
 

@@ -58,21 +58,40 @@ impl Checkpoint {
     }
 }
 
-/// Read the newest checkpoint for `key` from the state topic (partition 0), if any.
+/// Read the newest checkpoint for `key` from the state topic (partition 0), if any. Reads
+/// backwards from the end in windows, so start-up time does not grow with the topic's history
+/// (a broker may compact late, or not at all).
 pub fn load_latest(consumer: &BaseConsumer, topic: &str, key: &str) -> Result<Option<Checkpoint>> {
+    const WINDOW: i64 = 64;
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .context("reading state topic watermarks")?;
-    if high <= low {
-        return Ok(None);
+    let mut end = high;
+    while end > low {
+        let start = (end - WINDOW).max(low);
+        if let Some(bytes) = read_window(consumer, topic, key, start, end)? {
+            return Checkpoint::decode(&bytes).map(Some);
+        }
+        end = start;
     }
+    Ok(None)
+}
+
+/// The payload of the last record with `key` in offsets `start..end`.
+fn read_window(
+    consumer: &BaseConsumer,
+    topic: &str,
+    key: &str,
+    start: i64,
+    end: i64,
+) -> Result<Option<Vec<u8>>> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Offset(low))?;
+    tpl.add_partition_offset(topic, 0, Offset::Offset(start))?;
     consumer.assign(&tpl)?;
-    let mut latest: Option<Vec<u8>> = None;
+    let mut latest = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let mut next = low;
-    while next < high {
+    let mut next = start;
+    while next < end {
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "timed out reading the state topic"
@@ -80,7 +99,7 @@ pub fn load_latest(consumer: &BaseConsumer, topic: &str, key: &str) -> Result<Op
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 next = m.offset() + 1;
-                if m.key() == Some(key.as_bytes()) {
+                if m.offset() < end && m.key() == Some(key.as_bytes()) {
                     latest = m.payload().map(<[u8]>::to_vec);
                 }
             }
@@ -89,5 +108,5 @@ pub fn load_latest(consumer: &BaseConsumer, topic: &str, key: &str) -> Result<Op
         }
     }
     consumer.unassign()?;
-    latest.map(|b| Checkpoint::decode(&b)).transpose()
+    Ok(latest)
 }

@@ -27,6 +27,7 @@ pub struct Metrics {
     pub e2e_latency: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub state_entries: IntGaugeVec,
+    pub buffered: IntGauge,
     pub transactions: IntCounterVec,
     pub checkpoints: IntCounter,
     pub rebalances: IntCounter,
@@ -66,6 +67,13 @@ impl Metrics {
         };
         let up = IntGauge::new("switchguard_up", "1 while the service runs").expect("valid");
         r.register(Box::new(up.clone())).expect("unique metric");
+        let buffered = IntGauge::new(
+            "switchguard_buffered_events",
+            "Events held in the reorder buffer until the watermark passes them",
+        )
+        .expect("valid");
+        r.register(Box::new(buffered.clone()))
+            .expect("unique metric");
         Arc::new(Self {
             events: counter_vec(
                 &r,
@@ -144,6 +152,7 @@ impl Metrics {
                 &["outcome"],
             ),
             up,
+            buffered,
             registry: r,
             last: std::sync::Mutex::new(Stats::default()),
         })

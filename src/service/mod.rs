@@ -59,8 +59,12 @@ impl Signals {
 struct Part {
     next_offset: i64,
     max_ts: i64,
+    /// The consumer reported end of partition since the last message.
     eof: bool,
     last_msg: Instant,
+    /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark.
+    idle: bool,
+    checked: Instant,
 }
 
 /// A fingerprint of the rule files (paths, sizes, mtimes), to notice edits.
@@ -121,6 +125,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         .set("enable.partition.eof", "true")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
+        // Small per-partition fetches keep partitions progressing together, so the reorder
+        // buffer (held until the slowest partition's watermark passes) stays small.
+        .set("max.partition.fetch.bytes", "131072")
+        .set("fetch.max.bytes", "1048576")
         .create()
         .context("creating consumer")?;
     let meta = consumer
@@ -147,6 +155,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                     max_ts: i64::MIN,
                     eof: false,
                     last_msg: Instant::now(),
+                    idle: false,
+                    checked: Instant::now(),
                 },
             )
         })
@@ -209,7 +219,16 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     );
 
     let save = |pipeline: &Pipeline, parts: &BTreeMap<i32, Part>| {
-        checkpoint(&cfg, &key, &consumer, &producer, &deliveries, pipeline, parts, &metrics)
+        checkpoint(
+            &cfg,
+            &key,
+            &consumer,
+            &producer,
+            &deliveries,
+            pipeline,
+            parts,
+            &metrics,
+        )
     };
     let mut out = Out {
         cfg: &cfg,
@@ -256,6 +275,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                     let part = parts.get_mut(&p).expect("assigned partition");
                     part.next_offset = m.offset() + 1;
                     part.eof = false;
+                    part.idle = false;
                     part.last_msg = Instant::now();
                     let started = Instant::now();
                     let bytes = m.payload().unwrap_or(b"");
@@ -282,10 +302,36 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 Err(e) => eprintln!("switchguard: consumer: {e}"),
             }
         }
-        // Watermark: the slowest live partition; caught-up partitions idle for a while don't hold it.
+        // Watermark: the slowest live partition. A partition stops holding it back only when it
+        // is confirmed idle: end of partition reported, silent for `idle_timeout`, and its
+        // position at the broker's high watermark (an end-of-partition report alone can come
+        // early while the client is busy with other partitions).
+        for (p, part) in parts.iter_mut() {
+            if part.eof
+                && !part.idle
+                && part.last_msg.elapsed() >= idle
+                && part.checked.elapsed() >= idle
+            {
+                part.checked = Instant::now();
+                let topic = &cfg.topics.input;
+                if let Ok((low, high)) =
+                    consumer.fetch_watermarks(topic, *p, Duration::from_secs(1))
+                {
+                    let pos = if part.next_offset < 0 {
+                        low
+                    } else {
+                        part.next_offset
+                    };
+                    part.idle = pos >= high;
+                    if part.idle {
+                        eprintln!("switchguard: partition {p} idle at offset {pos}");
+                    }
+                }
+            }
+        }
         let live: Vec<i64> = parts
             .values()
-            .filter(|p| !(p.eof && p.last_msg.elapsed() >= idle))
+            .filter(|p| !p.idle)
             .map(|p| p.max_ts)
             .collect();
         let wm = if live.is_empty() {
@@ -331,19 +377,24 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                         .set(lag.max(0));
                 }
             }
-            for (kind, n) in pipeline.engine().state_sizes() {
-                metrics
-                    .state_entries
-                    .with_label_values(&[kind])
-                    .set(n as i64);
-            }
         }
+        for (kind, n) in pipeline.engine().state_sizes() {
+            metrics
+                .state_entries
+                .with_label_values(&[kind])
+                .set(n as i64);
+        }
+        metrics.buffered.set(pipeline.buffered() as i64);
         if last_checkpoint.elapsed() >= every {
             save(&pipeline, &parts)?;
             last_checkpoint = Instant::now();
         }
     }
-    eprintln!("switchguard: shutting down");
+    eprintln!(
+        "switchguard: shutting down ({} events processed, {} buffered awaiting the watermark)",
+        pipeline.engine().stats().events,
+        pipeline.buffered()
+    );
     save(&pipeline, &parts)?;
     metrics.up.set(0);
     Ok(())

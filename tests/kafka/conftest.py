@@ -106,7 +106,10 @@ class Service:
 
 def produce(topic, records, key_field="terminal"):
     """records: dicts (JSON-encoded, keyed by a field) or raw bytes (keyed by b'raw')."""
-    p = KafkaProducer(bootstrap_servers=broker(), linger_ms=5, batch_size=262144, max_request_size=4_000_000)
+    # One request in flight: a retried batch can never land after a later one (the switch
+    # must keep each partition in event-time order; so must the test's producer).
+    p = KafkaProducer(bootstrap_servers=broker(), linger_ms=5, batch_size=262144, max_request_size=4_000_000,
+                      max_in_flight_requests_per_connection=1)
     for r in records:
         if isinstance(r, (bytes, bytearray)):
             p.send(topic, key=b"raw", value=bytes(r))

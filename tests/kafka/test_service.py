@@ -76,9 +76,13 @@ def test_kill9_at_random_points_loses_and_adds_nothing(tmp):
         kills += 1
         svc.start()
     total = len(events)
-    wait_for(lambda: svc.metric("switchguard_consumer_lag") == 0 and svc.metric("switchguard_checkpoints_total") > 0,
-             timeout=600, what="the service to catch up")
-    time.sleep(4)
+    def drained():
+        text = svc.get("/metrics")[1]
+        return ("switchguard_consumer_lag{" in text and svc.metric("switchguard_consumer_lag") == 0
+                and svc.metric("switchguard_buffered_events") == 0 and svc.metric("switchguard_events_total") > 0)
+    wait_for(drained, timeout=600, what="the service to process every event")
+    late = svc.metric("switchguard_late_events_total")
+    time.sleep(2)
     svc.stop()
     for topic, want in (("alerts", want_alerts), ("commands", want_cmds)):
         got = consume(svc.topics[topic])
@@ -89,7 +93,7 @@ def test_kill9_at_random_points_loses_and_adds_nothing(tmp):
         want_by_id = {json.loads(r)["alert_id" if topic == "alerts" else "command_id"]: r for r in want}
         missing = set(want_by_id) - set(by_id)
         extra = set(by_id) - set(want_by_id)
-        assert not missing and not extra, f"{topic}: {len(missing)} missing, {len(extra)} extra"
+        assert not missing and not extra, f"{topic}: {len(missing)} missing, {len(extra)} extra ({late} late events)"
         for rid, raw in by_id.items():
             assert raw == want_by_id[rid], f"{topic} {rid} differs from the uninterrupted run"
     assert total > 0
