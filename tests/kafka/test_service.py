@@ -64,7 +64,7 @@ def test_kill9_at_random_points_loses_and_adds_nothing(tmp):
     assert want_cmds, "the stream must produce lockouts"
     svc = Service(tmp, extra='allowed_lateness = "100ms"\nidle_timeout = "2s"')
     svc.start().stop()  # creates the topics (the broker does not auto-create)
-    produce(svc.topics["input"], events)
+    produce(svc.topics["input"], events, one_per_batch=True)
     rng = random.Random(1)
     kills = 0
     svc.start()
