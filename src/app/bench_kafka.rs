@@ -32,6 +32,10 @@ pub struct BenchArgs {
     pub seconds: u64,
     #[arg(long, default_value = "1s")]
     pub checkpoint_interval: String,
+    /// Use librdkafka's in-process mock cluster instead of `--brokers` (separates the
+    /// service's own cost from the broker's).
+    #[arg(long)]
+    pub mock: bool,
 }
 
 fn now_ms() -> i64 {
@@ -67,7 +71,7 @@ fn metric(addr: &str, name: &str) -> f64 {
         return 0.0;
     };
     use std::io::{Read, Write};
-    let _ = write!(s, "GET /metrics HTTP/1.0\r\n\r\n");
+    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
     body.lines()
@@ -83,7 +87,14 @@ fn pct(v: &mut [f64], q: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-pub fn command(a: BenchArgs) -> Result<ExitCode> {
+pub fn command(mut a: BenchArgs) -> Result<ExitCode> {
+    let mock = if a.mock {
+        let m = rdkafka::mocking::MockCluster::new(1)?;
+        a.brokers = m.bootstrap_servers();
+        Some(m)
+    } else {
+        None
+    };
     let run = format!("bench-{}", std::process::id());
     let mut cfg = RunConfig {
         brokers: a.brokers.clone(),
@@ -107,14 +118,25 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.to_string()
     };
+    if let Some(m) = &mock {
+        for t in [
+            &cfg.topics.input,
+            &cfg.topics.alerts,
+            &cfg.topics.commands,
+            &cfg.topics.dlq,
+        ] {
+            m.create_topic(t, cfg.partitions, 1)?;
+        }
+        m.create_topic(&cfg.topics.state, 1, 1)?;
+    }
     crate::service::kafka::ensure_topics(&cfg)?;
 
     // 1. Throughput: pre-load, then start the instance and time it to the end of the input.
     let p = producer(&a.brokers)?;
     let sim_cfg = SimConfig {
-        cards: (a.events / 50).max(500),
-        days: 1,
-        terminals: (a.events / 250).max(100),
+        cards: (a.events / 8).max(500),
+        days: 5,
+        terminals: (a.events / 40).max(100),
         ..SimConfig::default()
     };
     let mut n = 0usize;
@@ -241,5 +263,6 @@ pub fn command(a: BenchArgs) -> Result<ExitCode> {
     svc.join()
         .map_err(|_| anyhow::anyhow!("service panicked"))?
         .context("service")?;
+    drop(mock);
     Ok(ExitCode::SUCCESS)
 }

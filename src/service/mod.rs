@@ -119,7 +119,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let restored = checkpoint::load_latest(&state_reader, &cfg.topics.state, &key)?;
     drop(state_reader);
 
-    let consumer: BaseConsumer = kafka::base_config(&cfg)
+    let mut consumer_cfg = kafka::base_config(&cfg);
+    consumer_cfg
         .set("group.id", &cfg.group)
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -128,9 +129,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // Small per-partition fetches keep partitions progressing together, so the reorder
         // buffer (held until the slowest partition's watermark passes) stays small.
         .set("max.partition.fetch.bytes", "131072")
-        .set("fetch.max.bytes", "1048576")
-        .create()
-        .context("creating consumer")?;
+        .set("fetch.max.bytes", "1048576");
+    consumer_cfg.extend(cfg.kafka.clone()); // -X properties win over these defaults
+    let consumer: BaseConsumer = consumer_cfg.create().context("creating consumer")?;
     let meta = consumer
         .fetch_metadata(Some(&cfg.topics.input), Duration::from_secs(10))
         .context("reading input topic metadata")?;
