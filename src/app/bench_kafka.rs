@@ -71,7 +71,10 @@ fn metric(addr: &str, name: &str) -> f64 {
         return 0.0;
     };
     use std::io::{Read, Write};
-    let _ = write!(s, "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    );
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
     body.lines()

@@ -103,7 +103,7 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
                 }
             }
             n += 1;
-            if n % 1000 == 0 {
+            if n.is_multiple_of(1000) {
                 p.poll(Duration::ZERO);
             }
         });
@@ -173,7 +173,7 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
     println!("\nthe switch sent {sent} events; switchguard answered with {alerts} alerts and {commands} lockout commands");
     println!("(first 40 alerts and 20 commands shown; `switchguard demo --offline` for the replay report)");
     drop(reader);
-    let _ = Arc::new(mock);
+    drop(mock);
     Ok(ExitCode::SUCCESS)
 }
 
