@@ -83,6 +83,19 @@ fn metric(addr: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// Latency of one command: now minus its `ts` (the triggering event's produce time).
+fn record_latency(m: &rdkafka::message::BorrowedMessage<'_>, lat: &mut Vec<f64>) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}")) else {
+        return;
+    };
+    if let Some(ts) = v["ts"]
+        .as_str()
+        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
+    {
+        lat.push((now_ms() - ts.timestamp_millis()) as f64);
+    }
+}
+
 fn pct(v: &mut [f64], q: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).expect("finite"));
     v.get(((v.len() as f64 - 1.0) * q).round() as usize)
@@ -224,16 +237,7 @@ pub fn command(mut a: BenchArgs) -> Result<ExitCode> {
             }
             p.poll(Duration::ZERO);
             while let Some(Ok(m)) = viewer.poll(Duration::ZERO) {
-                if let Ok(v) =
-                    serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}"))
-                {
-                    if let Some(ts) = v["ts"]
-                        .as_str()
-                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                    {
-                        lat.push((now_ms() - ts.timestamp_millis()) as f64);
-                    }
-                }
+                record_latency(&m, &mut lat);
             }
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -241,16 +245,7 @@ pub fn command(mut a: BenchArgs) -> Result<ExitCode> {
         let end = Instant::now() + Duration::from_secs(3);
         while Instant::now() < end {
             if let Some(Ok(m)) = viewer.poll(Duration::from_millis(20)) {
-                if let Ok(v) =
-                    serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"{}"))
-                {
-                    if let Some(ts) = v["ts"]
-                        .as_str()
-                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-                    {
-                        lat.push((now_ms() - ts.timestamp_millis()) as f64);
-                    }
-                }
+                record_latency(&m, &mut lat);
             }
         }
         let achieved = sent as f64 / t0.elapsed().as_secs_f64();
