@@ -70,15 +70,7 @@ fn transactional_service_commits_and_resumes_from_its_checkpoint() {
         partitions: 2,
         ..RunConfig::default()
     };
-    for t in [
-        &cfg.topics.input,
-        &cfg.topics.alerts,
-        &cfg.topics.commands,
-        &cfg.topics.dlq,
-    ] {
-        mock.create_topic(t, 2, 1).unwrap();
-    }
-    mock.create_topic(&cfg.topics.state, 1, 1).unwrap();
+    switchguard::service::kafka::create_mock_topics(&mock, &cfg).unwrap();
 
     // First life: two wrong PINs, then a clean shutdown (final transaction).
     let (sig, h) = start(cfg.clone());

@@ -11,7 +11,7 @@ use crate::sim::{self, SimConfig};
 use anyhow::{Context, Result};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientConfig, Message};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
@@ -53,18 +53,7 @@ fn producer(brokers: &str) -> Result<BaseProducer> {
         .create()?)
 }
 
-fn send(p: &BaseProducer, topic: &str, key: &str, v: &[u8]) {
-    let mut rec = BaseRecord::to(topic).key(key).payload(v);
-    loop {
-        match p.send(rec) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                rec = r;
-                p.poll(Duration::from_millis(1));
-            }
-        }
-    }
-}
+use crate::service::kafka::send_blocking as send;
 
 fn metric(addr: &str, name: &str) -> f64 {
     let Ok(mut s) = std::net::TcpStream::connect(addr) else {
@@ -135,15 +124,7 @@ pub fn command(mut a: BenchArgs) -> Result<ExitCode> {
         l.local_addr()?.to_string()
     };
     if let Some(m) = &mock {
-        for t in [
-            &cfg.topics.input,
-            &cfg.topics.alerts,
-            &cfg.topics.commands,
-            &cfg.topics.dlq,
-        ] {
-            m.create_topic(t, cfg.partitions, 1)?;
-        }
-        m.create_topic(&cfg.topics.state, 1, 1)?;
+        crate::service::kafka::create_mock_topics(m, &cfg)?;
     }
     crate::service::kafka::ensure_topics(&cfg)?;
 

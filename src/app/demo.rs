@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{ClientConfig, Message};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -59,15 +59,7 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
         allowed_lateness: "1s".into(),
         ..RunConfig::default()
     };
-    for t in [
-        &cfg.topics.input,
-        &cfg.topics.alerts,
-        &cfg.topics.commands,
-        &cfg.topics.dlq,
-    ] {
-        mock.create_topic(t, cfg.partitions, 1)?;
-    }
-    mock.create_topic(&cfg.topics.state, 1, 1)?;
+    crate::service::kafka::create_mock_topics(&mock, &cfg)?;
     println!(
         "embedded Kafka at {brokers}; metrics on http://{}/metrics",
         cfg.metrics_addr
@@ -92,16 +84,7 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
         sim::generate(&sim_cfg, &mut |e| {
             let json = serde_json::to_vec(&e).expect("serialisable");
             let key = e.terminal.clone().unwrap_or_default();
-            let mut rec = BaseRecord::to(&input).key(&key).payload(&json);
-            loop {
-                match p.send(rec) {
-                    Ok(()) => break,
-                    Err((_, r)) => {
-                        rec = r;
-                        p.poll(Duration::from_millis(5));
-                    }
-                }
-            }
+            crate::service::kafka::send_blocking(&p, &input, &key, &json);
             n += 1;
             if n.is_multiple_of(1000) {
                 p.poll(Duration::ZERO);

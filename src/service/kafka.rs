@@ -131,3 +131,31 @@ pub fn producer(
     cfg.create_with_context(Ctx { deliveries, e2e })
         .context("creating Kafka producer")
 }
+
+/// Create every topic of `c` on librdkafka's in-process mock cluster (demo, tests, bench).
+pub fn create_mock_topics<C: ClientContext>(
+    mock: &rdkafka::mocking::MockCluster<'_, C>,
+    c: &RunConfig,
+) -> rdkafka::error::KafkaResult<()> {
+    let t = &c.topics;
+    for name in [&t.input, &t.alerts, &t.commands, &t.dlq] {
+        mock.create_topic(name, c.partitions, 1)?;
+    }
+    mock.create_topic(&t.state, 1, 1)
+}
+
+/// Produce one record, waiting for queue space when the local queue is full (load drivers).
+pub fn send_blocking(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
+    let mut rec = rdkafka::producer::BaseRecord::to(topic)
+        .key(key)
+        .payload(payload);
+    loop {
+        match p.send(rec) {
+            Ok(()) => return,
+            Err((_, r)) => {
+                rec = r;
+                p.poll(Duration::from_millis(1));
+            }
+        }
+    }
+}
