@@ -5,12 +5,33 @@
 
 use crate::engine::Stats;
 use crate::event::EventType;
+use crate::rules::Severity;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+/// The `outcome` label of `switchguard_events_total`.
+const OUTCOMES: [&str; 2] = ["approved", "declined"];
+/// Every `reason` of `switchguard_rejects_total` (`DecodeError::code`).
+const REJECT_REASONS: [&str; 6] = [
+    "too_large",
+    "invalid_utf8",
+    "malformed_json",
+    "not_an_object",
+    "missing_field",
+    "bad_value",
+];
+/// The `rule` label of the lockout guard's own alerts.
+const GUARD_RULE: &str = "lockout_guard";
+
+/// What [`Metrics::observe`] needs to know about a rule of the loaded set.
+pub struct RuleInfo {
+    pub severity: &'static str,
+    pub action: Option<&'static str>,
+}
 
 /// The service's metrics.
 pub struct Metrics {
@@ -74,7 +95,7 @@ impl Metrics {
         .expect("valid");
         r.register(Box::new(buffered.clone()))
             .expect("unique metric");
-        Arc::new(Self {
+        let m = Arc::new(Self {
             events: counter_vec(
                 &r,
                 "switchguard_events_total",
@@ -104,8 +125,8 @@ impl Metrics {
             alerts: counter_vec(
                 &r,
                 "switchguard_alerts_total",
-                "Alerts by severity",
-                &["severity"],
+                "Alerts by rule and severity (the guard's own alerts as rule lockout_guard)",
+                &["rule", "severity"],
             ),
             lockouts: counter_vec(
                 &r,
@@ -121,7 +142,7 @@ impl Metrics {
             ),
             decision_latency: hist(
                 "switchguard_decision_latency_seconds",
-                "Engine time per event batch",
+                "Decode and engine time per input record",
             ),
             e2e_latency: hist(
                 "switchguard_end_to_end_latency_seconds",
@@ -155,14 +176,40 @@ impl Metrics {
             buffered,
             registry: r,
             last: std::sync::Mutex::new(Stats::default()),
-        })
+        });
+        m.init_series();
+        m
     }
 
-    /// Add what the engine counted since the last call.
-    pub fn observe(&self, s: &Stats, actions: &dyn Fn(&str) -> Option<&'static str>) {
+    /// Every series of a closed label set exists from the start at 0, so a dashboard or alert
+    /// sees "nothing happened yet" instead of "no data". Per-rule series are created by
+    /// [`Metrics::observe`] from the loaded rules.
+    fn init_series(&self) {
+        for t in EventType::ALL {
+            for outcome in OUTCOMES {
+                self.events.with_label_values(&[t.as_str(), outcome]);
+            }
+        }
+        for reason in REJECT_REASONS {
+            self.rejects.with_label_values(&[reason]);
+        }
+        for outcome in ["committed", "aborted"] {
+            self.transactions.with_label_values(&[outcome]);
+        }
+        for outcome in ["ok", "rejected"] {
+            self.rule_reloads.with_label_values(&[outcome]);
+        }
+        self.alerts
+            .with_label_values(&[GUARD_RULE, Severity::Critical.as_str()]);
+    }
+
+    /// Add what the engine counted since the last call. `rules` gives a rule's severity and
+    /// lockout action (if any) in the loaded rule set; every rule's series exist from the
+    /// first call on, at 0 until it hits.
+    pub fn observe(&self, s: &Stats, rules: &dyn Fn(&str) -> Option<RuleInfo>) {
         let mut last = self.last.lock().expect("metrics lock");
         for (i, t) in EventType::ALL.iter().enumerate() {
-            for (j, outcome) in ["approved", "declined"].iter().enumerate() {
+            for (j, outcome) in OUTCOMES.iter().enumerate() {
                 let d = s.by_type[i][j].saturating_sub(last.by_type[i][j]);
                 if d > 0 {
                     self.events
@@ -174,10 +221,16 @@ impl Metrics {
         self.duplicates
             .inc_by(s.duplicates.saturating_sub(last.duplicates));
         self.late.inc_by(s.late.saturating_sub(last.late));
-        for (i, sev) in ["low", "medium", "high", "critical"].iter().enumerate() {
-            let d = s.alerts_by_severity[i].saturating_sub(last.alerts_by_severity[i]);
-            self.alerts.with_label_values(&[sev]).inc_by(d);
-        }
+        // Every alert is one rule hit (at the rule's severity) or one guard alert. A rules
+        // reload restarts the engine's guard-alert count (`Stats::merge_from` does not carry
+        // it), so a count below the last one is new alerts since that restart.
+        let guard = match s.guard_alerts.checked_sub(last.guard_alerts) {
+            Some(d) => d,
+            None => s.guard_alerts,
+        };
+        self.alerts
+            .with_label_values(&[GUARD_RULE, Severity::Critical.as_str()])
+            .inc_by(guard);
         for r in &s.rules {
             let old = last
                 .rules
@@ -185,13 +238,19 @@ impl Metrics {
                 .find(|o| o.rule == r.rule)
                 .cloned()
                 .unwrap_or_default();
+            let enforce = r.enforce.saturating_sub(old.enforce);
+            let shadow = r.shadow.saturating_sub(old.shadow);
             self.rule_hits
                 .with_label_values(&[&r.rule, "enforce"])
-                .inc_by(r.enforce.saturating_sub(old.enforce));
+                .inc_by(enforce);
             self.rule_hits
                 .with_label_values(&[&r.rule, "shadow"])
-                .inc_by(r.shadow.saturating_sub(old.shadow));
-            if let Some(action) = actions(&r.rule) {
+                .inc_by(shadow);
+            let Some(info) = rules(&r.rule) else { continue };
+            self.alerts
+                .with_label_values(&[&r.rule, info.severity])
+                .inc_by(enforce + shadow);
+            if let Some(action) = info.action {
                 self.lockouts
                     .with_label_values(&[&r.rule, action])
                     .inc_by(r.lockouts.saturating_sub(old.lockouts));
@@ -247,4 +306,113 @@ pub fn serve(
             }
         })?;
     Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::DecodeError;
+    use crate::engine::RuleStats;
+
+    fn sample(text: &str, series: &str) -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+    }
+
+    #[test]
+    fn closed_label_sets_exist_from_the_start() {
+        let text = Metrics::new().render();
+        for s in [
+            r#"switchguard_events_total{outcome="declined",type="preauth_cancel"}"#,
+            r#"switchguard_rejects_total{reason="too_large"}"#,
+            r#"switchguard_transactions_total{outcome="aborted"}"#,
+            r#"switchguard_rule_reloads_total{outcome="rejected"}"#,
+            r#"switchguard_alerts_total{rule="lockout_guard",severity="critical"}"#,
+        ] {
+            assert_eq!(sample(&text, s), Some(0.0), "{s}");
+        }
+        let codes = [
+            DecodeError::TooLarge(0),
+            DecodeError::InvalidUtf8(0),
+            DecodeError::MalformedJson(String::new()),
+            DecodeError::NotAnObject,
+            DecodeError::MissingField("id"),
+            DecodeError::BadValue {
+                field: "ts",
+                reason: String::new(),
+            },
+        ]
+        .map(|e| e.code());
+        assert_eq!(codes, REJECT_REASONS);
+    }
+
+    #[test]
+    fn alerts_by_rule_and_severity_and_guard_alerts_across_a_reload() {
+        let m = Metrics::new();
+        let info = |id: &str| {
+            Some(RuleInfo {
+                severity: if id == "r1" { "high" } else { "low" },
+                action: (id == "r1").then_some("lock_card"),
+            })
+        };
+        let rule = |id: &str, enforce, shadow, lockouts| RuleStats {
+            rule: id.into(),
+            enforce,
+            shadow,
+            lockouts,
+            ..Default::default()
+        };
+        let mut s = Stats {
+            rules: vec![rule("r1", 0, 0, 0), rule("r2", 0, 0, 0)],
+            ..Default::default()
+        };
+        m.observe(&s, &info);
+        let text = m.render();
+        assert_eq!(
+            sample(
+                &text,
+                r#"switchguard_alerts_total{rule="r2",severity="low"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(
+                &text,
+                r#"switchguard_lockouts_total{action="lock_card",rule="r1"}"#
+            ),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, r#"switchguard_lockouts_held_total{rule="r1"}"#),
+            Some(0.0)
+        );
+        s.rules = vec![rule("r1", 3, 0, 2), rule("r2", 1, 4, 0)];
+        s.guard_alerts = 2;
+        m.observe(&s, &info);
+        // A reload: the engine's guard-alert count starts again.
+        s.guard_alerts = 1;
+        m.observe(&s, &info);
+        let text = m.render();
+        let get = |series: &str| sample(&text, series);
+        assert_eq!(
+            get(r#"switchguard_alerts_total{rule="r1",severity="high"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            get(r#"switchguard_alerts_total{rule="r2",severity="low"}"#),
+            Some(5.0)
+        );
+        assert_eq!(
+            get(r#"switchguard_alerts_total{rule="lockout_guard",severity="critical"}"#),
+            Some(3.0)
+        );
+        assert_eq!(
+            get(r#"switchguard_rule_hits_total{mode="shadow",rule="r2"}"#),
+            Some(4.0)
+        );
+        assert_eq!(
+            get(r#"switchguard_lockouts_total{action="lock_card",rule="r1"}"#),
+            Some(2.0)
+        );
+    }
 }

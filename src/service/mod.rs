@@ -356,10 +356,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         producer.poll(Duration::ZERO);
         let rules_now = pipeline.engine().pack().clone();
         metrics.observe(pipeline.engine().stats(), &|id| {
-            rules_now
-                .rule(id)
-                .and_then(|r| r.action.as_ref())
-                .map(|a| a.kind.as_str())
+            rules_now.rule(id).map(|r| metrics::RuleInfo {
+                severity: r.severity.as_str(),
+                action: r.action.as_ref().map(|a| a.kind.as_str()),
+            })
         });
         if last_lag.elapsed() > Duration::from_secs(2) {
             last_lag = Instant::now();
