@@ -6,7 +6,6 @@ evaluated through Prometheus' HTTP API and must return data."""
 import json
 import math
 import re
-import shutil
 import subprocess
 import time
 import urllib.parse
@@ -275,7 +274,6 @@ def has_value(result):
     return any(not math.isnan(float(v)) for _, v in samples)
 
 
-@pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is not installed (scripts/test installs it)")
 def test_every_panel_and_alert_returns_data_on_a_running_service(tmp):
     # The guard at 3 lockouts a minute, so held lockouts and guard alerts happen too.
     svc = Service(tmp, extra="max_lockouts_per_minute = 3").start()
