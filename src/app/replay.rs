@@ -5,6 +5,7 @@ use crate::decision::Decisions;
 use crate::decode::{Decoder, Tokenizer};
 use crate::engine::{Engine, EngineConfig, Pipeline};
 use crate::rules::RulePack;
+use crate::sink::html::{self, Activity, ScoreSeries};
 use crate::sink::report::{Evaluator, Report};
 use crate::sink::FileSink;
 use crate::source::{self, Item, MergedSource};
@@ -26,7 +27,8 @@ pub struct ReplayArgs {
     pub files: Vec<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Output directory for alerts.jsonl, commands.jsonl, rejects.jsonl and report.json.
+    /// Output directory for alerts.jsonl, commands.jsonl, rejects.jsonl, report.json and
+    /// report.html.
     #[arg(long, default_value = "replay-out")]
     pub out: PathBuf,
     /// No progress bar and no summary table.
@@ -83,6 +85,7 @@ pub fn run(
     };
     let mut d = Decisions::default();
     let mut eval = Evaluator::default();
+    let mut activity = Activity::default();
     let mut rejects: BTreeMap<String, u64> = BTreeMap::new();
     let started = Instant::now();
     let mut n: u64 = 0;
@@ -107,6 +110,7 @@ pub fn run(
         match item {
             Item::Event(ev) => {
                 eval.observe_event(&ev);
+                activity.observe_event(&ev);
                 pipeline.push(ev, &mut d);
             }
             Item::Reject(r) => {
@@ -117,6 +121,7 @@ pub fn run(
         if !d.is_empty() {
             sink.write(&d)?;
             eval.observe_decisions(&d);
+            activity.observe_decisions(&d);
             d.clear();
         }
         n += 1;
@@ -130,6 +135,7 @@ pub fn run(
     pipeline.flush(&mut d);
     sink.write(&d)?;
     eval.observe_decisions(&d);
+    activity.observe_decisions(&d);
     sink.finish()?;
     bar.finish_and_clear();
     let elapsed = started.elapsed().as_secs_f64();
@@ -151,5 +157,18 @@ pub fn run(
     let path = out.join("report.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
         .with_context(|| format!("writing {}", path.display()))?;
+    html::write(
+        &out.join("report.html"),
+        &report,
+        &activity,
+        &model_scores(engine),
+    )?;
     Ok(report)
+}
+
+/// Score samples of the models the engine ran, for the HTML report's histograms (one
+/// [`ScoreSeries`] per model; [`html::ScoreSampler`] keeps a bounded sample of a stream).
+/// None yet: the report then says no models are loaded.
+fn model_scores(_engine: &Engine) -> Vec<ScoreSeries> {
+    Vec::new()
 }

@@ -1,6 +1,7 @@
 //! Sinks: where decisions go. Files here (`alerts.jsonl`, `commands.jsonl`, `rejects.jsonl`,
-//! `report.json`); the Kafka sink lives beside them in the streaming service.
+//! `report.json`, `report.html`); the Kafka sink lives beside them in the streaming service.
 
+pub mod html;
 pub mod parquet;
 pub mod report;
 
