@@ -141,6 +141,7 @@ fn main() {
         let r = replay::run(
             std::slice::from_ref(input),
             pack.clone(),
+            None,
             EngineConfig::default(),
             Tokenizer::default(),
             &out,

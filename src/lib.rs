@@ -13,6 +13,7 @@
 //! - [`decode`]: bytes/rows → [`event::Event`] or a reject with its reason; PAN tokenisation;
 //! - [`state`]: keyed books shared by rules, evicted by event time;
 //! - [`rules`]: the rule language (TOML + expressions), compiled and validated at load;
+//! - [`models`]: statistical models (trained by `train`, scored per event beside the rules);
 //! - [`decision`]: alerts, lockout commands, deterministic ids, the lock table;
 //! - [`engine`]: the pure core tying the above together, plus event-time ordering;
 //! - [`source`] / [`sink`]: file input and output (the I/O edges);
@@ -27,6 +28,7 @@ pub mod decision;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod models;
 pub mod rules;
 pub mod service;
 pub mod sim;

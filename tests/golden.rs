@@ -40,6 +40,7 @@ fn golden_cases() {
         replay::run(
             &inputs,
             default_pack(),
+            None,
             EngineConfig::default(),
             Tokenizer::default(),
             out.path(),

@@ -1,6 +1,7 @@
 //! Replaying the simulator's output: every labelled attack is caught, no benign card is locked,
 //! benign traffic raises no alert, no clear PAN appears in any output, and Parquet input gives
-//! the same decisions as JSONL.
+//! the same decisions as JSONL. The model-only scenarios (`sim::MODEL_ONLY`) are the exception:
+//! no default rule may catch them.
 
 mod common;
 
@@ -9,7 +10,7 @@ use std::io::Write;
 use switchguard::app::replay;
 use switchguard::decode::Tokenizer;
 use switchguard::engine::EngineConfig;
-use switchguard::sim::{self, SimConfig, LABELS};
+use switchguard::sim::{self, SimConfig, LABELS, MODEL_ONLY};
 
 fn cfg() -> SimConfig {
     SimConfig {
@@ -42,6 +43,7 @@ fn replay_of_simulated_traffic_catches_every_attack_and_locks_no_benign_card() {
     let report = replay::run(
         std::slice::from_ref(&input),
         default_pack(),
+        None,
         EngineConfig::default(),
         Tokenizer::default(),
         &out,
@@ -60,7 +62,11 @@ fn replay_of_simulated_traffic_catches_every_attack_and_locks_no_benign_card() {
             .get(*label)
             .unwrap_or_else(|| panic!("scenario {label} missing from the traffic"));
         assert!(s.instances >= 2, "{label}: {s:?}");
-        assert_eq!(s.caught, s.instances, "{label} not all caught: {s:?}");
+        if MODEL_ONLY.contains(label) {
+            assert_eq!(s.caught, 0, "{label} is meant for the models only: {s:?}");
+        } else {
+            assert_eq!(s.caught, s.instances, "{label} not all caught: {s:?}");
+        }
     }
     assert_eq!(
         eval.benign_lockouts, 0,
@@ -109,6 +115,43 @@ fn replay_of_simulated_traffic_catches_every_attack_and_locks_no_benign_card() {
 }
 
 #[test]
+fn default_rules_raise_no_alert_on_the_model_only_scenarios() {
+    // Many instances of each: five times the usual attack rate.
+    let cfg = SimConfig {
+        seed: 21,
+        cards: 1_500,
+        days: 21,
+        terminals: 300,
+        attack_rate: 5.0,
+        ..SimConfig::default()
+    };
+    let events = sim_events(&cfg);
+    let mut model_only = std::collections::BTreeMap::new();
+    for e in &events {
+        if let Some(l) = e.label.as_deref().filter(|l| MODEL_ONLY.contains(l)) {
+            model_only.insert(e.id.to_string(), l.to_string());
+        }
+    }
+    for l in MODEL_ONLY {
+        let n = model_only.values().filter(|v| *v == l).count();
+        assert!(n >= 20, "{l}: only {n} events");
+    }
+    let decisions = run_events(&default_pack(), events);
+    assert!(!decisions.is_empty(), "the rule scenarios still alert");
+    for line in decisions {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        for id in v["event_ids"].as_array().unwrap() {
+            let id = id.as_str().unwrap();
+            assert!(
+                !model_only.contains_key(id),
+                "{} caught by a default rule: {line}",
+                model_only[id]
+            );
+        }
+    }
+}
+
+#[test]
 fn parquet_input_gives_the_same_decisions_as_jsonl() {
     let dir = tempfile::tempdir().unwrap();
     let small = SimConfig {
@@ -133,6 +176,7 @@ fn parquet_input_gives_the_same_decisions_as_jsonl() {
         let r = replay::run(
             &[input],
             default_pack(),
+            None,
             EngineConfig::default(),
             Tokenizer::default(),
             &out,

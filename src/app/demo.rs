@@ -179,6 +179,7 @@ fn offline(a: DemoArgs) -> Result<ExitCode> {
     let report = super::replay::run(
         &[input],
         Arc::new(pack),
+        super::load_models(&a.engine.models),
         a.engine.engine_config()?,
         a.engine.tokenizer()?,
         &a.out,

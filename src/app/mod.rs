@@ -6,6 +6,7 @@ pub mod replay;
 mod rules_cmd;
 mod run;
 mod simulate;
+pub mod train;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
@@ -36,6 +37,8 @@ pub enum Cmd {
     /// The main job on an embedded default: an in-process Kafka cluster, the simulator as the
     /// switch, the service, live alerts and lockouts, metrics. Needs no external service.
     Demo(demo::DemoArgs),
+    /// Fit the statistical models on history and write them (with model cards) to `models/`.
+    Train(train::TrainArgs),
     /// Streaming benchmark against a real broker: throughput and lockout latency at fixed rates.
     BenchKafka(bench_kafka::BenchArgs),
 }
@@ -45,7 +48,12 @@ pub enum RulesAction {
     /// Report every problem in every rule file at once.
     Check { dir: Option<PathBuf> },
     /// Run the example cases embedded in the rule files.
-    Test { dir: Option<PathBuf> },
+    Test {
+        dir: Option<PathBuf>,
+        /// Models for the rules that read model scores.
+        #[arg(long, default_value = "models", env = "SWITCHGUARD_MODELS")]
+        models: PathBuf,
+    },
 }
 
 /// Engine settings shared by commands that run the engine.
@@ -57,6 +65,10 @@ pub struct EngineArgs {
     /// Allowed lateness of out-of-order events (event time), e.g. 5s.
     #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS")]
     pub lateness: String,
+    /// Models directory (`*.model.json` from `switchguard train`). Without model files the
+    /// engine runs on rules alone; a bad model file is reported and skipped the same way.
+    #[arg(long, default_value = "models", env = "SWITCHGUARD_MODELS")]
+    pub models: PathBuf,
     /// File holding the PAN tokenisation key (HMAC-SHA256). Also SWITCHGUARD_TOKEN_KEY.
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
@@ -95,6 +107,25 @@ impl EngineArgs {
     }
 }
 
+/// Load the models in `dir` for a command: `None` (rules only) when there are none or they
+/// are refused; every problem is printed, and the command carries on with its rules.
+pub fn load_models(dir: &std::path::Path) -> Option<std::sync::Arc<crate::models::Models>> {
+    if !dir.is_dir() {
+        return None;
+    }
+    match crate::models::Models::load_dir(dir) {
+        Ok(m) if m.is_empty() => None,
+        Ok(m) => {
+            eprintln!("models: {} from {}", m.names().join(", "), dir.display());
+            Some(std::sync::Arc::new(m))
+        }
+        Err(e) => {
+            eprintln!("error: {e}\nmodels: none loaded; running on rules alone");
+            None
+        }
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -105,6 +136,7 @@ pub fn main() -> ExitCode {
         Cmd::Run(a) => run::command(a),
         Cmd::Demo(a) => demo::command(a),
         Cmd::BenchKafka(a) => bench_kafka::command(a),
+        Cmd::Train(a) => train::command(a),
     };
     match res {
         Ok(code) => code,

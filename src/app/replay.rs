@@ -4,8 +4,9 @@ use super::EngineArgs;
 use crate::decision::Decisions;
 use crate::decode::{Decoder, Tokenizer};
 use crate::engine::{Engine, EngineConfig, Pipeline};
+use crate::models::{ModelOut, Models};
 use crate::rules::RulePack;
-use crate::sink::html::{self, Activity, ScoreSeries};
+use crate::sink::html::{self, Activity, ScoreSampler, ScoreSeries};
 use crate::sink::report::{Evaluator, Report};
 use crate::sink::FileSink;
 use crate::source::{self, Item, MergedSource};
@@ -14,7 +15,7 @@ use clap::Args;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Items handed from the reader thread to the engine at a time.
@@ -42,6 +43,7 @@ pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     let report = run(
         &a.files,
         Arc::new(pack),
+        super::load_models(&a.engine.models),
         cfg,
         a.engine.tokenizer()?,
         &a.out,
@@ -58,6 +60,7 @@ pub fn command(a: ReplayArgs) -> Result<ExitCode> {
 pub fn run(
     files: &[PathBuf],
     pack: Arc<RulePack>,
+    models: Option<Arc<Models>>,
     cfg: EngineConfig,
     tokenizer: Tokenizer,
     out: &Path,
@@ -69,7 +72,13 @@ pub fn run(
         sources.push(source::open(f, decoder.clone())?);
     }
     let digest = pack.digest.clone();
-    let mut pipeline = Pipeline::new(Engine::new(pack, cfg));
+    let mut engine = Engine::new(pack, cfg);
+    let samples = models.as_deref().map(ScoreSamples::new);
+    if let Some(s) = &samples {
+        engine.set_score_tap(Some(s.tap()));
+    }
+    engine.set_models(models);
+    let mut pipeline = Pipeline::new(engine);
     let mut sink = FileSink::create(out)?;
     let bar = if progress {
         let b = indicatif::ProgressBar::new_spinner();
@@ -161,14 +170,60 @@ pub fn run(
         &out.join("report.html"),
         &report,
         &activity,
-        &model_scores(engine),
+        &samples.map(ScoreSamples::finish).unwrap_or_default(),
     )?;
     Ok(report)
 }
 
-/// Score samples of the models the engine ran, for the HTML report's histograms (one
-/// [`ScoreSeries`] per model; [`html::ScoreSampler`] keeps a bounded sample of a stream).
-/// None yet: the report then says no models are loaded.
-fn model_scores(_engine: &Engine) -> Vec<ScoreSeries> {
-    Vec::new()
+/// Bounded samples of each loaded model's scores over the replay, for the HTML report's
+/// histograms (one [`ScoreSeries`] per model, its threshold marked).
+struct ScoreSamples(Arc<Mutex<Vec<Option<ScoreSampler>>>>);
+
+impl ScoreSamples {
+    fn new(m: &Models) -> Self {
+        let s = |name: &str, t: Option<f64>| {
+            t.map(|t| ScoreSampler::new(name, Some(t), ScoreSampler::DEFAULT_CAP))
+        };
+        Self(Arc::new(Mutex::new(vec![
+            s(
+                "terminal_pin_score (wrong PINs)",
+                m.terminal_pin.as_ref().map(|l| l.threshold),
+            ),
+            s(
+                "merchant_nopin_score (forced no-PIN approvals)",
+                m.merchant_nopin.as_ref().map(|l| l.threshold),
+            ),
+            s(
+                "density_score (card purchases)",
+                m.density.as_ref().map(|l| l.threshold),
+            ),
+            s(
+                "fraud_probability (card purchases)",
+                m.supervised.as_ref().map(|l| l.threshold),
+            ),
+        ])))
+    }
+
+    fn tap(&self) -> crate::engine::ScoreTap {
+        let shared = self.0.clone();
+        Box::new(move |o: &ModelOut| {
+            let mut s = shared.lock().expect("score samples lock");
+            let scores = [
+                o.terminal_pin.map(|x| x.score),
+                o.merchant_nopin.map(|x| x.score),
+                o.density.map(|x| x.score),
+                o.fraud_probability,
+            ];
+            for (sampler, v) in s.iter_mut().zip(scores) {
+                if let (Some(sampler), Some(v)) = (sampler, v) {
+                    sampler.push(v);
+                }
+            }
+        })
+    }
+
+    fn finish(self) -> Vec<ScoreSeries> {
+        let v = std::mem::take(&mut *self.0.lock().expect("score samples lock"));
+        v.into_iter().flatten().map(ScoreSampler::finish).collect()
+    }
 }

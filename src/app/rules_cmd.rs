@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn command(action: RulesAction) -> Result<ExitCode> {
-    let (dir, test) = match action {
-        RulesAction::Check { dir } => (dir, false),
-        RulesAction::Test { dir } => (dir, true),
+    let (dir, test, models_dir) = match action {
+        RulesAction::Check { dir } => (dir, false, None),
+        RulesAction::Test { dir, models } => (dir, true, Some(models)),
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from("rules"));
     let pack = match RulePack::load_dir(&dir) {
@@ -31,10 +31,17 @@ pub fn command(action: RulesAction) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let results = cases::run_all(&pack);
-    let mut failed = 0;
+    let models = models_dir.and_then(|d| super::load_models(&d));
+    let results = cases::run_all(&pack, models.as_ref());
+    let (mut failed, mut skipped) = (0, 0);
     for r in &results {
-        if r.passed() {
+        if r.skipped {
+            skipped += 1;
+            println!(
+                "skip  {} / {}  (reads a model score; no models loaded)",
+                r.rule, r.name
+            );
+        } else if r.passed() {
             println!("ok    {} / {}", r.rule, r.name);
         } else {
             failed += 1;
@@ -46,7 +53,10 @@ pub fn command(action: RulesAction) -> Result<ExitCode> {
             println!("        got hits on:      {:?}", r.got);
         }
     }
-    println!("{} passed, {failed} failed", results.len() - failed);
+    println!(
+        "{} passed, {failed} failed, {skipped} skipped",
+        results.len() - failed - skipped
+    );
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {

@@ -8,6 +8,7 @@ pub fn command(a: RunArgs) -> Result<ExitCode> {
     let cfg = a.resolve()?;
     let engine = super::EngineArgs {
         rules: cfg.rules.clone(),
+        models: cfg.models.clone(),
         lateness: cfg.allowed_lateness.clone(),
         token_key_file: cfg.token_key_file.clone(),
     };

@@ -242,6 +242,19 @@ pub fn decide(
             }
         }
     }
+    let models: Vec<&str> = {
+        let mut v: Vec<&str> = rule.reads.iter().filter_map(|r| r.model()).collect();
+        v.dedup();
+        v
+    };
+    if !models.is_empty() {
+        let (text, rows) = crate::models::explain(&f.model, &models, ev.amount);
+        features.insert("explain".into(), text.into());
+        features.insert(
+            "contributions".into(),
+            serde_json::to_value(rows).unwrap_or_default(),
+        );
+    }
     let reason = render(&rule.reason, &features, ev, f);
     out.alerts.push(Alert {
         alert_id,

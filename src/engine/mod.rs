@@ -13,6 +13,8 @@ pub use stats::{RuleStats, Stats};
 
 use crate::decision::{decide, Decisions, Guard, LockOutcome, Locks};
 use crate::event::{Event, Millis};
+use crate::models::features::FeatureState;
+use crate::models::{Models, Scorer};
 use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
 use crate::state::{Books, Features, Retention};
@@ -57,6 +59,9 @@ pub struct EngineSnapshot {
     pub clock: Millis,
     pub next_sweep: Millis,
     pub stats: Stats,
+    /// The models' streaming feature state (absent when no models were loaded).
+    #[serde(default)]
+    pub model_state: Option<FeatureState>,
 }
 
 /// Snapshot format version; bump on incompatible changes.
@@ -77,7 +82,14 @@ pub struct Engine {
     next_sweep: Millis,
     /// Per rule: event time of its next state sweep.
     rule_sweep: Vec<Millis>,
+    /// The statistical models and their feature state, when loaded.
+    scorer: Option<Scorer>,
+    /// Sees every event's model output (replay samples score distributions with it).
+    tap: Option<ScoreTap>,
 }
+
+/// A hook that sees what the models said about each event.
+pub type ScoreTap = Box<dyn FnMut(&crate::models::ModelOut) + Send>;
 
 impl Engine {
     pub fn new(pack: Arc<RulePack>, cfg: EngineConfig) -> Self {
@@ -94,7 +106,33 @@ impl Engine {
             clock: Millis::MIN,
             next_sweep: Millis::MIN,
             rule_sweep: vec![Millis::MIN; n],
+            scorer: None,
+            tap: None,
         }
+    }
+
+    /// Call `tap` with the model output of every event scored from now on.
+    pub fn set_score_tap(&mut self, tap: Option<ScoreTap>) {
+        self.tap = tap;
+    }
+
+    /// Score events with `models` from now on (`None`: rules only). The feature state is kept
+    /// across a swap: it describes the traffic, not the model.
+    pub fn set_models(&mut self, models: Option<Arc<Models>>) {
+        let state = self.scorer.take().map(|s| s.state).unwrap_or_default();
+        self.scorer = models
+            .filter(|m| !m.is_empty())
+            .map(|m| Scorer { models: m, state });
+        self.feat.model = Default::default();
+    }
+
+    pub fn models(&self) -> Option<&Arc<Models>> {
+        self.scorer.as_ref().map(|s| &s.models)
+    }
+
+    /// The features of the last event processed (tests compare them with the batch side).
+    pub fn last_features(&self) -> &Features {
+        &self.feat
     }
 
     pub fn pack(&self) -> &Arc<RulePack> {
@@ -121,6 +159,12 @@ impl Engine {
         }
         self.stats.count_event(ev);
         self.books.features(ev, &mut self.feat);
+        if let Some(s) = &mut self.scorer {
+            s.score(ev, &mut self.feat.model);
+            if let Some(t) = &mut self.tap {
+                t(&self.feat.model);
+            }
+        }
         let type_bit = 1u16 << ev.kind as u16;
         for (i, rule) in self.pack.rules.iter().enumerate() {
             if rule.types & type_bit == 0 {
@@ -164,6 +208,9 @@ impl Engine {
             self.books.evict(now);
             self.locks.evict(now);
             self.guard.evict(now);
+            if let Some(s) = &mut self.scorer {
+                s.evict(now);
+            }
             for (i, rule) in self.pack.rules.iter().enumerate() {
                 let horizon = exec::horizon(rule) + self.cfg.allowed_lateness;
                 if now >= self.rule_sweep[i] {
@@ -186,6 +233,10 @@ impl Engine {
             ("terminal", b.terminals),
             ("lock", self.locks.len()),
             ("rule_keys", rules),
+            (
+                "model_entities",
+                self.scorer.as_ref().map_or(0, |s| s.state.len()),
+            ),
         ])
     }
 
@@ -206,6 +257,7 @@ impl Engine {
             clock: self.clock,
             next_sweep: self.next_sweep,
             stats: self.stats.clone(),
+            model_state: self.scorer.as_ref().map(|s| s.state.clone()),
         }
     }
 
@@ -237,6 +289,12 @@ impl Engine {
         e.clock = snap.clock;
         e.next_sweep = snap.next_sweep;
         e.stats.merge_from(&snap.stats);
+        if let Some(state) = snap.model_state {
+            e.scorer = Some(Scorer {
+                models: Arc::new(Models::default()),
+                state,
+            });
+        }
         Ok(e)
     }
 

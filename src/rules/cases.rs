@@ -1,11 +1,14 @@
 //! Example cases embedded in rule files (`[[rule.example]]`): events in, the ids of the events
 //! on which the rule fires out. `switchguard rules test` and `cargo test` run them. Each case
-//! runs its rule alone (in enforce mode) through the real decoder, pipeline and engine.
+//! runs its rule alone (in enforce mode) through the real decoder, pipeline and engine. A rule
+//! that reads a model score runs with the loaded models; without models its cases are skipped
+//! (reported as such, never passed).
 
 use super::{Mode, RulePack};
 use crate::decision::Decisions;
 use crate::decode::Decoder;
 use crate::engine::{Engine, EngineConfig, Pipeline};
+use crate::models::Models;
 use std::sync::Arc;
 
 /// The outcome of one example.
@@ -18,16 +21,18 @@ pub struct CaseResult {
     pub got: Vec<String>,
     /// Decoding problems in the example's own events.
     pub errors: Vec<String>,
+    /// The rule reads a model score and no models were given.
+    pub skipped: bool,
 }
 
 impl CaseResult {
     pub fn passed(&self) -> bool {
-        self.errors.is_empty() && self.expected == self.got
+        !self.skipped && self.errors.is_empty() && self.expected == self.got
     }
 }
 
-/// Run every example of every rule in `pack`.
-pub fn run_all(pack: &RulePack) -> Vec<CaseResult> {
+/// Run every example of every rule in `pack` (with `models` for rules that read scores).
+pub fn run_all(pack: &RulePack, models: Option<&Arc<Models>>) -> Vec<CaseResult> {
     let decoder = Decoder::default();
     let mut out = Vec::new();
     for rule in &pack.rules {
@@ -40,7 +45,24 @@ pub fn run_all(pack: &RulePack) -> Vec<CaseResult> {
                 files: vec![],
                 digest: String::new(),
             };
-            let mut p = Pipeline::new(Engine::new(Arc::new(one), EngineConfig::default()));
+            let needs_models = rule.reads.iter().any(|f| f.model().is_some());
+            if needs_models && models.is_none() {
+                out.push(CaseResult {
+                    file: rule.file.clone(),
+                    rule: rule.id.to_string(),
+                    name: ex.name.clone(),
+                    expected: ex.expect.clone(),
+                    got: Vec::new(),
+                    errors: Vec::new(),
+                    skipped: true,
+                });
+                continue;
+            }
+            let mut engine = Engine::new(Arc::new(one), EngineConfig::default());
+            if needs_models {
+                engine.set_models(models.cloned());
+            }
+            let mut p = Pipeline::new(engine);
             let mut d = Decisions::default();
             let mut errors = Vec::new();
             for (i, t) in ex.events.iter().enumerate() {
@@ -63,6 +85,7 @@ pub fn run_all(pack: &RulePack) -> Vec<CaseResult> {
                 expected: ex.expect.clone(),
                 got,
                 errors,
+                skipped: false,
             });
         }
     }

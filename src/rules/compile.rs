@@ -346,7 +346,7 @@ pub fn compile_rule(
             _ => Entity::Card,
         },
     };
-    let mut names_ok: Vec<&str> = vec!["count", "threshold", "window", "within"];
+    let mut names_ok: Vec<&str> = vec!["count", "threshold", "window", "within", "explain"];
     names_ok.extend(cfg.aggregates.keys().map(String::as_str));
     names_ok.extend(cfg.params.keys().map(String::as_str));
     names_ok.extend(tables.keys().map(String::as_str));

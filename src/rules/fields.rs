@@ -2,7 +2,16 @@
 //! computes for the event (joins to the pre-auth book, the QR book and terminal sessions).
 
 use crate::event::{EntryMode, Event, EventType, Pin};
+use crate::models::features;
 use crate::state::Features;
+
+fn num<'a>(v: Option<f64>) -> Val<'a> {
+    v.map_or(Val::Null, Val::Float)
+}
+
+fn boolean<'a>(v: Option<bool>) -> Val<'a> {
+    v.map_or(Val::Null, Val::Bool)
+}
 use compact_str::CompactString;
 
 /// A readable field. Resolved from its name once, at rule load; read per event by a `match`.
@@ -35,6 +44,19 @@ pub enum Field {
     QrPriorPayments,
     TerminalSignonAgeH,
     TerminalSignedOff,
+    CardTx1h,
+    CardTx24h,
+    AmountDev,
+    AmountZ,
+    TerminalPinScore,
+    TerminalPinAnomalous,
+    MerchantNopinScore,
+    MerchantNopinAnomalous,
+    DensityScore,
+    DensityPct,
+    DensityAnomalous,
+    FraudProbability,
+    FraudAnomalous,
 }
 
 /// The static type of a field or expression, used to refuse nonsense at load time.
@@ -173,6 +195,84 @@ pub const FIELDS: &[(&str, Field, Ty, &str)] = &[
         Ty::Bool,
         "the terminal signed off after its last sign-on",
     ),
+    (
+        "card_tx_1h",
+        Field::CardTx1h,
+        Ty::Num,
+        "model feature: the card's purchases in the hour before (null without models)",
+    ),
+    (
+        "card_tx_24h",
+        Field::CardTx24h,
+        Ty::Num,
+        "model feature: the card's purchases in the day before",
+    ),
+    (
+        "amount_dev",
+        Field::AmountDev,
+        Ty::Num,
+        "model feature: ln(1+amount) minus the card's running average of it",
+    ),
+    (
+        "amount_z",
+        Field::AmountZ,
+        Ty::Num,
+        "model feature: amount_dev over the card's own spread of log amounts",
+    ),
+    (
+        "terminal_pin_score",
+        Field::TerminalPinScore,
+        Ty::Num,
+        "terminal PIN baseline: -log10 p of the terminal's wrong PINs in its window (wrong PINs only)",
+    ),
+    (
+        "terminal_pin_anomalous",
+        Field::TerminalPinAnomalous,
+        Ty::Bool,
+        "terminal_pin_score is at or above the model's threshold",
+    ),
+    (
+        "merchant_nopin_score",
+        Field::MerchantNopinScore,
+        Ty::Num,
+        "merchant no-PIN profile: -log10 p of today's forced no-PIN count (forced no-PIN approvals only)",
+    ),
+    (
+        "merchant_nopin_anomalous",
+        Field::MerchantNopinAnomalous,
+        Ty::Bool,
+        "merchant_nopin_score is at or above the model's threshold",
+    ),
+    (
+        "density_score",
+        Field::DensityScore,
+        Ty::Num,
+        "transaction density: negative log density of the purchase (card purchases only)",
+    ),
+    (
+        "density_pct",
+        Field::DensityPct,
+        Ty::Num,
+        "density_score as a percentile (0-100) of training purchases",
+    ),
+    (
+        "density_anomalous",
+        Field::DensityAnomalous,
+        Ty::Bool,
+        "density_score is at or above the model's threshold",
+    ),
+    (
+        "fraud_probability",
+        Field::FraudProbability,
+        Ty::Num,
+        "supervised scorer: probability the purchase is fraud",
+    ),
+    (
+        "fraud_anomalous",
+        Field::FraudAnomalous,
+        Ty::Bool,
+        "fraud_probability is at or above the model's threshold",
+    ),
 ];
 
 impl Field {
@@ -242,6 +342,36 @@ impl Field {
                 .signon_ts
                 .map_or(Val::Null, |t| Val::Float((ev.ts - t) as f64 / 3_600_000.0)),
             Field::TerminalSignedOff => Val::Bool(f.signed_off),
+            Field::CardTx1h => num(f.model.card.map(|c| c.x[features::CARD_TX_1H])),
+            Field::CardTx24h => num(f.model.card.map(|c| c.x[features::CARD_TX_24H])),
+            Field::AmountDev => num(f.model.card.map(|c| c.x[features::AMOUNT_DEV])),
+            Field::AmountZ => num(f.model.card.map(|c| c.x[features::AMOUNT_Z])),
+            Field::TerminalPinScore => num(f.model.terminal_pin.map(|s| s.score)),
+            Field::TerminalPinAnomalous => boolean(f.model.terminal_pin_anomalous()),
+            Field::MerchantNopinScore => num(f.model.merchant_nopin.map(|s| s.score)),
+            Field::MerchantNopinAnomalous => boolean(f.model.merchant_nopin_anomalous()),
+            Field::DensityScore => num(f.model.density.map(|s| s.score)),
+            Field::DensityPct => num(f.model.density.map(|s| s.pct)),
+            Field::DensityAnomalous => boolean(f.model.density_anomalous()),
+            Field::FraudProbability => num(f.model.fraud_probability),
+            Field::FraudAnomalous => boolean(f.model.fraud_anomalous()),
+        }
+    }
+
+    /// The model whose score this field reads, if any (for the alert's explanation).
+    pub fn model(self) -> Option<&'static str> {
+        match self {
+            Field::TerminalPinScore | Field::TerminalPinAnomalous => Some("terminal_pin"),
+            Field::MerchantNopinScore | Field::MerchantNopinAnomalous => Some("merchant_nopin"),
+            Field::DensityScore
+            | Field::DensityPct
+            | Field::DensityAnomalous
+            | Field::CardTx1h
+            | Field::CardTx24h
+            | Field::AmountDev
+            | Field::AmountZ => Some("density"),
+            Field::FraudProbability | Field::FraudAnomalous => Some("supervised"),
+            _ => None,
         }
     }
 }

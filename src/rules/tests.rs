@@ -19,8 +19,12 @@ reason = "wrong PIN at {terminal}"
 fn the_default_rulepack_loads_and_every_example_passes() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let pack = RulePack::load_dir(&dir).expect("default rules are valid");
-    assert_eq!(pack.rules.len(), 14);
-    let results = cases::run_all(&pack);
+    assert_eq!(pack.rules.len(), 18);
+    // The committed models (models/), for the rules that read model scores.
+    let models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    let models = crate::models::Models::load_dir(&models_dir).expect("committed models load");
+    let results = cases::run_all(&pack, Some(&std::sync::Arc::new(models)));
+    assert!(results.iter().all(|r| !r.skipped));
     assert!(results.len() >= 20);
     let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
     assert!(failed.is_empty(), "failing examples: {failed:#?}");

@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub group: String,
     pub metrics_addr: String,
     pub rules: PathBuf,
+    /// Model files (`switchguard train`); none or refused: rules alone. Reloaded with the rules.
+    pub models: PathBuf,
     pub topics: Topics,
     /// Partitions for topics this service creates.
     pub partitions: i32,
@@ -68,6 +70,7 @@ impl Default for RunConfig {
             group: "switchguard".into(),
             metrics_addr: "127.0.0.1:9464".into(),
             rules: PathBuf::from("rules"),
+            models: PathBuf::from("models"),
             topics: Topics::default(),
             partitions: 4,
             replication: 1,
@@ -96,6 +99,8 @@ pub struct RunArgs {
     pub metrics_addr: Option<String>,
     #[arg(long, env = "SWITCHGUARD_RULES")]
     pub rules: Option<PathBuf>,
+    #[arg(long, env = "SWITCHGUARD_MODELS")]
+    pub models: Option<PathBuf>,
     #[arg(long, env = "SWITCHGUARD_INPUT_TOPIC")]
     pub input_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_STATE_TOPIC")]
@@ -137,6 +142,7 @@ impl RunArgs {
         set!(group, self.group);
         set!(metrics_addr, self.metrics_addr);
         set!(rules, self.rules);
+        set!(models, self.models);
         set!(allowed_lateness, self.allowed_lateness);
         set!(checkpoint_interval, self.checkpoint_interval);
         set!(exactly_once, self.exactly_once);

@@ -61,6 +61,8 @@ pub struct Features {
     pub signed_off: bool,
     /// Earlier events this one is joined to (the pre-auth, earlier QR payments): alerts list them.
     pub related: Vec<CompactString>,
+    /// What the statistical models say about the event (empty without models).
+    pub model: crate::models::ModelOut,
 }
 
 /// A copy of the joined pre-auth, as the rules see it.

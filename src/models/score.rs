@@ -1,0 +1,255 @@
+//! Scoring in the engine's hot path: [`Scorer`] keeps the streaming feature state and fills a
+//! [`ModelOut`] per event, which rules read through fields (`density_pct`, ...), and which
+//! [`explain`] turns into an alert's explanation when a rule that reads a score fires.
+
+use super::density::DensityScore;
+use super::features::{self, CardFeatures, FeatureState, DAY, NAMES, NF};
+use super::merchant_nopin::MerchantNopinScore;
+use super::supervised::NI;
+use super::terminal_pin::TerminalPinScore;
+use super::Models;
+use crate::event::{Event, Millis};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Card profiles idle this long are forgotten (event time).
+pub const CARD_RETENTION: Millis = 90 * DAY;
+
+/// What the models say about one event (all `None` when no model applies).
+#[derive(Debug, Clone, Default)]
+pub struct ModelOut {
+    pub card: Option<CardFeatures>,
+    pub terminal_pin: Option<TerminalPinScore>,
+    pub merchant_nopin: Option<MerchantNopinScore>,
+    pub density: Option<DensityScore>,
+    pub fraud_probability: Option<f64>,
+    /// Supervised inputs, kept for the explanation.
+    pub inputs: Option<[f64; NI]>,
+    pub models: Option<Arc<Models>>,
+}
+
+impl ModelOut {
+    pub fn clear(&mut self) {
+        let models = self.models.take();
+        *self = ModelOut {
+            models,
+            ..Default::default()
+        };
+    }
+
+    fn threshold(&self, f: impl Fn(&Models) -> Option<f64>) -> Option<f64> {
+        self.models.as_deref().and_then(f)
+    }
+
+    pub fn terminal_pin_anomalous(&self) -> Option<bool> {
+        let t = self.threshold(|m| m.terminal_pin.as_ref().map(|l| l.threshold))?;
+        Some(self.terminal_pin.is_some_and(|s| s.score >= t))
+    }
+
+    pub fn merchant_nopin_anomalous(&self) -> Option<bool> {
+        let t = self.threshold(|m| m.merchant_nopin.as_ref().map(|l| l.threshold))?;
+        Some(self.merchant_nopin.is_some_and(|s| s.score >= t))
+    }
+
+    pub fn density_anomalous(&self) -> Option<bool> {
+        let t = self.threshold(|m| m.density.as_ref().map(|l| l.threshold))?;
+        Some(self.density.is_some_and(|s| s.score >= t))
+    }
+
+    pub fn fraud_anomalous(&self) -> Option<bool> {
+        let t = self.threshold(|m| m.supervised.as_ref().map(|l| l.threshold))?;
+        Some(self.fraud_probability.is_some_and(|p| p >= t))
+    }
+}
+
+/// The models plus their streaming state: one per engine, snapshotted with it.
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    pub models: Arc<Models>,
+    pub state: FeatureState,
+}
+
+impl Scorer {
+    pub fn new(models: Arc<Models>) -> Self {
+        Self {
+            models,
+            state: FeatureState::default(),
+        }
+    }
+
+    /// Score `ev` into `out` and fold it into the state.
+    pub fn score(&mut self, ev: &Event, out: &mut ModelOut) {
+        out.clear();
+        if out
+            .models
+            .as_ref()
+            .is_none_or(|m| !Arc::ptr_eq(m, &self.models))
+        {
+            out.models = Some(self.models.clone());
+        }
+        let m = &*self.models;
+        let wrong = features::is_wrong_pin(ev);
+        if let Some(tp) = &m.terminal_pin {
+            if wrong {
+                let k = self.state.wrong_pin(ev, tp.model.window());
+                out.terminal_pin = Some(tp.model.score(&ev.terminal, ev.ts, k));
+            }
+        }
+        let mut forced = false;
+        if let Some(mn) = &m.merchant_nopin {
+            if features::is_cp_approved(ev) {
+                forced = features::is_forced_nopin(ev, mn.model.params.nopin_limit);
+                let d = self.state.merchant(ev, forced);
+                if forced {
+                    let merchant = ev.merchant.as_deref().unwrap_or_default();
+                    out.merchant_nopin = Some(mn.model.score(merchant, ev.mcc, d.n, d.k));
+                }
+            }
+        }
+        if (m.density.is_some() || m.supervised.is_some()) && features::is_card_purchase(ev) {
+            let cf = self.state.card(ev);
+            out.card = Some(cf);
+            if let Some(d) = &m.density {
+                out.density = Some(d.model.score(&cf.x));
+            }
+            if let Some(s) = &m.supervised {
+                let x = supervised_inputs(
+                    &cf.x,
+                    wrong,
+                    forced,
+                    out.terminal_pin.map_or(0.0, |s| s.score),
+                    out.merchant_nopin.map_or(0.0, |s| s.score),
+                    out.density.map_or(0.0, |s| s.score),
+                );
+                out.fraud_probability = Some(s.model.probability(&x));
+                out.inputs = Some(x);
+            }
+        }
+    }
+
+    pub fn evict(&mut self, now: Millis) {
+        let window = self
+            .models
+            .terminal_pin
+            .as_ref()
+            .map_or(0, |t| t.model.window());
+        self.state.evict(now, CARD_RETENTION, window);
+    }
+}
+
+/// The supervised model's input vector (one definition for training and scoring).
+pub fn supervised_inputs(
+    x: &[f64; NF],
+    wrong_pin: bool,
+    forced_nopin: bool,
+    tp: f64,
+    mn: f64,
+    density: f64,
+) -> [f64; NI] {
+    let mut v = [0.0; NI];
+    v[..NF].copy_from_slice(x);
+    v[NF] = wrong_pin as u8 as f64;
+    v[NF + 1] = forced_nopin as u8 as f64;
+    v[NF + 2] = tp;
+    v[NF + 3] = mn;
+    v[NF + 4] = density;
+    v
+}
+
+/// One line of an explanation: a feature, its value, and the entity's normal value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contribution {
+    pub model: String,
+    pub feature: String,
+    pub value: f64,
+    pub normal: f64,
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1e4).round() / 1e4
+}
+
+/// Explain the scores a rule read: text for the alert's reason (`{explain}`) and the top
+/// contributing features with values and normal values (the alert's `explain` feature).
+pub fn explain(out: &ModelOut, which: &[&str], amount: Option<i64>) -> (String, Vec<Contribution>) {
+    let Some(models) = out.models.as_deref() else {
+        return ("no models loaded".into(), Vec::new());
+    };
+    let mut text = Vec::new();
+    let mut rows = Vec::new();
+    let mut push = |model: &str, t: String, r: Vec<(String, f64, f64)>| {
+        text.push(t);
+        rows.extend(r.into_iter().map(|(feature, value, normal)| Contribution {
+            model: model.into(),
+            feature,
+            value: round(value),
+            normal: round(normal),
+        }));
+    };
+    if which.contains(&"terminal_pin") {
+        if let (Some(m), Some(s)) = (&models.terminal_pin, &out.terminal_pin) {
+            let (t, r) = m.model.explain(s);
+            push("terminal_pin", t, r);
+        }
+    }
+    if which.contains(&"merchant_nopin") {
+        if let (Some(m), Some(s)) = (&models.merchant_nopin, &out.merchant_nopin) {
+            let (t, r) = m.model.explain(s);
+            push("merchant_nopin", t, r);
+        }
+    }
+    if which.contains(&"density") {
+        if let (Some(m), Some(s), Some(cf)) = (&models.density, &out.density, &out.card) {
+            let top = m.model.top_features(&cf.x, s.component, 3);
+            let mut parts = Vec::new();
+            let mut r: Vec<(String, f64, f64)> = Vec::new();
+            for (j, value, normal, dev) in top {
+                let name = NAMES[j];
+                if j == features::AMOUNT_DEV || j == features::AMOUNT_Z {
+                    if let (Some(a), Some(u)) = (amount, cf.usual_amount) {
+                        if r.iter().any(|(n, ..)| n == "amount") {
+                            continue;
+                        }
+                        parts.push(format!(
+                            "amount {:.2} vs the card's usual {:.2}",
+                            a as f64 / 100.0,
+                            u / 100.0
+                        ));
+                        r.push(("amount".to_string(), a as f64, u));
+                        continue;
+                    }
+                }
+                parts.push(format!(
+                    "{name} {value:.2} (normal {normal:.2}, {dev:+.1} sd)"
+                ));
+                r.push((name.to_string(), value, normal));
+            }
+            let t = format!(
+                "unusual purchase for this card (density percentile {:.3}): {}",
+                s.pct,
+                parts.join("; ")
+            );
+            push("density", t, r);
+        }
+    }
+    if which.contains(&"supervised") {
+        if let (Some(m), Some(p), Some(x)) =
+            (&models.supervised, out.fraud_probability, &out.inputs)
+        {
+            let top = m.model.top_inputs(x, 3);
+            let t = format!(
+                "fraud probability {:.3}, driven by {}",
+                p,
+                top.iter()
+                    .map(|(n, v, mean)| format!("{n} {v:.2} (mean {mean:.2})"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            push("supervised", t, top);
+        }
+    }
+    if text.is_empty() {
+        return ("no model score for this event".into(), rows);
+    }
+    (text.join("; "), rows)
+}
