@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod kafka;
 pub mod metrics;
+mod reload;
 
 use crate::decision::Decisions;
 use crate::decode::{Decoder, Tokenizer};
@@ -31,10 +32,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 /// Flags the outside world sets: stop (SIGTERM/SIGINT), reload rules (SIGHUP).
 #[derive(Clone, Default)]
@@ -65,22 +65,6 @@ struct Part {
     /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark.
     idle: bool,
     checked: Instant,
-}
-
-/// A fingerprint of the rule files (paths, sizes, mtimes), to notice edits.
-fn rules_fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
-    let mut v: Vec<_> = std::fs::read_dir(dir)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .filter_map(|e| {
-                    let m = e.metadata().ok()?;
-                    Some((e.path().display().to_string(), m.len(), m.modified().ok()))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
 }
 
 /// Run until `signals.shutdown`. Returns after a final checkpoint.
@@ -207,8 +191,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     }
     let decoder = Decoder::new(tokenizer);
     let mut d = Decisions::default();
-    let mut fingerprint = rules_fingerprint(&cfg.rules);
-    let mut last_rules_check = Instant::now();
+    let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
+    pipeline.engine_mut().set_models(reloader.initial_models());
     let mut last_checkpoint = Instant::now();
     let mut last_lag = Instant::now();
     ready.store(true, Ordering::Relaxed);
@@ -236,32 +220,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         producer: &producer,
     };
     while !signals.shutdown.load(Ordering::Relaxed) {
-        // Rules: SIGHUP or an edited file. Validate first; a bad set leaves the old in force.
-        if signals.reload.swap(false, Ordering::Relaxed)
-            || (last_rules_check.elapsed() > Duration::from_secs(1) && {
-                last_rules_check = Instant::now();
-                let f = rules_fingerprint(&cfg.rules);
-                let changed = f != fingerprint;
-                fingerprint = f;
-                changed
-            })
-        {
-            match RulePack::load_dir(&cfg.rules) {
-                Ok(p) => {
-                    eprintln!(
-                        "switchguard: rules reloaded: {} rules (digest {})",
-                        p.rules.len(),
-                        p.digest
-                    );
-                    pipeline.engine_mut().set_rules(Arc::new(p));
-                    metrics.rule_reloads.with_label_values(&["ok"]).inc();
-                }
-                Err(e) => {
-                    eprintln!("switchguard: rules NOT reloaded, old rules stay in force: {e}");
-                    metrics.rule_reloads.with_label_values(&["rejected"]).inc();
-                }
-            }
-        }
+        // Rules and models: SIGHUP or an edited file. Validated first; a bad set leaves the
+        // old one in force.
+        let forced = signals.reload.swap(false, Ordering::Relaxed);
+        reloader.poll(forced, pipeline.engine_mut(), &metrics);
         let mut polled = 0;
         let mut timeout = Duration::from_millis(50);
         while polled < 2048 {

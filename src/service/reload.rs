@@ -1,0 +1,109 @@
+//! Live reload of rules and models: on SIGHUP, or when a file in either directory changes
+//! (checked once a second). Each set is validated before it goes live; a bad set is reported
+//! and the one in force stays (rules and models independently).
+
+use super::metrics::Metrics;
+use crate::engine::Engine;
+use crate::models::Models;
+use crate::rules::RulePack;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// A fingerprint of the files in a directory (paths, sizes, mtimes), to notice edits.
+fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let m = e.metadata().ok()?;
+                    Some((e.path().display().to_string(), m.len(), m.modified().ok()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Watches the rules and models directories.
+pub struct Reloader {
+    rules: PathBuf,
+    models: PathBuf,
+    seen: (
+        Vec<(String, u64, Option<SystemTime>)>,
+        Vec<(String, u64, Option<SystemTime>)>,
+    ),
+    checked: Instant,
+}
+
+impl Reloader {
+    pub fn new(rules: &Path, models: &Path) -> Self {
+        Self {
+            rules: rules.to_path_buf(),
+            models: models.to_path_buf(),
+            seen: (fingerprint(rules), fingerprint(models)),
+            checked: Instant::now(),
+        }
+    }
+
+    /// Load the models for start-up: `None` (rules alone) when there are none or they are
+    /// refused, with every problem printed.
+    pub fn initial_models(&self) -> Option<Arc<Models>> {
+        match Models::reload(&self.models) {
+            Ok(m) => {
+                if let Some(m) = &m {
+                    eprintln!("switchguard: models loaded: {}", m.names().join(", "));
+                }
+                m
+            }
+            Err(e) => {
+                eprintln!("switchguard: models NOT loaded, running on rules alone: {e}");
+                None
+            }
+        }
+    }
+
+    /// Reload what changed (everything when `forced`, i.e. on SIGHUP).
+    pub fn poll(&mut self, forced: bool, engine: &mut Engine, metrics: &Metrics) {
+        if !forced && self.checked.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        self.checked = Instant::now();
+        let now = (fingerprint(&self.rules), fingerprint(&self.models));
+        let rules_changed = forced || now.0 != self.seen.0;
+        let models_changed = forced || now.1 != self.seen.1;
+        self.seen = now;
+        if rules_changed {
+            match RulePack::load_dir(&self.rules) {
+                Ok(p) => {
+                    eprintln!(
+                        "switchguard: rules reloaded: {} rules (digest {})",
+                        p.rules.len(),
+                        p.digest
+                    );
+                    engine.set_rules(Arc::new(p));
+                    metrics.rule_reloads.with_label_values(&["ok"]).inc();
+                }
+                Err(e) => {
+                    eprintln!("switchguard: rules NOT reloaded, old rules stay in force: {e}");
+                    metrics.rule_reloads.with_label_values(&["rejected"]).inc();
+                }
+            }
+        }
+        if models_changed {
+            match Models::reload(&self.models) {
+                Ok(m) => {
+                    eprintln!(
+                        "switchguard: models reloaded: {}",
+                        m.as_ref().map_or("none".into(), |m| m.names().join(", "))
+                    );
+                    engine.set_models(m);
+                }
+                Err(e) => {
+                    eprintln!("switchguard: models NOT reloaded, old models stay in force: {e}");
+                }
+            }
+        }
+    }
+}
