@@ -26,7 +26,7 @@ pub(super) const CHIP: (EntryMode, PinStatus) = (EntryMode::Chip, PinStatus::Ent
 pub(super) const MARGIN: i64 = 26 * HOUR;
 
 /// Number of instances of each scenario for this run.
-fn instances(ctx: &Ctx) -> usize {
+pub(super) fn instances(ctx: &Ctx) -> usize {
     let cfg = ctx.cfg;
     if cfg.attack_rate <= 0.0 || cfg.days == 0 {
         return 0;

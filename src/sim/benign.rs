@@ -4,7 +4,8 @@
 //! cancels) and the benign look-alikes that resemble attacks but must stay
 //! below every fraud rule (single PIN mistypes, supermarket lane mistypes,
 //! small repeated taps, PIN timeouts, late sign-on, booking changes, small
-//! bypasses). All of it is labelled "legit".
+//! bypasses, each merchant's small usual share of bypassed chip payments).
+//! All of it is labelled "legit". Busy checkout lanes are in `busy.rs`.
 //!
 //! Look-alikes reserve their card's time window (`Ctx::block`) and register
 //! wrong PINs per terminal (`Ctx::add_pin55`) so that normal traffic, other
@@ -77,6 +78,7 @@ pub(crate) fn legit_day(ctx: &mut Ctx, d: i64, rng: &mut ChaCha8Rng) {
     for _ in 0..n(0.3) {
         booking_change(ctx, rng, d);
     }
+    super::busy::busy_day(ctx, d);
     normal_traffic(ctx, d, rng);
 }
 
@@ -158,6 +160,14 @@ fn card_tx(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, ts: i64, preauth
         e = e.with_rc("51");
         ctx.push(e);
         return;
+    }
+    // The merchant's usual small share of approved PIN bypass (under the limit).
+    if e.kind == EventType::Auth
+        && e.entry == Some(EntryMode::Chip)
+        && amount <= 95_000
+        && rng.gen_bool(ctx.bypass_share(m))
+    {
+        e.pin = Some(PinStatus::Bypassed);
     }
     let entry = e.entry;
     // Reversal of a card-present PIN payment, seconds to minutes later.

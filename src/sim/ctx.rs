@@ -98,6 +98,9 @@ pub(crate) mod lbl {
     pub const PREAUTH_CANCEL_CYCLING: u8 = 12;
     pub const TERMINAL_NOT_SIGNED_ON: u8 = 13;
     pub const QR_REPLAY: u8 = 14;
+    pub const TERMINAL_PIN_DRIFT: u8 = 15;
+    pub const MERCHANT_BYPASS_DRIFT: u8 = 16;
+    pub const CARD_SPEND_OUTLIER: u8 = 17;
 }
 
 /// Mutable generation state shared by the benign and attack generators:
@@ -117,12 +120,15 @@ pub(crate) struct Ctx<'a> {
     blocks: BTreeMap<u32, Vec<(i64, i64)>>,
     /// tid → (ts, pan) of every wrong-PIN ("55") placed so far.
     pin55: BTreeMap<u32, Vec<(i64, u64)>>,
+    /// Planned `merchant_bypass_drift` days: (merchant index, day, target share).
+    pub bypass_drift: Vec<(u32, i64, f64)>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(cfg: &'a SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, 0));
-        let w = World::build(cfg.cards, cfg.terminals, &mut rng);
+        let mut w = World::build(cfg.cards, cfg.terminals, &mut rng);
+        w.busy = super::busy::pick_lanes(&w, cfg.seed);
         Ctx {
             cfg,
             w,
@@ -134,6 +140,7 @@ impl<'a> Ctx<'a> {
             day_end: i64::MIN,
             blocks: BTreeMap::new(),
             pin55: BTreeMap::new(),
+            bypass_drift: Vec::new(),
         }
     }
 
@@ -241,6 +248,13 @@ impl<'a> Ctx<'a> {
         }
         self.block(c, t0 - margin, t1 + margin);
         c
+    }
+
+    /// Merchant `m`'s usual probability of pushing an approved chip payment
+    /// through with the PIN bypassed: stable per merchant, 0.5-3.5 %.
+    pub fn bypass_share(&self, m: u32) -> f64 {
+        let h = mix(mix(self.cfg.seed, 11), u64::from(m));
+        0.005 + 0.03 * ((h >> 11) as f64 / (1u64 << 53) as f64)
     }
 
     /// Number of wrong-PIN events at `tid` within ±`win` of `ts` by other PANs.

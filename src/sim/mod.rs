@@ -12,11 +12,15 @@
 //! wall clock is involved.
 
 mod attacks;
+mod attacks_model;
 mod attacks_preauth;
 mod benign;
+mod busy;
 mod ctx;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_model;
 mod world;
 
 use std::cmp::{Ordering, Reverse};
@@ -32,7 +36,9 @@ pub use world::luhn_valid;
 use world::{DAY, HOUR};
 
 /// All labels the simulator emits: "legit" followed by the scenario names.
-pub const LABELS: [&str; 15] = [
+/// The last [`MODEL_ONLY`] of them are the scenarios no default rule catches
+/// (for the statistical models).
+pub const LABELS: [&str; 18] = [
     "legit",
     "pin_consecutive_wrong",
     "pin_spread_terminals",
@@ -48,6 +54,17 @@ pub const LABELS: [&str; 15] = [
     "preauth_cancel_cycling",
     "terminal_not_signed_on",
     "qr_replay",
+    "terminal_pin_drift",
+    "merchant_bypass_drift",
+    "card_spend_outlier",
+];
+
+/// Scenarios meant for the statistical models: no default rule catches them
+/// (a subset of [`LABELS`], at its end).
+pub const MODEL_ONLY: [&str; 3] = [
+    "terminal_pin_drift",
+    "merchant_bypass_drift",
+    "card_spend_outlier",
 ];
 
 /// Parameters of one simulation run; the whole output is a pure function of it.
@@ -251,6 +268,8 @@ pub fn generate(cfg: &SimConfig, sink: &mut dyn FnMut(SimEvent)) {
     if with_cards && cfg.days > 0 {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, 1));
         attacks::plan(&mut ctx, &mut rng);
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, 4));
+        attacks_model::plan(&mut ctx, &mut rng);
     }
     for d in 0..cfg.days as i64 {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, 1000 + d as u64));
@@ -258,6 +277,7 @@ pub fn generate(cfg: &SimConfig, sink: &mut dyn FnMut(SimEvent)) {
         ctx.day_end = ds + DAY;
         ctx.prune(ds - 2 * HOUR);
         benign::legit_day(&mut ctx, d, &mut rng);
+        attacks_model::bypass_day(&mut ctx, d);
         let mut today = std::mem::take(&mut ctx.today);
         while ctx.heap.peek().is_some_and(|e| e.0.ts < ctx.day_end) {
             if let Some(Reverse(e)) = ctx.heap.pop() {

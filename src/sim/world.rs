@@ -86,6 +86,8 @@ pub(crate) struct World {
     pub everyday: Vec<u32>,
     /// Merchant ids per entry of `MCC_MIX` (same index).
     pub by_mcc: Vec<Vec<u32>>,
+    /// Busy checkout lanes (set after building, from their own RNG stream).
+    pub busy: Vec<super::busy::BusyLane>,
 }
 
 impl World {
@@ -182,6 +184,7 @@ impl World {
             terms,
             everyday,
             by_mcc,
+            busy: Vec::new(),
         }
     }
 
@@ -280,7 +283,7 @@ pub(crate) fn poisson(rng: &mut ChaCha8Rng, lam: f64) -> u32 {
 }
 
 /// Relative shop traffic per local hour from 07 to 22.
-const HOUR_W: [u32; 16] = [3, 5, 5, 6, 9, 10, 7, 5, 5, 6, 9, 10, 9, 7, 4, 3];
+pub(crate) const HOUR_W: [u32; 16] = [3, 5, 5, 6, 9, 10, 7, 5, 5, 6, 9, 10, 9, 7, 4, 3];
 
 /// Offset into the day (ms since local midnight) following the daily traffic
 /// curve, between 07:00 and 22:55.
