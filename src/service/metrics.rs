@@ -181,15 +181,12 @@ impl Metrics {
         m
     }
 
-    /// Every series of a closed label set exists from the start at 0, so a dashboard or alert
-    /// sees "nothing happened yet" instead of "no data". Per-rule series are created by
-    /// [`Metrics::observe`] from the loaded rules.
+    /// The service's own counters of closed label sets exist from the start at 0, so a
+    /// dashboard or alert sees "nothing happened yet" instead of "no data". Series counted by
+    /// the engine (events, rule hits, alerts, lockouts) continue from the restored checkpoint:
+    /// [`Metrics::observe`] creates every one of them on its first call, at its restored
+    /// value, never at a 0 that would read as a counter reset.
     fn init_series(&self) {
-        for t in EventType::ALL {
-            for outcome in OUTCOMES {
-                self.events.with_label_values(&[t.as_str(), outcome]);
-            }
-        }
         for reason in REJECT_REASONS {
             self.rejects.with_label_values(&[reason]);
         }
@@ -199,8 +196,6 @@ impl Metrics {
         for outcome in ["ok", "rejected"] {
             self.rule_reloads.with_label_values(&[outcome]);
         }
-        self.alerts
-            .with_label_values(&[GUARD_RULE, Severity::Critical.as_str()]);
     }
 
     /// Add what the engine counted since the last call. `rules` gives a rule's severity and
@@ -211,11 +206,9 @@ impl Metrics {
         for (i, t) in EventType::ALL.iter().enumerate() {
             for (j, outcome) in OUTCOMES.iter().enumerate() {
                 let d = s.by_type[i][j].saturating_sub(last.by_type[i][j]);
-                if d > 0 {
-                    self.events
-                        .with_label_values(&[t.as_str(), outcome])
-                        .inc_by(d);
-                }
+                self.events
+                    .with_label_values(&[t.as_str(), outcome])
+                    .inc_by(d);
             }
         }
         self.duplicates
@@ -321,7 +314,14 @@ mod tests {
 
     #[test]
     fn closed_label_sets_exist_from_the_start() {
-        let text = Metrics::new().render();
+        let m = Metrics::new();
+        let text = m.render();
+        assert!(
+            !text.contains("switchguard_events_total{"),
+            "engine counts wait for observe"
+        );
+        m.observe(&Stats::default(), &|_| None);
+        let text = m.render();
         for s in [
             r#"switchguard_events_total{outcome="declined",type="preauth_cancel"}"#,
             r#"switchguard_rejects_total{reason="too_large"}"#,
