@@ -5,7 +5,9 @@
 //! - decode only (JSONL read + parse + validate + tokenise), events/s;
 //! - engine only (pre-decoded events through the pipeline and the default rulepack), events/s;
 //! - full replay of JSONL and of Parquet (the `replay` command's code path), events/s;
-//! - state memory per active card (heap growth while the engine holds its state / cards).
+//! - state memory per active card (heap growth while the engine holds its state / cards);
+//! - training time on the whole history, and the cost of scoring every model (engine only and
+//!   full replay, against rules alone).
 //!
 //! Sizes: `SWITCHGUARD_BENCH_CARDS` (default 100000), `SWITCHGUARD_BENCH_DAYS` (default 33,
 //! which gives ~5.75M events at 100k cards).
@@ -14,9 +16,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 use switchguard::app::replay;
+use switchguard::app::train::{read_history, write_models};
 use switchguard::decision::Decisions;
 use switchguard::decode::{Decoder, Tokenizer};
 use switchguard::engine::{Engine, EngineConfig, Pipeline};
+use switchguard::models::train::{train, TrainOptions};
+use switchguard::models::Models;
 use switchguard::rules::RulePack;
 use switchguard::sim::SimConfig;
 use switchguard::source::{Item, JsonlSource};
@@ -108,8 +113,8 @@ fn main() {
     );
     drop(p);
 
-    // 3. Engine only (pre-decoded events, first 2M), one thread.
-    let mut events: Vec<_> = JsonlSource::open(&jsonl, Decoder::default())
+    // 3. Engine only (pre-decoded events, first 2M), one thread: rules alone.
+    let head: Vec<_> = JsonlSource::open(&jsonl, Decoder::default())
         .unwrap()
         .filter_map(|i| match i {
             Item::Event(e) => Some(e),
@@ -117,31 +122,61 @@ fn main() {
         })
         .take(2_000_000)
         .collect();
-    let n = events.len();
-    let t = Instant::now();
-    let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
-    let mut alerts = 0usize;
-    for e in events.drain(..) {
-        p.push(e, &mut d);
-        alerts += d.alerts.len();
-        d.clear();
-    }
-    p.flush(&mut d);
-    let dt = t.elapsed().as_secs_f64();
-    println!(
-        "engine only:   {:>10.0} events/s  ({n} events, {alerts} alerts, {dt:.2}s, one thread)",
+    let engine_only = |models: Option<Arc<Models>>, what: &str| {
+        let mut d = Decisions::default();
+        let n = head.len();
+        let mut engine = Engine::new(pack.clone(), EngineConfig::default());
+        engine.set_models(models);
+        let mut p = Pipeline::new(engine);
+        let t = Instant::now();
+        let mut alerts = 0usize;
+        for e in head.iter().cloned() {
+            p.push(e, &mut d);
+            alerts += d.alerts.len();
+            d.clear();
+        }
+        p.flush(&mut d);
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "engine only, {what}: {:>10.0} events/s  ({n} events, {alerts} alerts, {dt:.2}s, one thread)",
+            n as f64 / dt
+        );
         n as f64 / dt
-    );
-    drop(p);
+    };
+    let rules_only = engine_only(None, "rules alone");
 
-    // 4. Full replay (reader thread + engine thread), JSONL and Parquet.
-    for input in [&jsonl, &parquet] {
+    // 4. Training on the whole history (read + decode + polars features + fits).
+    let t = Instant::now();
+    let (events, _) = read_history(std::slice::from_ref(&jsonl), Decoder::default()).unwrap();
+    let read = t.elapsed().as_secs_f64();
+    let trained = train(&events, &TrainOptions::default(), |_| {}).unwrap();
+    println!(
+        "train:         {} events in {:.1}s (reading and decoding {read:.1}s)",
+        events.len(),
+        t.elapsed().as_secs_f64()
+    );
+    drop(events);
+    let mdir = dir.join("models");
+    write_models(&mdir, &trained.files).unwrap();
+    let models = Arc::new(Models::load_dir(&mdir).unwrap());
+
+    // 5. Engine only with every model scoring.
+    let with_models = engine_only(Some(models.clone()), "all models ");
+    println!(
+        "model scoring cost: {:.1}% of rules-alone engine throughput",
+        100.0 * (1.0 - with_models / rules_only)
+    );
+    drop(head);
+
+    // 6. Full replay (reader thread + engine thread), JSONL and Parquet, then JSONL with models.
+    for (input, m) in [(&jsonl, None), (&parquet, None), (&jsonl, Some(models))] {
         let out = dir.join("out");
         let t = Instant::now();
+        let with = if m.is_some() { " + models" } else { "" };
         let r = replay::run(
             std::slice::from_ref(input),
             pack.clone(),
-            None,
+            m,
             EngineConfig::default(),
             Tokenizer::default(),
             &out,
@@ -150,7 +185,7 @@ fn main() {
         .unwrap();
         let dt = t.elapsed().as_secs_f64();
         println!(
-            "replay {:>8}: {:>10.0} events/s  ({} events, {} alerts, {} lockouts, {dt:.2}s)",
+            "replay {:>8}{with}: {:>10.0} events/s  ({} events, {} alerts, {} lockouts, {dt:.2}s)",
             input.extension().unwrap().to_string_lossy(),
             r.events as f64 / dt,
             r.events,

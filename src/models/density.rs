@@ -17,6 +17,11 @@ use ndarray::Array2;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+/// Added to every component's variances (standardised units): count features are discrete,
+/// and without a floor a component collapses onto one count value and calls its neighbour
+/// thirty sds away.
+const REG_COVARIANCE: f64 = 0.1;
+
 /// The 0/1 features (entry mode, MCC group).
 const BINARY: std::ops::Range<usize> = 3..9;
 
@@ -203,7 +208,7 @@ impl Density {
         let gmm = GaussianMixtureModel::params_with_rng(components, rng)
             .n_runs(1)
             .tolerance(1e-3)
-            .reg_covariance(1e-3)
+            .reg_covariance(REG_COVARIANCE)
             .max_n_iterations(200)
             .fit(&DatasetBase::from(x))
             .map_err(|e| format!("Gaussian mixture: {e}"))?;

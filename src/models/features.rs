@@ -163,7 +163,8 @@ pub struct FeatureState {
     #[serde(serialize_with = "sorted")]
     cards: FxHashMap<u64, CardProfile>,
     #[serde(serialize_with = "sorted")]
-    wrong_pins: FxHashMap<u64, VecDeque<Millis>>,
+    /// Per terminal: its recent wrong PINs (ts, card hash, counted).
+    wrong_pins: FxHashMap<u64, VecDeque<(Millis, u64, bool)>>,
     #[serde(serialize_with = "sorted")]
     merchants: FxHashMap<u64, MerchantDay>,
 }
@@ -215,14 +216,18 @@ impl FeatureState {
         CardFeatures { x, usual_amount }
     }
 
-    /// Wrong PINs at this event's terminal within `[ts - window, ts)`, plus this one.
+    /// Wrong PINs at this event's terminal within `[ts - window, ts)`, plus this one, counting
+    /// each card once: a wrong PIN counts only if the same card had none at this terminal
+    /// within the window before it (one customer mistyping twice is one event, not two).
     pub fn wrong_pin(&mut self, ev: &Event, window: Millis) -> u32 {
+        let card = key_hash(ev.card.as_deref().unwrap_or_default());
         let q = self.wrong_pins.entry(key_hash(&ev.terminal)).or_default();
-        while q.front().is_some_and(|t| *t < ev.ts - window) {
+        while q.front().is_some_and(|e| e.0 < ev.ts - window) {
             q.pop_front();
         }
-        let k = q.iter().filter(|t| **t < ev.ts).count() as u32 + 1;
-        q.push_back(ev.ts);
+        let new = !q.iter().any(|e| e.1 == card);
+        let k = q.iter().filter(|e| e.0 < ev.ts && e.2).count() as u32 + new as u32;
+        q.push_back((ev.ts, card, new));
         k
     }
 
@@ -245,7 +250,7 @@ impl FeatureState {
     pub fn evict(&mut self, now: Millis, card_retention: Millis, pin_window: Millis) {
         self.cards.retain(|_, p| p.last >= now - card_retention);
         self.wrong_pins
-            .retain(|_, q| q.back().is_some_and(|t| *t >= now - pin_window));
+            .retain(|_, q| q.back().is_some_and(|e| e.0 >= now - pin_window));
         let today = now.div_euclid(DAY);
         self.merchants.retain(|_, m| m.day >= today - 1);
     }
@@ -384,12 +389,28 @@ pub fn batch_card(lf: LazyFrame) -> PolarsResult<LazyFrame> {
         ]))
 }
 
-/// Wrong PINs at the terminal within `[ts - window, ts)` plus this one, for wrong-PIN rows.
+/// For wrong-PIN rows: `pin_new` (the card's first wrong PIN at this terminal within the
+/// window) and `term_wrong_pins` (counted wrong PINs within `[ts - window, ts)` plus this
+/// one if counted), as [`FeatureState::wrong_pin`] defines them.
 pub fn batch_wrong_pins(lf: LazyFrame, w: Millis) -> PolarsResult<LazyFrame> {
+    let prev = col("ts")
+        .shift(lit(1))
+        .over([col("terminal"), col("card")])?;
     Ok(lf
         .filter(col("wrong_pin"))
         .sort(["ts", "id"], SortMultipleOptions::default())
-        .with_columns([(prior_count(w, "terminal")? + lit(1i64)).alias("term_wrong_pins")]))
+        .with_columns([prev
+            .clone()
+            .is_null()
+            .or((col("ts") - prev).gt(lit(w)))
+            .alias("pin_new")])
+        .with_columns([col("pin_new").cast(DataType::Int64).alias("pin_new_n")])
+        .with_columns([(col("pin_new_n")
+            .rolling_sum_by(col("ts"), window(w))
+            .fill_null(lit(0i64))
+            .over([col("terminal")])?
+            + col("pin_new_n"))
+        .alias("term_wrong_pins")]))
 }
 
 /// The merchant's approved card-present auths (`merchant_n`) and forced no-PIN approvals

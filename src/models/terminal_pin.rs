@@ -1,5 +1,6 @@
-//! Model 1, the terminal PIN-failure baseline: each terminal's own rate of wrong PINs per hour
-//! by hour of day, shrunk toward the rate of all terminals at that hour. On each wrong PIN the
+//! Model 1, the terminal PIN-failure baseline: each terminal's own rate of wrong PINs per day
+//! (shrunk toward the mean terminal's), spread over the hours of the day by the shape all
+//! terminals share, so each terminal has an expected count for every hour. On each wrong PIN the
 //! engine counts the terminal's wrong PINs over the trailing window and scores how improbable
 //! that count is under the terminal's own normal (Poisson upper tail, as -log10 p). This
 //! catches probing at busy terminals, where any fixed threshold is either noisy or blind.
@@ -115,23 +116,26 @@ impl TerminalPin {
                 by_term.entry(t.to_string()).or_insert([0.0; 24])[h as usize] += n;
             }
         }
+        // A terminal's rate is its own daily count (shrunk toward the mean terminal's) times
+        // the hour-of-day shape of all terminals together: a few days of one terminal cannot
+        // fill 24 hourly cells, but they do say how busy its PIN pad is.
         let nt = by_term.len().max(1) as f64;
-        let mut global = vec![0.0; 24];
+        let mut by_hour = [0.0f64; 24];
         for r in by_term.values() {
-            for (g, c) in global.iter_mut().zip(r) {
+            for (g, c) in by_hour.iter_mut().zip(r) {
                 *g += c;
             }
         }
-        for g in &mut global {
-            *g /= nt * days;
-        }
+        let total: f64 = by_hour.iter().sum();
+        let shape: Vec<f64> = by_hour.iter().map(|c| (c + 1.0) / (total + 24.0)).collect();
+        let mean_daily = total / (nt * days);
+        let global: Vec<f64> = shape.iter().map(|s| s * mean_daily).collect();
         let terminals = by_term
             .into_iter()
             .map(|(t, c)| {
-                let r = (0..24)
-                    .map(|h| (c[h] + PRIOR_DAYS * global[h]) / (days + PRIOR_DAYS))
-                    .collect();
-                (t, r)
+                let own: f64 = c.iter().sum();
+                let daily = (own + PRIOR_DAYS * mean_daily) / (days + PRIOR_DAYS);
+                (t, shape.iter().map(|s| s * daily).collect())
             })
             .collect();
         Ok(TerminalPinParams {

@@ -188,15 +188,11 @@ pub fn train(
         t.dedup();
         t
     };
-    let tp_params = TerminalPin::fit(
-        train_lf
-            .clone()
-            .filter(col("wrong_pin"))
-            .select([col("terminal"), col("hour")]),
-        &terminals,
-        split - t0,
-        opts.window_h,
-    )?;
+    let window = opts.window_h as Millis * features::HOUR;
+    let counted = features::batch_wrong_pins(train_lf.clone(), window)?
+        .filter(col("pin_new"))
+        .select([col("terminal"), col("hour")]);
+    let tp_params = TerminalPin::fit(counted, &terminals, split - t0, opts.window_h)?;
     let tp = TerminalPin::new(tp_params.clone()).map_err(anyhow::Error::msg)?;
     let tp_scores: Scores = events
         .iter()

@@ -12,7 +12,7 @@
 //!   payments (planned here, made day by day by `bypass_day` once the day's
 //!   normal traffic is known, so the share is what was planned).
 //! - `card_spend_outlier`: a card with a small-ticket everyday pattern makes
-//!   one or two approved chip + PIN purchases of 60-200× its usual amount at a
+//!   one or two approved chip + PIN purchases of 150-400× its usual amount at a
 //!   jeweller or electronics shop, late in the evening.
 //!
 //! Planned after the rule scenarios (`attacks::plan`), from their own RNG
@@ -129,7 +129,15 @@ fn pin_drift(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, used: &mut Vec<usize>)
             ctx.push(e);
             ctx.add_pin55(tid, ts, pan);
             if rng.gen_bool(0.8) {
-                let e = ctx.tx(ts + rng.gen_range(15 * SEC..60 * SEC), l, c, t, amount);
+                // The customer's successful retry is not fraud: only the garbled wrong PIN
+                // is labelled (per-event recall then measures what the model can see).
+                let e = ctx.tx(
+                    ts + rng.gen_range(15 * SEC..60 * SEC),
+                    lbl::LEGIT,
+                    c,
+                    t,
+                    amount,
+                );
                 ctx.push(e);
             }
         }
@@ -251,7 +259,7 @@ fn usual_amount(mcc: u16) -> i64 {
     }
 }
 
-/// `card_spend_outlier`: one or two chip + PIN purchases of 60-200× the card's
+/// `card_spend_outlier`: one or two chip + PIN purchases of 150-400× the card's
 /// usual amount at a jeweller or electronics shop, 22:15-23:15 on day `d`.
 fn spend_outlier(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, used: &mut Vec<u32>) {
     let l = lbl::CARD_SPEND_OUTLIER;
@@ -289,7 +297,7 @@ fn spend_outlier(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, used: &mut Vec<u32
     for ts in times {
         let m = ctx.w.merchant_with(&[5944, 5732], rng);
         let t = ctx.w.term_of(m, rng);
-        let amount = (usual * rng.gen_range(60..=200) / 100 * 100).min(5_000_000);
+        let amount = (usual * rng.gen_range(150..=400) / 100 * 100).min(5_000_000);
         let e = ctx.tx(ts, l, c, t, amount);
         ctx.push(e);
     }
