@@ -153,14 +153,12 @@ fn streaming_features_equal_the_polars_batch_features() {
         let m = &engine.last_features().model;
         match (m.card, batch.card[i]) {
             (Some(s), Some(b)) => {
-                for j in 0..s.x.len() {
+                for (j, (sv, bv)) in s.x.iter().zip(b).enumerate() {
                     assert!(
-                        (s.x[j] - b[j]).abs() <= 1e-9 * (1.0 + b[j].abs()),
-                        "event {} feature {}: streaming {} batch {}",
+                        (sv - bv).abs() <= 1e-9 * (1.0 + bv.abs()),
+                        "event {} feature {}: streaming {sv} batch {bv}",
                         e.id,
                         switchguard::models::features::NAMES[j],
-                        s.x[j],
-                        b[j]
                     );
                 }
                 cards += 1;

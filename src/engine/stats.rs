@@ -63,6 +63,7 @@ impl Stats {
         self.duplicates = old.duplicates;
         self.late = old.late;
         self.alerts_by_severity = old.alerts_by_severity;
+        self.guard_alerts = old.guard_alerts;
         for r in &mut self.rules {
             if let Some(o) = old.rules.iter().find(|o| o.rule == r.rule) {
                 *r = o.clone();

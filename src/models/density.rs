@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 /// thirty sds away.
 const REG_COVARIANCE: f64 = 0.1;
 
+/// Most mixture components a model file may have (scoring keeps them on the stack).
+pub const MAX_COMPONENTS: usize = 32;
+
 /// The 0/1 features (entry mode, MCC group).
 const BINARY: std::ops::Range<usize> = 3..9;
 
@@ -55,6 +58,9 @@ pub struct Density {
     /// Per component: ln weight + ½ ln det precision − (d/2) ln 2π.
     log_norm: Vec<f64>,
     grid: Vec<f64>,
+    /// The same parameters in fixed-size arrays for the hot path (no bounds checks).
+    means_a: Vec<[f64; NF]>,
+    prec_a: Vec<[[f64; NF]; NF]>,
 }
 
 /// One scored purchase.
@@ -77,8 +83,10 @@ impl Density {
             && params.means.iter().all(|m| m.len() == NF)
             && params.sds.iter().all(|m| m.len() == NF)
             && params.precisions.iter().all(|p| p.len() == NF * NF);
-        if k == 0 || !shapes_ok {
-            return Err(format!("mixture parameters do not match {NF} features"));
+        if k == 0 || k > MAX_COMPONENTS || !shapes_ok {
+            return Err(format!(
+                "mixture parameters do not match {NF} features and 1..={MAX_COMPONENTS} components"
+            ));
         }
         let grid = quantile_grid();
         if params.quantiles.len() != grid.len() {
@@ -89,10 +97,22 @@ impl Density {
             let ld = log_det_spd(p, NF).ok_or("a precision matrix is not positive definite")?;
             log_norm.push(w.ln() + 0.5 * ld - 0.5 * NF as f64 * std::f64::consts::TAU.ln());
         }
+        let means_a = params
+            .means
+            .iter()
+            .map(|m| std::array::from_fn(|j| m[j]))
+            .collect();
+        let prec_a = params
+            .precisions
+            .iter()
+            .map(|p| std::array::from_fn(|i| std::array::from_fn(|j| p[i * NF + j])))
+            .collect();
         Ok(Self {
             params,
             log_norm,
             grid,
+            means_a,
+            prec_a,
         })
     }
 
@@ -108,24 +128,17 @@ impl Density {
     pub fn raw_score(&self, x: &[f64; NF]) -> (f64, usize) {
         let z = self.standardise(x);
         let mut best = (f64::NEG_INFINITY, 0);
-        let mut terms = [0.0f64; 32];
-        let k = self.log_norm.len().min(32);
-        for c in 0..k {
-            let (mu, p) = (&self.params.means[c], &self.params.precisions[c]);
-            let mut d = [0.0; NF];
-            for j in 0..NF {
-                d[j] = z[j] - mu[j];
-            }
+        let mut terms = [0.0f64; MAX_COMPONENTS];
+        let k = self.log_norm.len().min(MAX_COMPONENTS);
+        let comps = self.means_a.iter().zip(&self.prec_a).zip(&self.log_norm);
+        for (c, ((mu, p), ln)) in comps.enumerate().take(k) {
+            let d: [f64; NF] = std::array::from_fn(|j| z[j] - mu[j]);
             let mut maha = 0.0;
-            for i in 0..NF {
-                let row = &p[i * NF..(i + 1) * NF];
-                let mut s = 0.0;
-                for j in 0..NF {
-                    s += row[j] * d[j];
-                }
-                maha += d[i] * s;
+            for (row, di) in p.iter().zip(d) {
+                let s: f64 = row.iter().zip(d).map(|(a, b)| a * b).sum();
+                maha += di * s;
             }
-            terms[c] = self.log_norm[c] - 0.5 * maha;
+            terms[c] = ln - 0.5 * maha;
             if terms[c] > best.0 {
                 best = (terms[c], c);
             }
@@ -174,23 +187,7 @@ impl Density {
         if rows.len() < components * 10 {
             return Err(format!("{} purchases are too few to fit", rows.len()));
         }
-        let n = rows.len() as f64;
-        let mut mean = vec![0.0; NF];
-        for r in rows {
-            for j in 0..NF {
-                mean[j] += r[j] / n;
-            }
-        }
-        let mut std = vec![0.0; NF];
-        for r in rows {
-            for j in 0..NF {
-                std[j] += (r[j] - mean[j]).powi(2) / n;
-            }
-        }
-        let mut std: Vec<f64> = std
-            .into_iter()
-            .map(|v| if v.sqrt() > 1e-9 { v.sqrt() } else { 1.0 })
-            .collect();
+        let (mut mean, mut std) = super::stats::mean_std(rows);
         // Indicator features stay 0/1: standardising a rare category would put it dozens of
         // sds out and let "uncommon entry mode" drown every other kind of unusual.
         for j in BINARY {

@@ -167,6 +167,9 @@ pub struct FeatureState {
     wrong_pins: FxHashMap<u64, VecDeque<(Millis, u64, bool)>>,
     #[serde(serialize_with = "sorted")]
     merchants: FxHashMap<u64, MerchantDay>,
+    /// Event time at which cards, wrong PINs and merchants are next swept.
+    #[serde(default)]
+    next_sweep: [Millis; 3],
 }
 
 /// What the streaming evaluator says about one card purchase.
@@ -247,12 +250,25 @@ impl FeatureState {
     }
 
     /// Drop what no feature can read any more at event time `now`.
+    /// Each map is swept every eighth of its retention (`state::sweep_interval`), not on every
+    /// call: sweeping a million card profiles every minute of event time would make replay
+    /// quadratic.
     pub fn evict(&mut self, now: Millis, card_retention: Millis, pin_window: Millis) {
-        self.cards.retain(|_, p| p.last >= now - card_retention);
-        self.wrong_pins
-            .retain(|_, q| q.back().is_some_and(|e| e.0 >= now - pin_window));
-        let today = now.div_euclid(DAY);
-        self.merchants.retain(|_, m| m.day >= today - 1);
+        use crate::state::sweep_interval;
+        if now >= self.next_sweep[0] {
+            self.cards.retain(|_, p| p.last >= now - card_retention);
+            self.next_sweep[0] = now + sweep_interval(card_retention);
+        }
+        if now >= self.next_sweep[1] {
+            self.wrong_pins
+                .retain(|_, q| q.back().is_some_and(|e| e.0 >= now - pin_window));
+            self.next_sweep[1] = now + sweep_interval(pin_window);
+        }
+        if now >= self.next_sweep[2] {
+            let today = now.div_euclid(DAY);
+            self.merchants.retain(|_, m| m.day >= today - 1);
+            self.next_sweep[2] = now + sweep_interval(DAY);
+        }
     }
 
     /// Entries held (cards, terminals, merchants).
@@ -269,7 +285,7 @@ impl FeatureState {
 /// features and event flags computed by the same functions the engine calls.
 pub fn frame(events: &[Event], nopin_limit: i64) -> PolarsResult<DataFrame> {
     let n = events.len();
-    let mut stat: Vec<Vec<f64>> = vec![Vec::with_capacity(n); 9];
+    let mut stat: Vec<Vec<f64>> = (0..9).map(|_| Vec::with_capacity(n)).collect();
     for ev in events {
         for (c, v) in stat.iter_mut().zip(stateless(ev)) {
             c.push(v);

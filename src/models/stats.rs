@@ -122,6 +122,29 @@ pub fn next_up(x: f64) -> f64 {
     f64::from_bits(if x > 0.0 { b + 1 } else { b - 1 })
 }
 
+/// Per-column mean and standard deviation of `rows` (a constant column gets sd 1, so
+/// standardising it gives 0 rather than a division by zero).
+pub fn mean_std<const N: usize>(rows: &[[f64; N]]) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len().max(1) as f64;
+    let mut mean = vec![0.0; N];
+    for r in rows {
+        for j in 0..N {
+            mean[j] += r[j] / n;
+        }
+    }
+    let mut var = vec![0.0; N];
+    for r in rows {
+        for j in 0..N {
+            var[j] += (r[j] - mean[j]).powi(2) / n;
+        }
+    }
+    let std = var
+        .into_iter()
+        .map(|v| if v.sqrt() > 1e-9 { v.sqrt() } else { 1.0 })
+        .collect();
+    (mean, std)
+}
+
 /// The q-quantile (0..=1) of sorted values, by nearest rank.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {

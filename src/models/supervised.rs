@@ -80,23 +80,7 @@ impl Supervised {
 
     /// Fit on (inputs, is_fraud). Needs both classes.
     pub fn fit(rows: &[[f64; NI]], labels: &[bool]) -> Result<SupervisedParams, String> {
-        let n = rows.len() as f64;
-        let mut mean = vec![0.0; NI];
-        for r in rows {
-            for j in 0..NI {
-                mean[j] += r[j] / n;
-            }
-        }
-        let mut std = vec![0.0; NI];
-        for r in rows {
-            for j in 0..NI {
-                std[j] += (r[j] - mean[j]).powi(2) / n;
-            }
-        }
-        let std: Vec<f64> = std
-            .into_iter()
-            .map(|v| if v.sqrt() > 1e-9 { v.sqrt() } else { 1.0 })
-            .collect();
+        let (mean, std) = super::stats::mean_std(rows);
         let mut x = Array2::<f64>::zeros((rows.len(), NI));
         for (i, r) in rows.iter().enumerate() {
             for j in 0..NI {

@@ -10,8 +10,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A fingerprint of the files in a directory (paths, sizes, mtimes), to notice edits.
-fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
+/// The files of a directory as (path, size, mtime), to notice edits.
+type Fingerprint = Vec<(String, u64, Option<SystemTime>)>;
+
+/// A fingerprint of the files in a directory, to notice edits.
+fn fingerprint(dir: &Path) -> Fingerprint {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .map(|rd| {
             rd.filter_map(|e| e.ok())
@@ -30,10 +33,8 @@ fn fingerprint(dir: &Path) -> Vec<(String, u64, Option<SystemTime>)> {
 pub struct Reloader {
     rules: PathBuf,
     models: PathBuf,
-    seen: (
-        Vec<(String, u64, Option<SystemTime>)>,
-        Vec<(String, u64, Option<SystemTime>)>,
-    ),
+    /// Fingerprints of the rules and the models directory last seen.
+    seen: (Fingerprint, Fingerprint),
     checked: Instant,
 }
 
