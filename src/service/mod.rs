@@ -194,7 +194,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
     pipeline.engine_mut().set_models(reloader.initial_models());
     let mut last_checkpoint = Instant::now();
-    let mut last_lag = Instant::now();
+    // Lag is measured on the first pass, then every 2 s (sooner again if the broker did not
+    // answer for some partition), so the gauge exists as soon as the service is ready.
+    let mut lag_due = Instant::now();
     ready.store(true, Ordering::Relaxed);
     metrics.up.set(1);
     eprintln!(
@@ -323,12 +325,15 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 action: r.action.as_ref().map(|a| a.kind.as_str()),
             })
         });
-        if last_lag.elapsed() > Duration::from_secs(2) {
-            last_lag = Instant::now();
+        if Instant::now() >= lag_due {
+            lag_due = Instant::now() + Duration::from_secs(2);
             for (p, part) in &parts {
-                if let Ok((_, high)) =
-                    consumer.fetch_watermarks(&cfg.topics.input, *p, Duration::from_millis(500))
-                {
+                let w =
+                    consumer.fetch_watermarks(&cfg.topics.input, *p, Duration::from_millis(500));
+                if w.is_err() {
+                    lag_due = Instant::now() + Duration::from_millis(200);
+                }
+                if let Ok((_, high)) = w {
                     let lag = if part.next_offset < 0 {
                         high
                     } else {
