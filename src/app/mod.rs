@@ -110,20 +110,7 @@ impl EngineArgs {
 /// Load the models in `dir` for a command: `None` (rules only) when there are none or they
 /// are refused; every problem is printed, and the command carries on with its rules.
 pub fn load_models(dir: &std::path::Path) -> Option<std::sync::Arc<crate::models::Models>> {
-    if !dir.is_dir() {
-        return None;
-    }
-    match crate::models::Models::load_dir(dir) {
-        Ok(m) if m.is_empty() => None,
-        Ok(m) => {
-            eprintln!("models: {} from {}", m.names().join(", "), dir.display());
-            Some(std::sync::Arc::new(m))
-        }
-        Err(e) => {
-            eprintln!("error: {e}\nmodels: none loaded; running on rules alone");
-            None
-        }
-    }
+    crate::models::Models::load_or_rules_alone(dir)
 }
 
 /// Entry point of the binary.

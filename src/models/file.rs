@@ -47,7 +47,6 @@ impl ModelKind {
 /// How a model was trained.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Training {
-    pub inputs: Vec<String>,
     pub window_start: String,
     pub window_end: String,
     /// Events before this time trained the model; the rest were the holdout.
@@ -209,6 +208,27 @@ impl Models {
         }
         let m = Models::load_dir(dir)?;
         Ok((!m.is_empty()).then(|| std::sync::Arc::new(m)))
+    }
+
+    /// Load for start-up: the models in `dir`, or `None` (rules alone) when there are none or
+    /// they are refused, with every problem printed.
+    pub fn load_or_rules_alone(dir: &Path) -> Option<std::sync::Arc<Models>> {
+        match Models::reload(dir) {
+            Ok(m) => {
+                if let Some(m) = &m {
+                    eprintln!(
+                        "models loaded from {}: {}",
+                        dir.display(),
+                        m.names().join(", ")
+                    );
+                }
+                m
+            }
+            Err(e) => {
+                eprintln!("error: {e}\nmodels NOT loaded: running on rules alone");
+                None
+            }
+        }
     }
 
     /// Parse, check and add one model file.

@@ -89,8 +89,12 @@ fn rows_of(df: &DataFrame) -> PolarsResult<Vec<usize>> {
 
 /// The windowed features of every event, by polars (the batch half of the one definition).
 pub fn batch_features(events: &[Event], opts: &TrainOptions) -> PolarsResult<BatchFeatures> {
-    let df = features::frame(events, opts.nopin_limit)?;
-    let n = events.len();
+    batch_features_of(&features::frame(events, opts.nopin_limit)?, opts)
+}
+
+/// [`batch_features`] of an already built [`features::frame`].
+fn batch_features_of(df: &DataFrame, opts: &TrainOptions) -> PolarsResult<BatchFeatures> {
+    let n = df.height();
     let mut out = BatchFeatures {
         card: vec![None; n],
         wrong_pins: vec![None; n],
@@ -121,7 +125,7 @@ pub fn batch_features(events: &[Event], opts: &TrainOptions) -> PolarsResult<Bat
     {
         out.wrong_pins[r] = Some(k as u32);
     }
-    let md = features::batch_merchant_day(df.lazy())?.collect()?;
+    let md = features::batch_merchant_day(df.clone().lazy())?.collect()?;
     let (mn, mk) = (take_f64(&md, "merchant_n")?, take_f64(&md, "merchant_k")?);
     for (i, r) in rows_of(&md)?.into_iter().enumerate() {
         out.merchant_day[r] = Some((mn[i] as u32, mk[i] as u32));
@@ -165,7 +169,8 @@ pub fn train(
         events.len()
     );
     stage("features (polars)");
-    let bf = anyhow::Context::context(batch_features(events, opts), "computing features")?;
+    let df = features::frame(events, opts.nopin_limit)?;
+    let bf = anyhow::Context::context(batch_features_of(&df, opts), "computing features")?;
     let (t0, t1) = (events[0].ts, events[events.len() - 1].ts);
     // Split by count, not by span: a few far-away events (a completion of a month-old
     // pre-auth) must not move the split.
@@ -174,7 +179,6 @@ pub fn train(
     let train_mask: Vec<bool> = events.iter().map(|e| e.ts < split).collect();
     let fraud: Vec<bool> = events.iter().map(is_fraud).collect();
     let labelled = events.iter().any(|e| e.label.is_some());
-    let df = features::frame(events, opts.nopin_limit)?;
     let train_lf = df.lazy().filter(col("ts").lt(lit(split)));
 
     stage("terminal PIN baseline");
@@ -316,7 +320,6 @@ pub fn train(
     let hold: Vec<usize> = (0..events.len()).filter(|i| !train_mask[*i]).collect();
     let hold_fraud: Vec<bool> = hold.iter().map(|i| fraud[*i]).collect();
     let training = Training {
-        inputs: Vec::new(),
         window_start: format_ts(t0),
         window_end: format_ts(t1),
         holdout_from: format_ts(split),
@@ -344,10 +347,7 @@ pub fn train(
             version: FORMAT_VERSION,
             kind,
             features: inputs_of(kind),
-            training: Training {
-                inputs: inputs_of(kind),
-                ..training.clone()
-            },
+            training: training.clone(),
             threshold,
             evaluation: evaluate(events, &hold, &hs, &hold_fraud, threshold, labelled),
             params,

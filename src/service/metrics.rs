@@ -15,15 +15,8 @@ use std::sync::Arc;
 
 /// The `outcome` label of `switchguard_events_total`.
 const OUTCOMES: [&str; 2] = ["approved", "declined"];
-/// Every `reason` of `switchguard_rejects_total` (`DecodeError::code`).
-const REJECT_REASONS: [&str; 6] = [
-    "too_large",
-    "invalid_utf8",
-    "malformed_json",
-    "not_an_object",
-    "missing_field",
-    "bad_value",
-];
+/// Every `reason` of `switchguard_rejects_total`: the decoder's own list.
+const REJECT_REASONS: [&str; 6] = crate::decode::DecodeError::CODES;
 /// The `rule` label of the lockout guard's own alerts.
 const GUARD_RULE: &str = "lockout_guard";
 

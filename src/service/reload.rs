@@ -51,18 +51,7 @@ impl Reloader {
     /// Load the models for start-up: `None` (rules alone) when there are none or they are
     /// refused, with every problem printed.
     pub fn initial_models(&self) -> Option<Arc<Models>> {
-        match Models::reload(&self.models) {
-            Ok(m) => {
-                if let Some(m) = &m {
-                    eprintln!("switchguard: models loaded: {}", m.names().join(", "));
-                }
-                m
-            }
-            Err(e) => {
-                eprintln!("switchguard: models NOT loaded, running on rules alone: {e}");
-                None
-            }
-        }
+        Models::load_or_rules_alone(&self.models)
     }
 
     /// Reload what changed (everything when `forced`, i.e. on SIGHUP).
