@@ -6,6 +6,8 @@
 //! event into the books → evict by event time when due.
 
 mod pipeline;
+pub mod shard;
+pub mod shard_task;
 mod stats;
 
 pub use pipeline::{Pipeline, PipelineSnapshot};
@@ -19,6 +21,7 @@ use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
 use crate::state::{Books, Features, Retention};
 use serde::{Deserialize, Serialize};
+use shard::{Carried, Stage, Stages};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -86,6 +89,10 @@ pub struct Engine {
     scorer: Option<Scorer>,
     /// Sees every event's model output (replay samples score distributions with it).
     tap: Option<ScoreTap>,
+    /// The stages this engine runs: all (one engine) or one (a shard of scale-out).
+    own: Stages,
+    /// Per rule: does this engine run it (its home stage is owned).
+    active: Vec<bool>,
 }
 
 /// A hook that sees what the models said about each event.
@@ -108,7 +115,26 @@ impl Engine {
             rule_sweep: vec![Millis::MIN; n],
             scorer: None,
             tap: None,
+            own: Stages::ALL,
+            active: vec![true; n],
         }
+    }
+
+    /// Run only `stage` of the sharded engine (`None`: every stage, the default). Rules whose
+    /// home is another stage are not run here; see [`shard`].
+    pub fn set_stage(&mut self, stage: Option<Stage>) {
+        self.own = stage.map_or(Stages::ALL, Stages::only);
+        self.recompute_active();
+    }
+
+    fn recompute_active(&mut self) {
+        let own = self.own;
+        self.active = self
+            .pack
+            .rules
+            .iter()
+            .map(|r| own.is_all() || shard::home(r).is_ok_and(|h| own.has(h)))
+            .collect();
     }
 
     /// Call `tap` with the model output of every event scored from now on.
@@ -153,21 +179,46 @@ impl Engine {
 
     /// Process one event; decisions are appended to `out`.
     pub fn process(&mut self, ev: &Event, out: &mut Decisions) {
-        if !self.books.first_sighting(ev) {
-            self.stats.duplicates += 1;
-            return;
+        self.process_inner(ev, None, out);
+    }
+
+    /// Process one event at a stage shard: `carried` holds what earlier stages learnt and, on
+    /// return, what this stage adds. Returns false for a duplicate (not to be passed on).
+    pub fn process_carried(
+        &mut self,
+        ev: &Event,
+        carried: &mut Carried,
+        out: &mut Decisions,
+    ) -> bool {
+        self.process_inner(ev, Some(carried), out)
+    }
+
+    fn process_inner(
+        &mut self,
+        ev: &Event,
+        mut carried: Option<&mut Carried>,
+        out: &mut Decisions,
+    ) -> bool {
+        if self.own.has(Stage::Id) {
+            if !self.books.first_sighting(ev) {
+                self.stats.duplicates += 1;
+                return false;
+            }
+            self.stats.count_event(ev);
         }
-        self.stats.count_event(ev);
-        self.books.features(ev, &mut self.feat);
+        if let Some(c) = carried.as_deref() {
+            c.fill(&mut self.feat);
+        }
+        self.books.features(ev, &mut self.feat, self.own);
         if let Some(s) = &mut self.scorer {
-            s.score(ev, &mut self.feat.model);
+            s.score(ev, &mut self.feat.model, self.own);
             if let Some(t) = &mut self.tap {
                 t(&self.feat.model);
             }
         }
         let type_bit = 1u16 << ev.kind as u16;
         for (i, rule) in self.pack.rules.iter().enumerate() {
-            if rule.types & type_bit == 0 {
+            if rule.types & type_bit == 0 || !self.active[i] {
                 continue;
             }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
@@ -193,13 +244,17 @@ impl Engine {
                 self.stats.alerts_by_severity[rule.severity as usize] += 1;
             }
         }
-        self.books.update(ev);
+        self.books.update(ev, self.own);
         if ev.ts > self.clock {
             self.clock = ev.ts;
         }
         if self.clock >= self.next_sweep {
             self.sweep();
         }
+        if let Some(c) = carried.as_deref_mut() {
+            c.take(&self.feat);
+        }
+        true
     }
 
     fn sweep(&mut self) {
@@ -316,5 +371,6 @@ impl Engine {
         let old_stats = std::mem::replace(&mut self.stats, Stats::for_pack(&pack));
         self.stats.merge_from(&old_stats);
         self.pack = pack;
+        self.recompute_active();
     }
 }

@@ -51,7 +51,7 @@ pub struct MerchantNopin {
 }
 
 /// One scored forced no-PIN approval.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct MerchantNopinScore {
     /// Approved card-present sales today so far, and how many were forced no-PIN.
     pub n: u32,

@@ -23,4 +23,6 @@ pub mod train;
 
 pub use card::render as model_card;
 pub use file::{ModelError, ModelErrors, ModelFile, ModelKind, Models};
+pub use merchant_nopin::MerchantNopinScore;
 pub use score::{explain, ModelOut, Scorer};
+pub use terminal_pin::TerminalPinScore;

@@ -8,6 +8,7 @@ use super::merchant_nopin::MerchantNopinScore;
 use super::supervised::NI;
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
+use crate::engine::shard::{Stage, Stages};
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -77,8 +78,11 @@ impl Scorer {
         }
     }
 
-    /// Score `ev` into `out` and fold it into the state.
-    pub fn score(&mut self, ev: &Event, out: &mut ModelOut) {
+    /// Score `ev` into `out` and fold it into the state. With every stage owned this is the
+    /// whole scoring; a stage shard scores only its own entity's model, and `out` already holds
+    /// what earlier stages scored (see `engine::shard`).
+    pub fn score(&mut self, ev: &Event, out: &mut ModelOut, own: Stages) {
+        let (tp_in, mn_in) = (out.terminal_pin, out.merchant_nopin);
         out.clear();
         if out
             .models
@@ -87,9 +91,13 @@ impl Scorer {
         {
             out.models = Some(self.models.clone());
         }
+        if !own.is_all() {
+            (out.terminal_pin, out.merchant_nopin) = (tp_in, mn_in);
+        }
         let m = &*self.models;
         let wrong = features::is_wrong_pin(ev);
-        if let Some(tp) = &m.terminal_pin {
+        if let Some(tp) = m.terminal_pin.as_ref().filter(|_| own.has(Stage::Terminal)) {
+            out.terminal_pin = None;
             if wrong {
                 let k = self.state.wrong_pin(ev, tp.model.window());
                 out.terminal_pin = Some(tp.model.score(&ev.terminal, ev.ts, k));
@@ -99,14 +107,20 @@ impl Scorer {
         if let Some(mn) = &m.merchant_nopin {
             if features::is_cp_approved(ev) {
                 forced = features::is_forced_nopin(ev, mn.model.params.nopin_limit);
-                let d = self.state.merchant(ev, forced);
-                if forced {
-                    let merchant = ev.merchant.as_deref().unwrap_or_default();
-                    out.merchant_nopin = Some(mn.model.score(merchant, ev.mcc, d.n, d.k));
+                if own.has(Stage::Merchant) {
+                    let d = self.state.merchant(ev, forced);
+                    out.merchant_nopin = None;
+                    if forced {
+                        let merchant = ev.merchant.as_deref().unwrap_or_default();
+                        out.merchant_nopin = Some(mn.model.score(merchant, ev.mcc, d.n, d.k));
+                    }
                 }
             }
         }
-        if (m.density.is_some() || m.supervised.is_some()) && features::is_card_purchase(ev) {
+        if own.has(Stage::Card)
+            && (m.density.is_some() || m.supervised.is_some())
+            && features::is_card_purchase(ev)
+        {
             let cf = self.state.card(ev);
             out.card = Some(cf);
             if let Some(d) = &m.density {

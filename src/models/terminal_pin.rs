@@ -38,7 +38,7 @@ pub struct TerminalPin {
 }
 
 /// One scored wrong PIN: the count, what was expected, and the score.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct TerminalPinScore {
     pub count: u32,
     pub expected: f64,

@@ -11,6 +11,7 @@ mod books;
 
 pub use books::{PreAuth, QrEntry, TermSession};
 
+use crate::engine::shard::{Stage, Stages};
 use crate::event::{Event, EventType, Millis};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
@@ -66,7 +67,7 @@ pub struct Features {
 }
 
 /// A copy of the joined pre-auth, as the rules see it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreAuthView {
     pub ts: Millis,
     pub amount: i64,
@@ -136,40 +137,60 @@ impl Books {
         }
     }
 
-    /// Compute the event's features from the books as they were *before* it.
-    pub fn features(&self, ev: &Event, f: &mut Features) {
-        f.preauth = None;
-        f.qr_prior_payments = 0;
-        f.signon_ts = None;
-        f.signed_off = false;
-        f.related.clear();
-        if matches!(
-            ev.kind,
-            EventType::Completion | EventType::PreauthCancel | EventType::Reversal
-        ) {
-            if let Some(p) = ev
-                .auth_ref
-                .as_deref()
-                .and_then(|r| self.preauths.get(&key_hash(r)))
-            {
-                f.preauth = Some(p.view());
-                f.related.push(p.id.clone());
+    /// Compute the event's features from the books as they were *before* it: every book when
+    /// `own` is all stages, else only the books of the stage `own` holds (the rest of `f` was
+    /// filled by earlier stages).
+    pub fn features(&self, ev: &Event, f: &mut Features, own: Stages) {
+        if own.has(Stage::AuthRef) {
+            f.preauth = None;
+            f.related.clear();
+            if matches!(
+                ev.kind,
+                EventType::Completion | EventType::PreauthCancel | EventType::Reversal
+            ) {
+                if let Some(p) = ev
+                    .auth_ref
+                    .as_deref()
+                    .and_then(|r| self.preauths.get(&key_hash(r)))
+                {
+                    f.preauth = Some(p.view());
+                    f.related.push(p.id.clone());
+                }
             }
         }
-        if let Some(q) = ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r))) {
-            f.qr_prior_payments = q.count;
-            f.related.push(q.first_id.clone());
+        if own.has(Stage::QrRef) {
+            f.qr_prior_payments = 0;
+            if let Some(q) = ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r))) {
+                f.qr_prior_payments = q.count;
+                f.related.push(q.first_id.clone());
+            }
         }
-        if ev.kind.is_financial() {
-            if let Some(t) = self.terminals.get(&key_hash(&ev.terminal)) {
-                f.signon_ts = t.sign_on;
-                f.signed_off = t.signed_off();
+        if own.has(Stage::Terminal) {
+            f.signon_ts = None;
+            f.signed_off = false;
+            if ev.kind.is_financial() {
+                if let Some(t) = self.terminals.get(&key_hash(&ev.terminal)) {
+                    f.signon_ts = t.sign_on;
+                    f.signed_off = t.signed_off();
+                }
             }
         }
     }
 
-    /// Fold the event into the books (after rules have seen it).
-    pub fn update(&mut self, ev: &Event) {
+    /// Fold the event into the books of the stages in `own` (after rules have seen it).
+    pub fn update(&mut self, ev: &Event, own: Stages) {
+        if own.has(Stage::Terminal) {
+            self.update_terminal(ev);
+        }
+        if own.has(Stage::AuthRef) {
+            self.update_preauth(ev);
+        }
+        if own.has(Stage::QrRef) {
+            self.update_qr(ev);
+        }
+    }
+
+    fn update_terminal(&mut self, ev: &Event) {
         match ev.kind {
             EventType::SignOn if ev.approved() || ev.response_code.is_none() => {
                 let t = self.terminals.entry(key_hash(&ev.terminal)).or_default();
@@ -181,6 +202,12 @@ impl Books {
                 t.sign_off = Some(t.sign_off.map_or(ev.ts, |s| s.max(ev.ts)));
                 t.last_seen = t.last_seen.max(ev.ts);
             }
+            _ => {}
+        }
+    }
+
+    fn update_preauth(&mut self, ev: &Event) {
+        match ev.kind {
             EventType::Preauth if ev.approved() => {
                 if let (Some(r), Some(m)) = (ev.auth_ref.as_deref(), ev.merchant.as_ref()) {
                     self.preauths.insert(
@@ -210,6 +237,9 @@ impl Books {
             }
             _ => {}
         }
+    }
+
+    fn update_qr(&mut self, ev: &Event) {
         if let Some(r) = ev.qr_ref.as_deref() {
             if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
                 let q = self.qr.entry(key_hash(r)).or_insert_with(|| QrEntry {
