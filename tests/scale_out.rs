@@ -15,6 +15,7 @@ use switchguard::engine::{Engine, EngineConfig, Pipeline};
 use switchguard::event::Event;
 use switchguard::models::Models;
 use switchguard::rules::RulePack;
+use switchguard::service::scale::tasks::Saved;
 use switchguard::sim::SimConfig;
 
 /// A small deterministic generator (splitmix64), so the interleaving is reproducible.
@@ -30,6 +31,17 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 fn engine(pack: &Arc<RulePack>, models: &Option<Arc<Models>>) -> Engine {
@@ -124,7 +136,7 @@ fn topology(
         .iter()
         .map(|row| {
             row.iter()
-                .map(|t| (serde_json::to_string(&t.snapshot()).unwrap(), Vec::new()))
+                .map(|t| (hex(&Saved::of_shard(t, 0).encode().unwrap()), Vec::new()))
                 .collect()
         })
         .collect();
@@ -181,17 +193,19 @@ fn topology(
         if crash_every == 0 {
             continue;
         }
-        if deliveries % (crash_every / 3 + 1) == 0 {
+        if deliveries.is_multiple_of(crash_every / 3 + 1) {
             // A checkpoint of one shard.
             let (s, k) = (rng.below(stages), rng.below(shards as usize));
-            t.ckpt[s][k] = (
-                serde_json::to_string(&t.tasks[s][k].snapshot()).unwrap(),
-                Vec::new(),
-            );
+            // Through the service's checkpoint record format, as the service stores it.
+            let saved = Saved::of_shard(&t.tasks[s][k], 0).encode().unwrap();
+            t.ckpt[s][k] = (hex(&saved), Vec::new());
         }
-        if deliveries % crash_every == 0 {
+        if deliveries.is_multiple_of(crash_every) {
             let (s, k) = (rng.below(stages), rng.below(shards as usize));
-            let snap: shard_task::ShardSnapshot = serde_json::from_str(&t.ckpt[s][k].0).unwrap();
+            let snap = match Saved::decode(&unhex(&t.ckpt[s][k].0)).unwrap() {
+                Saved::Shard { shard, .. } => *shard,
+                Saved::Ingest { .. } => panic!("a shard's checkpoint"),
+            };
             let mut e = Engine::restore(pack.clone(), EngineConfig::default(), snap.engine.clone())
                 .unwrap();
             e.set_models(models.clone());

@@ -126,7 +126,7 @@ pub fn command(mut a: BenchArgs) -> Result<ExitCode> {
     if let Some(m) = &mock {
         crate::service::kafka::create_mock_topics(m, &cfg)?;
     }
-    crate::service::kafka::ensure_topics(&cfg)?;
+    crate::service::kafka::ensure_topics(&cfg, &[])?;
 
     // 1. Throughput: pre-load, then start the instance and time it to the end of the input.
     let p = producer(&a.brokers)?;

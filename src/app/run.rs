@@ -12,6 +12,10 @@ pub fn command(a: RunArgs) -> Result<ExitCode> {
         lateness: cfg.allowed_lateness.clone(),
         token_key_file: cfg.token_key_file.clone(),
     };
-    service::run(cfg, engine.tokenizer()?, Signals::install()?)?;
+    if cfg.scale_out {
+        service::scale::run(cfg, engine.tokenizer()?, Signals::install()?)?;
+    } else {
+        service::run(cfg, engine.tokenizer()?, Signals::install()?)?;
+    }
     Ok(ExitCode::SUCCESS)
 }

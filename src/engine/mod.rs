@@ -196,7 +196,7 @@ impl Engine {
     fn process_inner(
         &mut self,
         ev: &Event,
-        mut carried: Option<&mut Carried>,
+        carried: Option<&mut Carried>,
         out: &mut Decisions,
     ) -> bool {
         if self.own.has(Stage::Id) {
@@ -251,7 +251,7 @@ impl Engine {
         if self.clock >= self.next_sweep {
             self.sweep();
         }
-        if let Some(c) = carried.as_deref_mut() {
+        if let Some(c) = carried {
             c.take(&self.feat);
         }
         true

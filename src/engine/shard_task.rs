@@ -24,6 +24,7 @@ use std::collections::BinaryHeap;
 /// A record on a stage topic: an event with what earlier stages learnt, or a watermark mark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "k", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // built and sent at once, never stored in bulk
 pub enum Envelope {
     Event {
         /// The sending shard (or input partition).

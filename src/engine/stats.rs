@@ -71,6 +71,37 @@ impl Stats {
         }
     }
 
+    /// Add another engine's counters (scale-out: the instance's total over its shards).
+    pub fn absorb(&mut self, o: &Stats) {
+        self.events += o.events;
+        for (a, b) in self.by_type.iter_mut().zip(&o.by_type) {
+            a[0] += b[0];
+            a[1] += b[1];
+        }
+        self.duplicates += o.duplicates;
+        self.late += o.late;
+        for (a, b) in self
+            .alerts_by_severity
+            .iter_mut()
+            .zip(&o.alerts_by_severity)
+        {
+            *a += b;
+        }
+        self.guard_alerts += o.guard_alerts;
+        for r in &o.rules {
+            match self.rules.iter_mut().find(|x| x.rule == r.rule) {
+                Some(x) => {
+                    x.enforce += r.enforce;
+                    x.shadow += r.shadow;
+                    x.lockouts += r.lockouts;
+                    x.already_locked += r.already_locked;
+                    x.held_by_guard += r.held_by_guard;
+                }
+                None => self.rules.push(r.clone()),
+            }
+        }
+    }
+
     pub fn alerts(&self) -> u64 {
         self.alerts_by_severity.iter().sum()
     }

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::time::Duration;
 
@@ -62,33 +62,47 @@ impl Checkpoint {
 /// backwards from the end in windows, so start-up time does not grow with the topic's history
 /// (a broker may compact late, or not at all).
 pub fn load_latest(consumer: &BaseConsumer, topic: &str, key: &str) -> Result<Option<Checkpoint>> {
+    let keys = BTreeSet::from([key.to_string()]);
+    match load_latest_many(consumer, topic, &keys)?.remove(key) {
+        Some(bytes) => Checkpoint::decode(&bytes).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The newest record of each of `keys` in the state topic (partition 0), read backwards from
+/// the end until every key is found or the start is reached.
+pub fn load_latest_many(
+    consumer: &BaseConsumer,
+    topic: &str,
+    keys: &BTreeSet<String>,
+) -> Result<BTreeMap<String, Vec<u8>>> {
     const WINDOW: i64 = 64;
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, Duration::from_secs(10))
         .context("reading state topic watermarks")?;
+    let mut found = BTreeMap::new();
     let mut end = high;
-    while end > low {
+    while end > low && found.len() < keys.len() {
         let start = (end - WINDOW).max(low);
-        if let Some(bytes) = read_window(consumer, topic, key, start, end)? {
-            return Checkpoint::decode(&bytes).map(Some);
-        }
+        read_window(consumer, topic, keys, start, end, &mut found)?;
         end = start;
     }
-    Ok(None)
+    Ok(found)
 }
 
-/// The payload of the last record with `key` in offsets `start..end`.
+/// Into `found`: the payload of the last record of each key not yet found, in `start..end`.
 fn read_window(
     consumer: &BaseConsumer,
     topic: &str,
-    key: &str,
+    keys: &BTreeSet<String>,
     start: i64,
     end: i64,
-) -> Result<Option<Vec<u8>>> {
+    found: &mut BTreeMap<String, Vec<u8>>,
+) -> Result<()> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Offset(start))?;
     consumer.assign(&tpl)?;
-    let mut latest = None;
+    let mut window: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let mut next = start;
     while next < end {
@@ -99,8 +113,13 @@ fn read_window(
         match consumer.poll(Duration::from_millis(200)) {
             Some(Ok(m)) => {
                 next = m.offset() + 1;
-                if m.offset() < end && m.key() == Some(key.as_bytes()) {
-                    latest = m.payload().map(<[u8]>::to_vec);
+                let key = m.key().and_then(|k| std::str::from_utf8(k).ok());
+                if let Some(k) = key.filter(|k| m.offset() < end && keys.contains(*k)) {
+                    if !found.contains_key(k) {
+                        if let Some(p) = m.payload() {
+                            window.insert(k.to_string(), p.to_vec());
+                        }
+                    }
                 }
             }
             Some(Err(e)) => anyhow::bail!("reading state topic: {e}"),
@@ -108,5 +127,6 @@ fn read_window(
         }
     }
     consumer.unassign()?;
-    Ok(latest)
+    found.append(&mut window);
+    Ok(())
 }

@@ -55,6 +55,12 @@ pub struct RunConfig {
     pub checkpoint_interval: String,
     /// Commit outputs, checkpoint and offsets in one Kafka transaction.
     pub exactly_once: bool,
+    /// Share the work with every instance of the group: the input is repartitioned through
+    /// internal stage topics keyed by id, auth_ref, qr_ref, terminal, merchant and card.
+    /// Off: this instance reads every input partition itself.
+    pub scale_out: bool,
+    /// Partitions of each internal stage topic (0: `partitions`); fixed for the group's life.
+    pub stage_partitions: i32,
     /// Lockout guard: most lockouts per rule per minute; 0 disables the guard.
     pub max_lockouts_per_minute: u32,
     /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY, else the development key).
@@ -78,6 +84,8 @@ impl Default for RunConfig {
             idle_timeout: "1s".into(),
             checkpoint_interval: "1s".into(),
             exactly_once: false,
+            scale_out: false,
+            stage_partitions: 0,
             max_lockouts_per_minute: 100,
             token_key_file: None,
             kafka: BTreeMap::new(),
@@ -111,6 +119,9 @@ pub struct RunArgs {
     pub checkpoint_interval: Option<String>,
     #[arg(long, env = "SWITCHGUARD_EXACTLY_ONCE")]
     pub exactly_once: Option<bool>,
+    /// Scale out over every instance of the group (see README "Scaling out").
+    #[arg(long, env = "SWITCHGUARD_SCALE_OUT")]
+    pub scale_out: Option<bool>,
     #[arg(long, env = "SWITCHGUARD_MAX_LOCKOUTS_PER_MINUTE")]
     pub max_lockouts_per_minute: Option<u32>,
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
@@ -146,6 +157,7 @@ impl RunArgs {
         set!(allowed_lateness, self.allowed_lateness);
         set!(checkpoint_interval, self.checkpoint_interval);
         set!(exactly_once, self.exactly_once);
+        set!(scale_out, self.scale_out);
         set!(max_lockouts_per_minute, self.max_lockouts_per_minute);
         if let Some(t) = &self.input_topic {
             c.topics.input = t.clone();

@@ -66,8 +66,9 @@ pub fn base_config(c: &RunConfig) -> ClientConfig {
     cfg
 }
 
-/// Create every topic the service uses when missing (some brokers do not auto-create).
-pub fn ensure_topics(c: &RunConfig) -> Result<()> {
+/// Create every topic the service uses when missing (some brokers do not auto-create), plus
+/// `extra` (name, partitions): scale-out's stage topics.
+pub fn ensure_topics(c: &RunConfig, extra: &[(String, i32)]) -> Result<()> {
     let admin: AdminClient<DefaultClientContext> = base_config(c)
         .create()
         .context("creating Kafka admin client")?;
@@ -87,6 +88,12 @@ pub fn ensure_topics(c: &RunConfig) -> Result<()> {
         .filter(|name| !exists(name))
         .map(|name| NewTopic::new(name, c.partitions, repl()))
         .collect();
+    for (name, n) in extra {
+        if !exists(name) {
+            // Retention: records are read once by the next stage; a week covers any outage.
+            topics.push(NewTopic::new(name, *n, repl()).set("retention.ms", "604800000"));
+        }
+    }
     if !exists(&t.state) {
         topics.push(
             NewTopic::new(&t.state, 1, repl())

@@ -46,6 +46,11 @@ pub struct Metrics {
     pub checkpoints: IntCounter,
     pub rebalances: IntCounter,
     pub rule_reloads: IntCounterVec,
+    pub model_reloads: IntCounterVec,
+    /// Scale-out: repeated internal records dropped (re-sent by a restarted upstream shard).
+    pub repeats: IntCounter,
+    /// Scale-out: stage shards (and input partitions) this instance runs.
+    pub tasks: IntGaugeVec,
     pub up: IntGauge,
     last: std::sync::Mutex<Stats>,
 }
@@ -165,6 +170,21 @@ impl Metrics {
                 "Rule reloads by outcome",
                 &["outcome"],
             ),
+            model_reloads: counter_vec(
+                &r,
+                "switchguard_model_reloads_total",
+                "Model reloads by outcome",
+                &["outcome"],
+            ),
+            repeats: counter(
+                "switchguard_repeats_dropped_total",
+                "Scale-out: internal records dropped as repeats after an upstream restart",
+            ),
+            tasks: gauge_vec(
+                "switchguard_tasks",
+                "Scale-out: input partitions and stage shards this instance runs, by stage",
+                &["stage"],
+            ),
             up,
             buffered,
             registry: r,
@@ -188,6 +208,7 @@ impl Metrics {
         }
         for outcome in ["ok", "rejected"] {
             self.rule_reloads.with_label_values(&[outcome]);
+            self.model_reloads.with_label_values(&[outcome]);
         }
     }
 

@@ -15,7 +15,9 @@ pub mod checkpoint;
 pub mod config;
 pub mod kafka;
 pub mod metrics;
+mod out;
 mod reload;
+pub mod scale;
 
 use crate::decision::Decisions;
 use crate::decode::{Decoder, Tokenizer};
@@ -26,9 +28,9 @@ use checkpoint::Checkpoint;
 use config::RunConfig;
 use kafka::{Deliveries, Producer};
 use metrics::Metrics;
+use out::{check_deliveries, Out};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -79,7 +81,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         &cfg.checkpoint_interval,
         "checkpoint_interval",
     )? as u64);
-    kafka::ensure_topics(&cfg)?;
+    kafka::ensure_topics(&cfg, &[])?;
     let pack = Arc::new(RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?);
     eprintln!(
         "switchguard: {} rules loaded (digest {})",
@@ -368,112 +370,6 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     Ok(())
 }
 
-/// Output side of the loop.
-struct Out<'a> {
-    cfg: &'a RunConfig,
-    producer: &'a Producer,
-}
-
-impl Out<'_> {
-    fn send(
-        &mut self,
-        topic: &str,
-        key: &[u8],
-        payload: &[u8],
-        headers: Option<OwnedHeaders>,
-        ts: i64,
-    ) -> Result<()> {
-        let mut rec = BaseRecord::with_opaque_to(topic, Box::new(ts))
-            .key(key)
-            .payload(payload);
-        if let Some(h) = headers {
-            rec = rec.headers(h);
-        }
-        loop {
-            match self.producer.send(rec) {
-                Ok(()) => return Ok(()),
-                Err((
-                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    rec = r;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e).context(format!("producing to {topic}")),
-            }
-        }
-    }
-
-    fn decisions(&mut self, d: &Decisions) -> Result<()> {
-        for a in &d.alerts {
-            let ts = parse_ts(&a.ts);
-            let json = serde_json::to_vec(a)?;
-            self.send(
-                &self.cfg.topics.alerts.clone(),
-                a.entity_id.as_bytes(),
-                &json,
-                None,
-                ts,
-            )?;
-        }
-        for c in &d.commands {
-            let ts = parse_ts(&c.ts);
-            let json = serde_json::to_vec(c)?;
-            self.send(
-                &self.cfg.topics.commands.clone(),
-                c.target.as_bytes(),
-                &json,
-                None,
-                ts,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn dlq(
-        &mut self,
-        bytes: &[u8],
-        key: Option<&[u8]>,
-        e: &crate::decode::DecodeError,
-        source: &str,
-    ) -> Result<()> {
-        // The original bytes, except anything PAN-shaped (a clear PAN is never re-emitted).
-        let safe = crate::decode::pan::redact(&String::from_utf8_lossy(bytes));
-        let payload: &[u8] = if safe.as_bytes() == bytes {
-            bytes
-        } else {
-            safe.as_bytes()
-        };
-        let reason = e.to_string();
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "reason_code",
-                value: Some(e.code()),
-            })
-            .insert(Header {
-                key: "reason",
-                value: Some(reason.as_str()),
-            })
-            .insert(Header {
-                key: "source",
-                value: Some(source),
-            });
-        self.send(
-            &self.cfg.topics.dlq.clone(),
-            key.unwrap_or(b""),
-            payload,
-            Some(headers),
-            0,
-        )
-    }
-}
-
-fn parse_ts(s: &str) -> i64 {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(0)
-}
-
 #[allow(clippy::too_many_arguments)]
 fn checkpoint(
     cfg: &RunConfig,
@@ -553,21 +449,5 @@ fn checkpoint(
         metrics.transactions.with_label_values(&["committed"]).inc();
     }
     metrics.checkpoints.inc();
-    Ok(())
-}
-
-fn check_deliveries(d: &Deliveries) -> Result<()> {
-    let failed = d.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        let last = d
-            .last_error
-            .lock()
-            .expect("lock")
-            .clone()
-            .unwrap_or_default();
-        anyhow::bail!(
-            "{failed} output(s) were not acknowledged (last error: {last}); not checkpointing"
-        );
-    }
     Ok(())
 }

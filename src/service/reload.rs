@@ -5,7 +5,7 @@
 use super::metrics::Metrics;
 use crate::engine::Engine;
 use crate::models::Models;
-use crate::rules::RulePack;
+use crate::rules::{Problem, RuleErrors, RulePack};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,6 +28,9 @@ fn fingerprint(dir: &Path) -> Fingerprint {
     v.sort();
     v
 }
+
+/// A further check on a rule set before it goes live (scale-out's shardability).
+pub type Validate = dyn Fn(&RulePack) -> Vec<Problem>;
 
 /// Watches the rules and models directories.
 pub struct Reloader {
@@ -54,10 +57,22 @@ impl Reloader {
         Models::load_or_rules_alone(&self.models)
     }
 
-    /// Reload what changed (everything when `forced`, i.e. on SIGHUP).
+    /// Reload what changed (everything when `forced`, i.e. on SIGHUP) into one engine.
     pub fn poll(&mut self, forced: bool, engine: &mut Engine, metrics: &Metrics) {
+        self.changes(forced, metrics, None).apply(engine);
+    }
+
+    /// What changed and passed validation (`extra`: a further check on a rule set, e.g. that
+    /// scale-out can run it); refused sets are reported and counted, the old ones stay.
+    pub fn changes(
+        &mut self,
+        forced: bool,
+        metrics: &Metrics,
+        extra: Option<&Validate>,
+    ) -> Changes {
+        let mut out = Changes::default();
         if !forced && self.checked.elapsed() < Duration::from_secs(1) {
-            return;
+            return out;
         }
         self.checked = Instant::now();
         let now = (fingerprint(&self.rules), fingerprint(&self.models));
@@ -65,14 +80,22 @@ impl Reloader {
         let models_changed = forced || now.1 != self.seen.1;
         self.seen = now;
         if rules_changed {
-            match RulePack::load_dir(&self.rules) {
+            let loaded = RulePack::load_dir(&self.rules).and_then(|p| {
+                let problems = extra.map(|f| f(&p)).unwrap_or_default();
+                if problems.is_empty() {
+                    Ok(p)
+                } else {
+                    Err(RuleErrors(problems))
+                }
+            });
+            match loaded {
                 Ok(p) => {
                     eprintln!(
                         "switchguard: rules reloaded: {} rules (digest {})",
                         p.rules.len(),
                         p.digest
                     );
-                    engine.set_rules(Arc::new(p));
+                    out.rules = Some(Arc::new(p));
                     metrics.rule_reloads.with_label_values(&["ok"]).inc();
                 }
                 Err(e) => {
@@ -88,12 +111,34 @@ impl Reloader {
                         "switchguard: models reloaded: {}",
                         m.as_ref().map_or("none".into(), |m| m.names().join(", "))
                     );
-                    engine.set_models(m);
+                    out.models = Some(m);
+                    metrics.model_reloads.with_label_values(&["ok"]).inc();
                 }
                 Err(e) => {
                     eprintln!("switchguard: models NOT reloaded, old models stay in force: {e}");
+                    metrics.model_reloads.with_label_values(&["rejected"]).inc();
                 }
             }
+        }
+        out
+    }
+}
+
+/// A validated new rule set and/or model set, to put into every engine.
+#[derive(Default)]
+pub struct Changes {
+    pub rules: Option<Arc<RulePack>>,
+    /// `Some(None)`: the models were removed (rules alone from now on).
+    pub models: Option<Option<Arc<Models>>>,
+}
+
+impl Changes {
+    pub fn apply(&self, engine: &mut Engine) {
+        if let Some(p) = &self.rules {
+            engine.set_rules(p.clone());
+        }
+        if let Some(m) = &self.models {
+            engine.set_models(m.clone());
         }
     }
 }

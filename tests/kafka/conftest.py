@@ -39,16 +39,20 @@ def free_port():
 class Service:
     """One `switchguard run` child process with its own topics, group and metrics port."""
 
-    def __init__(self, tmp: Path, rules: Path = ROOT / "rules", extra: str = "", partitions: int = 4):
+    def __init__(self, tmp: Path, rules: Path = ROOT / "rules", extra: str = "", partitions: int = 4,
+                 like: "Service" = None):
+        """like: another instance of the same group (same topics and group, own port)."""
         self.id = uuid.uuid4().hex[:8]
         self.tmp = tmp
-        self.topics = {k: f"{k}-{self.id}" for k in ("input", "alerts", "commands", "dlq", "state")}
+        self.topics = like.topics if like else {
+            k: f"{k}-{self.id}" for k in ("input", "alerts", "commands", "dlq", "state")}
+        self.group = like.group if like else f"g-{self.id}"
         self.port = free_port()
         self.rules = rules
         self.config = tmp / f"switchguard-{self.id}.toml"
         topics = "\n".join(f'{k} = "{v}"' for k, v in self.topics.items())
         self.config.write_text(
-            f'brokers = "{broker()}"\ngroup = "g-{self.id}"\nmetrics_addr = "127.0.0.1:{self.port}"\n'
+            f'brokers = "{broker()}"\ngroup = "{self.group}"\nmetrics_addr = "127.0.0.1:{self.port}"\n'
             f'rules = "{rules}"\npartitions = {partitions}\ncheckpoint_interval = "300ms"\n{extra}\n[topics]\n{topics}\n'
         )
         self.proc = None

@@ -1,0 +1,163 @@
+//! The output side shared by both service loops: alerts (keyed by entity), commands (keyed by
+//! target) and rejects (original bytes, PAN-shaped digits redacted, reason in headers), each
+//! produced with its event time as the delivery opaque (for the end-to-end latency), waiting
+//! for queue space instead of failing when the local queue is full.
+
+use super::config::RunConfig;
+use super::kafka::{Deliveries, Producer};
+use crate::decision::Decisions;
+use anyhow::{Context, Result};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::BaseRecord;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Output side of the loop.
+pub struct Out<'a> {
+    pub cfg: &'a RunConfig,
+    pub producer: &'a Producer,
+}
+
+impl Out<'_> {
+    pub fn send(
+        &mut self,
+        topic: &str,
+        key: &[u8],
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+        ts: i64,
+    ) -> Result<()> {
+        let rec = BaseRecord::with_opaque_to(topic, Box::new(ts))
+            .key(key)
+            .payload(payload);
+        self.produce(topic, rec, headers)
+    }
+
+    /// Produce to one partition (scale-out's stage topics choose the partition themselves).
+    pub fn send_to(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+        ts: i64,
+    ) -> Result<()> {
+        let rec = BaseRecord::with_opaque_to(topic, Box::new(ts))
+            .partition(partition)
+            .key(key)
+            .payload(payload);
+        self.produce(topic, rec, None)
+    }
+
+    fn produce(
+        &mut self,
+        topic: &str,
+        rec: BaseRecord<'_, [u8], [u8], Box<i64>>,
+        headers: Option<OwnedHeaders>,
+    ) -> Result<()> {
+        let mut rec = rec;
+        if let Some(h) = headers {
+            rec = rec.headers(h);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((
+                    KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                    r,
+                )) => {
+                    rec = r;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e).context(format!("producing to {topic}")),
+            }
+        }
+    }
+
+    pub fn decisions(&mut self, d: &Decisions) -> Result<()> {
+        for a in &d.alerts {
+            let ts = parse_ts(&a.ts);
+            let json = serde_json::to_vec(a)?;
+            self.send(
+                &self.cfg.topics.alerts.clone(),
+                a.entity_id.as_bytes(),
+                &json,
+                None,
+                ts,
+            )?;
+        }
+        for c in &d.commands {
+            let ts = parse_ts(&c.ts);
+            let json = serde_json::to_vec(c)?;
+            self.send(
+                &self.cfg.topics.commands.clone(),
+                c.target.as_bytes(),
+                &json,
+                None,
+                ts,
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn dlq(
+        &mut self,
+        bytes: &[u8],
+        key: Option<&[u8]>,
+        e: &crate::decode::DecodeError,
+        source: &str,
+    ) -> Result<()> {
+        // The original bytes, except anything PAN-shaped (a clear PAN is never re-emitted).
+        let safe = crate::decode::pan::redact(&String::from_utf8_lossy(bytes));
+        let payload: &[u8] = if safe.as_bytes() == bytes {
+            bytes
+        } else {
+            safe.as_bytes()
+        };
+        let reason = e.to_string();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "reason_code",
+                value: Some(e.code()),
+            })
+            .insert(Header {
+                key: "reason",
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some(source),
+            });
+        self.send(
+            &self.cfg.topics.dlq.clone(),
+            key.unwrap_or(b""),
+            payload,
+            Some(headers),
+            0,
+        )
+    }
+}
+
+pub fn parse_ts(s: &str) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .unwrap_or(0)
+}
+
+/// Fail when any output since start was not acknowledged: a checkpoint must not cover it.
+pub fn check_deliveries(d: &Deliveries) -> Result<()> {
+    let failed = d.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        let last = d
+            .last_error
+            .lock()
+            .expect("lock")
+            .clone()
+            .unwrap_or_default();
+        anyhow::bail!(
+            "{failed} output(s) were not acknowledged (last error: {last}); not checkpointing"
+        );
+    }
+    Ok(())
+}
