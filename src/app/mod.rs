@@ -46,7 +46,12 @@ pub enum Cmd {
 #[derive(Debug, Subcommand)]
 pub enum RulesAction {
     /// Report every problem in every rule file at once.
-    Check { dir: Option<PathBuf> },
+    Check {
+        dir: Option<PathBuf>,
+        /// Also report rules the scale-out service cannot run (see README "Scaling out").
+        #[arg(long)]
+        scale_out: bool,
+    },
     /// Run the example cases embedded in the rule files.
     Test {
         dir: Option<PathBuf>,

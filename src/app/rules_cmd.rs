@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub fn command(action: RulesAction) -> Result<ExitCode> {
-    let (dir, test, models_dir) = match action {
-        RulesAction::Check { dir } => (dir, false, None),
-        RulesAction::Test { dir, models } => (dir, true, Some(models)),
+    let (dir, test, models_dir, scale_out) = match action {
+        RulesAction::Check { dir, scale_out } => (dir, false, None, scale_out),
+        RulesAction::Test { dir, models } => (dir, true, Some(models), false),
     };
     let dir = dir.unwrap_or_else(|| PathBuf::from("rules"));
     let pack = match RulePack::load_dir(&dir) {
@@ -22,6 +22,18 @@ pub fn command(action: RulesAction) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
+    let problems = if scale_out {
+        crate::engine::shard::check(&pack)
+    } else {
+        Vec::new()
+    };
+    if !problems.is_empty() {
+        for p in &problems {
+            println!("{p}");
+        }
+        println!("{} problem(s) in {}", problems.len(), dir.display());
+        return Ok(ExitCode::from(1));
+    }
     if !test {
         println!(
             "ok: {} rules in {} files (digest {})",

@@ -241,3 +241,132 @@ impl Carried {
         self.merchant_nopin = f.model.merchant_nopin;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(rules: &str) -> RulePack {
+        RulePack::from_sources(&[("t.toml".into(), rules.into())]).expect("valid rules")
+    }
+
+    #[test]
+    fn the_default_pack_runs_sharded_and_rules_go_where_their_state_is() {
+        let p = RulePack::load_dir(std::path::Path::new("rules")).unwrap();
+        assert!(check(&p).is_empty(), "{:?}", check(&p));
+        let home_of = |id: &str| home(p.rule(id).unwrap()).unwrap();
+        assert_eq!(home_of("pin_consecutive_wrong"), Stage::Card);
+        assert_eq!(home_of("pin_probing_terminal"), Stage::Terminal);
+        assert_eq!(home_of("completion_without_preauth"), Stage::Card);
+        assert_eq!(home_of("preauth_cancel_cycling"), Stage::Card);
+    }
+
+    #[test]
+    fn rules_scale_out_cannot_run_exactly_are_all_reported_with_the_reason() {
+        let p = pack(
+            r#"
+[[rule]]
+id = "by_currency"
+description = "d"
+severity = "low"
+mode = "enforce"
+kind = "window"
+key = ["currency"]
+when = 'response_code == "55"'
+window = "1h"
+aggregates = { n = "count" }
+fire = "n >= 3"
+reason = "r"
+
+[[rule]]
+id = "terminal_locks_card"
+description = "d"
+severity = "high"
+mode = "enforce"
+kind = "window"
+key = ["terminal"]
+when = 'response_code == "55"'
+window = "1h"
+aggregates = { n = "count" }
+fire = "n >= 3"
+action = { type = "lock_card", ttl = "1h", reason_code = "X" }
+reason = "r"
+
+[[rule]]
+id = "terminal_reads_card_model"
+description = "d"
+severity = "low"
+mode = "enforce"
+kind = "window"
+key = ["terminal"]
+when = 'amount_dev >= 5'
+window = "1h"
+aggregates = { n = "count" }
+fire = "n >= 2"
+reason = "r"
+
+[[rule]]
+id = "match_locks_terminal"
+description = "d"
+severity = "high"
+mode = "enforce"
+kind = "match"
+when = 'terminal_signed_off'
+action = { type = "lock_terminal", ttl = "1h", reason_code = "X" }
+reason = "r"
+"#,
+        );
+        let problems = check(&p);
+        let ids: Vec<_> = problems.iter().map(|p| p.rule.clone().unwrap()).collect();
+        assert_eq!(
+            ids,
+            [
+                "by_currency",
+                "terminal_locks_card",
+                "terminal_reads_card_model"
+            ],
+            "{problems:?}"
+        );
+        assert!(
+            problems[0].message.contains("`currency`"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].message.contains("locks cards"),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].message.contains("amount_dev"),
+            "{}",
+            problems[2]
+        );
+        assert!(problems.iter().all(|p| p.file == "t.toml"));
+        // A match rule that locks terminals runs where terminal locks live.
+        assert_eq!(
+            home(p.rule("match_locks_terminal").unwrap()),
+            Ok(Stage::Terminal)
+        );
+    }
+
+    #[test]
+    fn every_stage_shards_by_its_key_and_falls_back_to_the_id() {
+        let d = crate::decode::Decoder::default();
+        let ev = d
+            .decode_json(br#"{"id":"e1","ts":1,"type":"sign_on","terminal":"T1"}"#)
+            .unwrap();
+        assert_eq!(Stage::Terminal.key(&ev), "T1");
+        for s in [
+            Stage::Id,
+            Stage::AuthRef,
+            Stage::QrRef,
+            Stage::Merchant,
+            Stage::Card,
+        ] {
+            assert_eq!(s.key(&ev), "e1", "{s:?}");
+        }
+        assert!(Stage::Card.shard(&ev, 4) < 4);
+        assert_eq!(Stage::Card.shard(&ev, 4), Stage::Id.shard(&ev, 4));
+    }
+}
