@@ -8,6 +8,7 @@ pub mod pan;
 pub mod raw;
 mod scan;
 pub mod tokens;
+mod ts;
 
 use crate::event::{EntryMode, Event, EventType, Pin};
 use compact_str::CompactString;
@@ -251,9 +252,12 @@ fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
     const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     let ms = match v {
         StrOrInt::Int(ms) => ms,
-        StrOrInt::Str(s) => chrono::DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
-            .timestamp_millis(),
+        StrOrInt::Str(s) => match ts::rfc3339_ms(&s) {
+            Some(ms) => ms,
+            None => chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
+                .timestamp_millis(),
+        },
         StrOrInt::Float(_) => {
             return Err(DecodeError::bad(
                 "ts",

@@ -30,13 +30,18 @@ const EMPTY: Slot = Slot {
     token: [0; 16],
 };
 
+/// One set: its slots on one cache line, so a lookup touches one line.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Set([Slot; WAYS]);
+
 /// Remembers the tokens of recently seen PANs by keyed fingerprint (see the module comment).
 /// Exists because HMAC-SHA256 on every event was the single largest cost of tokenising;
 /// with it, a repeat card costs two short keyed hashes. The table is allocated on first use.
 pub struct TokenCache {
     sip: RandomState,
     seed: u64,
-    slots: Vec<[Slot; WAYS]>,
+    slots: Vec<Set>,
     /// Lookups answered from the table, and lookups that ran the HMAC.
     pub hits: u64,
     pub misses: u64,
@@ -77,9 +82,9 @@ impl TokenCache {
             xxhash_rust::xxh3::xxh3_64_with_seed(pan.as_bytes(), self.seed),
         ];
         if self.slots.is_empty() {
-            self.slots = vec![[EMPTY; WAYS]; SETS];
+            self.slots = vec![Set([EMPTY; WAYS]); SETS];
         }
-        let set = &mut self.slots[(tag[1] as usize) & (SETS - 1)];
+        let set = &mut self.slots[(tag[1] as usize) & (SETS - 1)].0;
         let hit = set.iter().position(|s| s.token[0] != 0 && s.tag == tag);
         if let Some(way) = hit {
             self.hits += 1;
@@ -157,7 +162,7 @@ mod tests {
         let bytes: Vec<u8> = c
             .slots
             .iter()
-            .flatten()
+            .flat_map(|set| set.0)
             .flat_map(|s| {
                 let mut v = s.tag[0].to_le_bytes().to_vec();
                 v.extend(s.tag[1].to_le_bytes());
