@@ -97,7 +97,12 @@ impl Decoder {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        if let Some(raw) = scan::scan(bytes) {
+        let warm = |p: &str| {
+            if pan::is_pan(p) {
+                self.tokens.borrow().warm(p);
+            }
+        };
+        if let Some(raw) = scan::scan(bytes, warm) {
             return self.validate(raw);
         }
         self.decode_json_serde(bytes)

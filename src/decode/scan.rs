@@ -10,7 +10,8 @@ use super::raw::{RawEvent, StrOrInt};
 use std::borrow::Cow;
 
 /// Parse `bytes` if it has the simple shape, else `None` (see the module comment).
-pub fn scan(bytes: &[u8]) -> Option<RawEvent<'_>> {
+/// `on_pan` sees the `pan` value as soon as it is read (to warm the token cache early).
+pub fn scan(bytes: &[u8], mut on_pan: impl FnMut(&str)) -> Option<RawEvent<'_>> {
     // One UTF-8 check for the whole record; strings are then slices of it.
     let text = std::str::from_utf8(bytes).ok()?;
     let mut s = Scanner {
@@ -49,6 +50,9 @@ pub fn scan(bytes: &[u8]) -> Option<RawEvent<'_>> {
                 7 => raw.mcc = s.str_or_int()?,
                 8 => raw.amount = s.str_or_int()?,
                 _ => *str_field(&mut raw, f) = s.opt_str()?,
+            }
+            if let (3, Some(p)) = (f, &raw.pan) {
+                on_pan(p);
             }
             if !s.next_member()? {
                 break;
