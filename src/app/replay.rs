@@ -146,7 +146,11 @@ pub fn run_with(
         bar: &bar,
     };
     let started = Instant::now();
-    let items = MergedSource::new(sources);
+    // One file needs no merge: its items go straight through, in the same order.
+    let items: Box<dyn Iterator<Item = Item> + Send> = match sources.len() {
+        1 => sources.pop().expect("one source"),
+        _ => Box::new(MergedSource::new(sources)),
+    };
     match threads {
         Threads::One => {
             for item in items {
