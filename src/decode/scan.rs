@@ -64,6 +64,7 @@ pub fn scan(bytes: &[u8], mut on_pan: impl FnMut(&str)) -> Option<RawEvent<'_>> 
 }
 
 /// The index of a contract field in [`super::raw::FIELDS`].
+#[inline]
 fn field(key: &[u8]) -> Option<u32> {
     Some(match key {
         b"id" => 0,
@@ -88,6 +89,7 @@ fn field(key: &[u8]) -> Option<u32> {
     })
 }
 
+#[inline]
 fn str_field<'r, 'a>(raw: &'r mut RawEvent<'a>, f: u32) -> &'r mut Option<Cow<'a, str>> {
     match f {
         0 => &mut raw.id,
@@ -199,6 +201,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn opt_str(&mut self) -> Option<Option<Cow<'a, str>>> {
         match self.peek()? {
             b'"' => {
@@ -210,6 +213,7 @@ impl<'a> Scanner<'a> {
         }
     }
 
+    #[inline]
     fn str_or_int(&mut self) -> Option<Option<StrOrInt<'a>>> {
         match self.peek()? {
             b'"' => {
