@@ -4,18 +4,23 @@
 //! `target/bench-data`), then reports, single-threaded:
 //! - decode only (JSONL read + parse + validate + tokenise), events/s;
 //! - engine only (pre-decoded events through the pipeline and the default rulepack), events/s;
-//! - full replay of JSONL and of Parquet (the `replay` command's code path), events/s;
+//! - full replay of JSONL on one thread (decode and engine back to back: one core's figure),
+//!   then of JSONL and Parquet with a reader thread beside the engine (the `replay` command's
+//!   default), events/s;
 //! - state memory per active card (heap growth while the engine holds its state / cards);
 //! - training time on the whole history, and the cost of scoring every model (engine only and
 //!   full replay, against rules alone).
 //!
 //! Sizes: `SWITCHGUARD_BENCH_CARDS` (default 100000), `SWITCHGUARD_BENCH_DAYS` (default 33,
-//! which gives ~5.75M events at 100k cards).
+//! which gives ~6.6M events at 100k cards). `SWITCHGUARD_BENCH_QUICK=1` measures only the
+//! throughput figures (decode, engine on rules alone, JSONL replay on one and two threads),
+//! skipping state memory, Parquet, training and models; `SWITCHGUARD_BENCH_REPEAT=N` repeats
+//! each of those N times (the figures are noisy on a shared machine).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use switchguard::app::replay;
+use switchguard::app::replay::{self, Threads};
 use switchguard::app::train::{read_history, write_models};
 use switchguard::decision::Decisions;
 use switchguard::decode::{Decoder, Tokenizer};
@@ -63,7 +68,8 @@ fn main() {
         let n = switchguard::sim::write_jsonl(&cfg, &mut w).unwrap();
         println!("generated {n} events in {:.1}s", t.elapsed().as_secs_f64());
     }
-    if !parquet.exists() {
+    let quick = env("SWITCHGUARD_BENCH_QUICK", 0) != 0;
+    if !parquet.exists() && !quick {
         switchguard::sink::parquet::write_sim(&cfg, std::fs::File::create(&parquet).unwrap())
             .unwrap();
     }
@@ -75,43 +81,48 @@ fn main() {
         bytes as f64 / 1e6
     );
 
+    let repeat = env("SWITCHGUARD_BENCH_REPEAT", 1).max(1);
+
     // 1. Decode only (read + parse + validate + tokenise), one thread.
-    let t = Instant::now();
-    let mut n = 0usize;
     let mut active = std::collections::HashSet::new();
-    for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
-        if let Item::Event(e) = item {
-            n += 1;
-            if let Some(c) = e.card {
-                active.insert(c);
+    for _ in 0..repeat {
+        let t = Instant::now();
+        let mut n = 0usize;
+        for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
+            if let Item::Event(e) = item {
+                n += 1;
+                if let Some(c) = e.card {
+                    active.insert(c);
+                }
             }
         }
+        let dt = t.elapsed().as_secs_f64();
+        println!(
+            "decode only:   {:>10.0} events/s  ({n} events, {dt:.2}s, one thread)",
+            n as f64 / dt
+        );
     }
-    let dt = t.elapsed().as_secs_f64();
-    println!(
-        "decode only:   {:>10.0} events/s  ({n} events, {dt:.2}s, one thread)",
-        n as f64 / dt
-    );
 
     // 2. State memory: stream the file through a fresh pipeline, RSS growth / active cards.
-    let before = rss_kib();
-    let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
-    let mut d = Decisions::default();
-    for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
-        if let Item::Event(e) = item {
-            p.push(e, &mut d);
-            d.clear();
+    if !quick {
+        let before = rss_kib();
+        let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
+        let mut d = Decisions::default();
+        for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
+            if let Item::Event(e) = item {
+                p.push(e, &mut d);
+                d.clear();
+            }
         }
+        let held = rss_kib().saturating_sub(before) as f64 * 1024.0;
+        println!(
+            "state: {:?}; {} active cards; RSS growth {:.1} MB = {:.0} bytes per active card",
+            p.engine().state_sizes(),
+            active.len(),
+            held / 1e6,
+            held / active.len().max(1) as f64
+        );
     }
-    let held = rss_kib().saturating_sub(before) as f64 * 1024.0;
-    println!(
-        "state: {:?}; {} active cards; RSS growth {:.1} MB = {:.0} bytes per active card",
-        p.engine().state_sizes(),
-        active.len(),
-        held / 1e6,
-        held / active.len().max(1) as f64
-    );
-    drop(p);
 
     // 3. Engine only (pre-decoded events, first 2M), one thread: rules alone.
     let head: Vec<_> = JsonlSource::open(&jsonl, Decoder::default())
@@ -143,37 +154,57 @@ fn main() {
         );
         n as f64 / dt
     };
-    let rules_only = engine_only(None, "rules alone");
+    let rules_only = (0..repeat)
+        .map(|_| engine_only(None, "rules alone"))
+        .fold(0.0, f64::max);
 
     // 4. Training on the whole history (read + decode + polars features + fits).
-    let t = Instant::now();
-    let (events, _) = read_history(std::slice::from_ref(&jsonl), Decoder::default()).unwrap();
-    let read = t.elapsed().as_secs_f64();
-    let trained = train(&events, &TrainOptions::default(), |_| {}).unwrap();
-    println!(
-        "train:         {} events in {:.1}s (reading and decoding {read:.1}s)",
-        events.len(),
-        t.elapsed().as_secs_f64()
-    );
-    drop(events);
-    let mdir = dir.join("models");
-    write_models(&mdir, &trained.files).unwrap();
-    let models = Arc::new(Models::load_dir(&mdir).unwrap());
+    let models = (!quick).then(|| {
+        let t = Instant::now();
+        let (events, _) = read_history(std::slice::from_ref(&jsonl), Decoder::default()).unwrap();
+        let read = t.elapsed().as_secs_f64();
+        let trained = train(&events, &TrainOptions::default(), |_| {}).unwrap();
+        println!(
+            "train:         {} events in {:.1}s (reading and decoding {read:.1}s)",
+            events.len(),
+            t.elapsed().as_secs_f64()
+        );
+        drop(events);
+        let mdir = dir.join("models");
+        write_models(&mdir, &trained.files).unwrap();
+        let models = Arc::new(Models::load_dir(&mdir).unwrap());
 
-    // 5. Engine only with every model scoring.
-    let with_models = engine_only(Some(models.clone()), "all models ");
-    println!(
-        "model scoring cost: {:.1}% of rules-alone engine throughput",
-        100.0 * (1.0 - with_models / rules_only)
-    );
+        // 5. Engine only with every model scoring.
+        let with_models = engine_only(Some(models.clone()), "all models ");
+        println!(
+            "model scoring cost: {:.1}% of rules-alone engine throughput",
+            100.0 * (1.0 - with_models / rules_only)
+        );
+        models
+    });
     drop(head);
 
-    // 6. Full replay (reader thread + engine thread), JSONL and Parquet, then JSONL with models.
-    for (input, m) in [(&jsonl, None), (&parquet, None), (&jsonl, Some(models))] {
+    // 6. Full replay: JSONL on one thread (decode and engine back to back: one core), then with
+    // a reader thread beside the engine (the command's default) for JSONL and Parquet, then
+    // JSONL with models.
+    let mut runs = Vec::new();
+    for _ in 0..repeat {
+        runs.push((&jsonl, None, Threads::One));
+        runs.push((&jsonl, None, Threads::Two));
+    }
+    if let Some(m) = models {
+        runs.push((&parquet, None, Threads::Two));
+        runs.push((&jsonl, Some(m), Threads::Two));
+    }
+    for (input, m, threads) in runs {
         let out = dir.join("out");
         let t = Instant::now();
         let with = if m.is_some() { " + models" } else { "" };
-        let r = replay::run(
+        let how = match threads {
+            Threads::One => "one thread",
+            Threads::Two => "two threads",
+        };
+        let r = replay::run_with(
             std::slice::from_ref(input),
             pack.clone(),
             m,
@@ -181,11 +212,12 @@ fn main() {
             Tokenizer::default(),
             &out,
             false,
+            threads,
         )
         .unwrap();
         let dt = t.elapsed().as_secs_f64();
         println!(
-            "replay {:>8}{with}: {:>10.0} events/s  ({} events, {} alerts, {} lockouts, {dt:.2}s)",
+            "replay {:>7}{with}, {how}: {:>10.0} events/s  ({} events, {} alerts, {} lockouts, {dt:.2}s)",
             input.extension().unwrap().to_string_lossy(),
             r.events as f64 / dt,
             r.events,

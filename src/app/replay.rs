@@ -35,12 +35,16 @@ pub struct ReplayArgs {
     /// No progress bar and no summary table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Threads: 2 decodes on a reader thread beside the engine; 1 runs both back to back on
+    /// one thread (for a single core, or to measure one core's throughput). Same outputs.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub threads: u8,
 }
 
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
     let cfg = a.engine.engine_config()?;
-    let report = run(
+    let report = run_with(
         &a.files,
         Arc::new(pack),
         super::load_models(&a.engine.models),
@@ -48,6 +52,11 @@ pub fn command(a: ReplayArgs) -> Result<ExitCode> {
         a.engine.tokenizer()?,
         &a.out,
         !a.quiet,
+        if a.threads == 1 {
+            Threads::One
+        } else {
+            Threads::Two
+        },
     )?;
     if !a.quiet {
         print!("{}", report.table());
@@ -56,7 +65,8 @@ pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replay `files` through a fresh pipeline, writing the outputs to `out`.
+/// Replay `files` through a fresh pipeline, writing the outputs to `out`: decoding on a reader
+/// thread, the engine on this one.
 pub fn run(
     files: &[PathBuf],
     pack: Arc<RulePack>,
@@ -65,6 +75,39 @@ pub fn run(
     tokenizer: Tokenizer,
     out: &Path,
     progress: bool,
+) -> Result<Report> {
+    run_with(
+        files,
+        pack,
+        models,
+        cfg,
+        tokenizer,
+        out,
+        progress,
+        Threads::Two,
+    )
+}
+
+/// How many threads replay uses. The outputs are the same either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// Decode and engine back to back on the calling thread (one core's throughput).
+    One,
+    /// Decode on a reader thread, the engine on the calling thread.
+    Two,
+}
+
+/// [`run`], choosing the thread structure.
+#[allow(clippy::too_many_arguments)]
+pub fn run_with(
+    files: &[PathBuf],
+    pack: Arc<RulePack>,
+    models: Option<Arc<Models>>,
+    cfg: EngineConfig,
+    tokenizer: Tokenizer,
+    out: &Path,
+    progress: bool,
+    threads: Threads,
 ) -> Result<Report> {
     let decoder = Decoder::new(tokenizer);
     let mut sources = Vec::new();
@@ -78,8 +121,8 @@ pub fn run(
         engine.set_score_tap(Some(s.tap()));
     }
     engine.set_models(models);
-    let mut pipeline = Pipeline::new(engine);
-    let mut sink = FileSink::create(out)?;
+    let pipeline = Pipeline::new(engine);
+    let sink = FileSink::create(out)?;
     let bar = if progress {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(
@@ -92,55 +135,63 @@ pub fn run(
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let mut d = Decisions::default();
-    let mut eval = Evaluator::default();
-    let mut activity = Activity::default();
-    let mut rejects: BTreeMap<String, u64> = BTreeMap::new();
+    let mut c = Consumer {
+        pipeline,
+        sink,
+        d: Decisions::default(),
+        eval: Evaluator::default(),
+        activity: Activity::default(),
+        rejects: BTreeMap::new(),
+        n: 0,
+        bar: &bar,
+    };
     let started = Instant::now();
-    let mut n: u64 = 0;
-    // Decoding runs on a reader thread, the engine on this one; batches keep the hand-over
-    // cheap and the order exact.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
-    let reader = std::thread::spawn(move || {
-        let mut batch = Vec::with_capacity(BATCH);
-        for item in MergedSource::new(sources) {
-            batch.push(item);
-            if batch.len() == BATCH
-                && tx
-                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                    .is_err()
-            {
-                return;
+    // One file needs no merge: its items go straight through, in the same order.
+    let items: Box<dyn Iterator<Item = Item> + Send> = match sources.len() {
+        1 => sources.pop().expect("one source"),
+        _ => Box::new(MergedSource::new(sources)),
+    };
+    match threads {
+        Threads::One => {
+            for item in items {
+                c.take(item)?;
             }
         }
-        let _ = tx.send(batch);
-    });
-    for item in rx.into_iter().flatten() {
-        match item {
-            Item::Event(ev) => {
-                eval.observe_event(&ev);
-                activity.observe_event(&ev);
-                pipeline.push(ev, &mut d);
+        Threads::Two => {
+            // Decoding runs on a reader thread, the engine on this one; batches keep the
+            // hand-over cheap and the order exact.
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+            let reader = std::thread::spawn(move || {
+                let mut batch = Vec::with_capacity(BATCH);
+                for item in items {
+                    batch.push(item);
+                    if batch.len() == BATCH
+                        && tx
+                            .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+                let _ = tx.send(batch);
+            });
+            for item in rx.into_iter().flatten() {
+                c.take(item)?;
             }
-            Item::Reject(r) => {
-                *rejects.entry(r.reason_code.to_string()).or_default() += 1;
-                sink.reject(&r)?;
-            }
-        }
-        if !d.is_empty() {
-            sink.write(&d)?;
-            eval.observe_decisions(&d);
-            activity.observe_decisions(&d);
-            d.clear();
-        }
-        n += 1;
-        if n.is_multiple_of(65_536) {
-            bar.set_position(n);
+            reader
+                .join()
+                .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
         }
     }
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    let Consumer {
+        mut pipeline,
+        mut sink,
+        mut d,
+        mut eval,
+        mut activity,
+        rejects,
+        ..
+    } = c;
     pipeline.flush(&mut d);
     sink.write(&d)?;
     eval.observe_decisions(&d);
@@ -173,6 +224,46 @@ pub fn run(
         &samples.map(ScoreSamples::finish).unwrap_or_default(),
     )?;
     Ok(report)
+}
+
+/// The engine side of a replay: takes items in order, feeds the pipeline, writes what it
+/// decides. One type so the one-thread and two-thread loops share every step.
+struct Consumer<'b> {
+    pipeline: Pipeline,
+    sink: FileSink,
+    d: Decisions,
+    eval: Evaluator,
+    activity: Activity,
+    rejects: BTreeMap<String, u64>,
+    n: u64,
+    bar: &'b indicatif::ProgressBar,
+}
+
+impl Consumer<'_> {
+    fn take(&mut self, item: Item) -> Result<()> {
+        match item {
+            Item::Event(ev) => {
+                self.eval.observe_event(&ev);
+                self.activity.observe_event(&ev);
+                self.pipeline.push(ev, &mut self.d);
+            }
+            Item::Reject(r) => {
+                *self.rejects.entry(r.reason_code.to_string()).or_default() += 1;
+                self.sink.reject(&r)?;
+            }
+        }
+        if !self.d.is_empty() {
+            self.sink.write(&self.d)?;
+            self.eval.observe_decisions(&self.d);
+            self.activity.observe_decisions(&self.d);
+            self.d.clear();
+        }
+        self.n += 1;
+        if self.n.is_multiple_of(65_536) {
+            self.bar.set_position(self.n);
+        }
+        Ok(())
+    }
 }
 
 /// Bounded samples of each loaded model's scores over the replay, for the HTML report's

@@ -6,12 +6,17 @@
 
 pub mod pan;
 pub mod raw;
+mod scan;
+pub mod tokens;
+mod ts;
 
 use crate::event::{EntryMode, Event, EventType, Pin};
 use compact_str::CompactString;
 use raw::{RawEvent, StrOrInt};
 use std::borrow::Cow;
+use std::cell::RefCell;
 use thiserror::Error;
+use tokens::TokenCache;
 
 pub use pan::Tokenizer;
 
@@ -65,15 +70,26 @@ impl DecodeError {
     }
 }
 
-/// Turns records into events. Holds the tokenisation key; cheap to clone.
-#[derive(Debug, Clone, Default)]
+/// Turns records into events. Holds the tokenisation key and a cache of recent tokens
+/// ([`TokenCache`]); a clone shares the key and starts with an empty cache of its own.
+#[derive(Debug, Default)]
 pub struct Decoder {
     tokenizer: Tokenizer,
+    tokens: RefCell<TokenCache>,
+}
+
+impl Clone for Decoder {
+    fn clone(&self) -> Self {
+        Self::new(self.tokenizer.clone())
+    }
 }
 
 impl Decoder {
     pub fn new(tokenizer: Tokenizer) -> Self {
-        Self { tokenizer }
+        Self {
+            tokenizer,
+            tokens: RefCell::default(),
+        }
     }
 
     /// Decode one JSON record (a Kafka message value or a JSONL line without its newline).
@@ -81,6 +97,19 @@ impl Decoder {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
+        let warm = |p: &str| {
+            if pan::is_pan(p) {
+                self.tokens.borrow().warm(p);
+            }
+        };
+        if let Some(raw) = scan::scan(bytes, warm) {
+            return self.validate(raw);
+        }
+        self.decode_json_serde(bytes)
+    }
+
+    /// The general path: serde_json, then a second look at a failing record to say why.
+    fn decode_json_serde(&self, bytes: &[u8]) -> Result<Event, DecodeError> {
         match serde_json::from_slice::<RawEvent>(bytes) {
             Ok(raw) => self.validate(raw),
             Err(e) => Err(explain_json_error(bytes, e)),
@@ -103,12 +132,13 @@ impl Decoder {
         if merchant.is_none() && !kind.is_management() {
             return Err(DecodeError::MissingField("merchant"));
         }
-        let (card, pan_masked) = match (raw.pan, raw.card) {
+        // The PAN is checked here and tokenised last, once the record is known to be good.
+        let (card, pan) = match (raw.pan, raw.card) {
             (Some(p), _) => {
                 if !pan::is_pan(&p) {
                     return Err(DecodeError::bad("pan", "expected 12 to 19 digits"));
                 }
-                (Some(self.tokenizer.token(&p)), Some(pan::mask(&p)))
+                (None, Some(p))
             }
             (None, Some(c)) if !c.is_empty() => (Some(CompactString::from(c.as_ref())), None),
             _ => (None, None),
@@ -167,6 +197,13 @@ impl Decoder {
             }
             None => None,
         };
+        let (card, pan_masked) = match pan {
+            Some(p) => (
+                Some(self.tokens.borrow_mut().token(&self.tokenizer, &p)),
+                Some(pan::mask(&p)),
+            ),
+            None => (card, None),
+        };
         Ok(Event {
             id,
             ts,
@@ -220,9 +257,12 @@ fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
     const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
     let ms = match v {
         StrOrInt::Int(ms) => ms,
-        StrOrInt::Str(s) => chrono::DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
-            .timestamp_millis(),
+        StrOrInt::Str(s) => match ts::rfc3339_ms(&s) {
+            Some(ms) => ms,
+            None => chrono::DateTime::parse_from_rfc3339(&s)
+                .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
+                .timestamp_millis(),
+        },
         StrOrInt::Float(_) => {
             return Err(DecodeError::bad(
                 "ts",

@@ -57,6 +57,13 @@ impl Default for Tokenizer {
 /// First 6 and last 4 digits, the rest as `*` (PCI DSS display rule).
 pub fn mask(pan: &str) -> CompactString {
     let n = pan.len();
+    if (10..=24).contains(&n) && pan.is_ascii() {
+        // One copy into a stack buffer, not a push per character.
+        let mut buf = [b'*'; 24];
+        buf[..6].copy_from_slice(&pan.as_bytes()[..6]);
+        buf[n - 4..n].copy_from_slice(&pan.as_bytes()[n - 4..]);
+        return CompactString::from(std::str::from_utf8(&buf[..n]).expect("ASCII"));
+    }
     let mut out = CompactString::with_capacity(n);
     out.push_str(&pan[..6]);
     for _ in 0..n - 10 {
@@ -123,6 +130,13 @@ mod tests {
     fn mask_keeps_first_six_and_last_four() {
         assert_eq!(mask("6225880123456789"), "622588******6789");
         assert_eq!(mask("622588012345678901"), "622588********8901");
+        assert_eq!(mask("6225880123"), "6225880123");
+        assert_eq!(mask("62258801234"), "622588*1234");
+        assert_eq!(
+            mask("623456789012345678901234"),
+            format!("623456{}1234", "*".repeat(14))
+        );
+        assert_eq!(mask("ab€1234567890"), "ab€1*****7890");
     }
 
     #[test]

@@ -55,6 +55,31 @@ impl Iterator for JsonlSource {
 
     fn next(&mut self) -> Option<Item> {
         loop {
+            // Fast path: a whole line already in the reader's buffer is decoded in place.
+            match self.reader.fill_buf() {
+                // `read_until` below retries these, as before.
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.line += 1;
+                    let err = DecodeError::MalformedJson(format!("read error: {e}"));
+                    return Some(reject(&self.name, self.line, &err, b""));
+                }
+                Ok(avail) => {
+                    let limit = MAX_RECORD_BYTES + 1;
+                    let head = &avail[..avail.len().min(limit)];
+                    if let Some(pos) = memchr::memchr(b'\n', head) {
+                        let n = pos + 1;
+                        self.bytes += n as u64;
+                        self.line += 1;
+                        let item = decode_line(&self.decoder, &self.name, self.line, &avail[..n]);
+                        self.reader.consume(n);
+                        match item {
+                            Some(item) => return Some(item),
+                            None => continue,
+                        }
+                    }
+                }
+            }
             self.buf.clear();
             // Cap how much one line may hold in memory: read at most limit+1 bytes of it.
             let limit = (MAX_RECORD_BYTES + 1) as u64;
@@ -67,11 +92,7 @@ impl Iterator for JsonlSource {
                 Err(e) => {
                     self.line += 1;
                     let err = DecodeError::MalformedJson(format!("read error: {e}"));
-                    return Some(Item::Reject(Reject::new(
-                        format!("{}:{}", self.name, self.line),
-                        &err,
-                        b"",
-                    )));
+                    return Some(reject(&self.name, self.line, &err, b""));
                 }
             };
             self.bytes += n as u64;
@@ -84,29 +105,87 @@ impl Iterator for JsonlSource {
                 let _ = self.reader.read_until(b'\n', &mut skip);
                 self.bytes += skip.len() as u64;
             }
-            let mut rec = self.buf.as_slice();
-            while let [rest @ .., b'\n' | b'\r'] = rec {
-                rec = rest;
+            if oversize {
+                let err = DecodeError::TooLarge(n);
+                return Some(reject(&self.name, self.line, &err, &self.buf));
             }
-            if rec.iter().all(u8::is_ascii_whitespace) && !oversize {
-                continue;
+            if let Some(item) = decode_line(&self.decoder, &self.name, self.line, &self.buf) {
+                return Some(item);
             }
-            let res = if oversize {
-                Err(DecodeError::TooLarge(n))
-            } else {
-                self.decoder.decode_json(rec)
-            };
-            return Some(match res {
-                Ok(ev) => Item::Event(ev),
-                Err(err) => {
-                    let shown = &rec[..rec.len().min(4096)];
-                    Item::Reject(Reject::new(
-                        format!("{}:{}", self.name, self.line),
-                        &err,
-                        shown,
-                    ))
-                }
-            });
+        }
+    }
+}
+
+/// Decode one line (newline included, at most the record limit); `None` for a blank line.
+fn decode_line(decoder: &Decoder, name: &str, line: u64, buf: &[u8]) -> Option<Item> {
+    let mut rec = buf;
+    while let [rest @ .., b'\n' | b'\r'] = rec {
+        rec = rest;
+    }
+    if rec.iter().all(u8::is_ascii_whitespace) {
+        return None;
+    }
+    Some(match decoder.decode_json(rec) {
+        Ok(ev) => Item::Event(ev),
+        Err(err) => reject(name, line, &err, rec),
+    })
+}
+
+fn reject(name: &str, line: u64, err: &DecodeError, rec: &[u8]) -> Item {
+    let mut rec = rec;
+    while let [rest @ .., b'\n' | b'\r'] = rec {
+        rec = rest;
+    }
+    let shown = &rec[..rec.len().min(4096)];
+    Item::Reject(Reject::new(format!("{name}:{line}"), err, shown))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn items(data: &[u8], capacity: usize) -> Vec<String> {
+        let reader = Box::new(BufReader::with_capacity(
+            capacity,
+            Cursor::new(data.to_vec()),
+        ));
+        let mut src = JsonlSource::from_reader(reader, "f".into(), Decoder::default());
+        let mut out: Vec<String> = src.by_ref().map(|i| format!("{i:?}")).collect();
+        out.push(format!("bytes {}", src.bytes));
+        out
+    }
+
+    /// Lines decoded in place in the reader's buffer and lines copied out (those that
+    /// straddle a refill, or are too long) give the same items, line numbers and byte count.
+    #[test]
+    fn in_place_and_copied_lines_read_the_same() {
+        let ok = r#"{"id":"e1","ts":1,"type":"sign_on","terminal":"T1","pan":"6225880123456789"}"#;
+        let mut data = Vec::new();
+        for line in [
+            ok,
+            "",
+            "   ",
+            "{truncated",
+            r#"{"id":"e2","ts":"2026-10-01T09:00:00Z","type":"auth","terminal":"T","merchant":"M"}"#,
+            "\r",
+            "not json 6225880123456789",
+        ] {
+            data.extend_from_slice(line.as_bytes());
+            data.extend_from_slice(b"\r\n");
+        }
+        data.extend(std::iter::repeat_n(b'x', MAX_RECORD_BYTES + 10));
+        data.push(b'\n');
+        data.extend(std::iter::repeat_n(b' ', MAX_RECORD_BYTES));
+        data.push(b'\n');
+        data.extend_from_slice(ok.as_bytes()); // no final newline
+        let big = items(&data, 1 << 20);
+        assert_eq!(big.len(), 7, "{big:#?}");
+        assert!(big[3].contains("f:7") && !big[3].contains("0123456789"));
+        assert!(big[4].contains("f:8") && big[4].contains("too_large"));
+        assert!(big[5].contains("e1"));
+        for capacity in [8, 100, 4096, MAX_RECORD_BYTES + 1] {
+            assert_eq!(items(&data, capacity), big, "capacity {capacity}");
         }
     }
 }
