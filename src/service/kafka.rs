@@ -14,17 +14,52 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Counts deliveries and failures; the event time of each delivered output feeds the
-/// end-to-end latency histogram.
+/// Counts deliveries and failures, and tracks which outputs are still unacknowledged (by a
+/// sequence number each), so a checkpoint can wait for exactly the outputs before it without
+/// flushing the producer; the event time of each delivered output feeds the end-to-end
+/// latency histogram.
 #[derive(Default)]
 pub struct Deliveries {
     pub ok: AtomicU64,
     pub failed: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
+    in_flight: std::sync::Mutex<std::collections::BTreeSet<u64>>,
+    next: AtomicU64,
 }
 
-/// Producer context: delivery reports land in [`Deliveries`]; the opaque is the output's
-/// event time (ms) or 0.
+impl Deliveries {
+    /// A sequence number for one output about to be produced, counted as in flight.
+    pub fn register(&self) -> u64 {
+        let s = self.next.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.lock().expect("lock").insert(s);
+        s
+    }
+
+    /// Drop a registered output that was never produced.
+    pub fn forget(&self, seq: u64) {
+        self.in_flight.lock().expect("lock").remove(&seq);
+    }
+
+    /// The sequence number the next output will get.
+    pub fn barrier(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Every output registered before `barrier` has been acknowledged (or has failed, which
+    /// `failed` counts).
+    pub fn settled_before(&self, barrier: u64) -> bool {
+        self.in_flight
+            .lock()
+            .expect("lock")
+            .first()
+            .is_none_or(|s| *s >= barrier)
+    }
+}
+
+/// The opaque of each produced record: its event time (ms, or 0) and its sequence number.
+pub type Opaque = Box<(i64, u64)>;
+
+/// Producer context: delivery reports land in [`Deliveries`].
 pub struct Ctx {
     pub deliveries: Arc<Deliveries>,
     pub e2e: Option<prometheus::Histogram>,
@@ -33,17 +68,18 @@ pub struct Ctx {
 impl ClientContext for Ctx {}
 
 impl ProducerContext for Ctx {
-    type DeliveryOpaque = Box<i64>;
-    fn delivery(&self, r: &DeliveryResult<'_>, ts: Self::DeliveryOpaque) {
+    type DeliveryOpaque = Opaque;
+    fn delivery(&self, r: &DeliveryResult<'_>, o: Self::DeliveryOpaque) {
+        let (ts, seq) = *o;
         match r {
             Ok(_) => {
                 self.deliveries.ok.fetch_add(1, Ordering::Relaxed);
-                if let (Some(h), true) = (&self.e2e, *ts > 0) {
+                if let (Some(h), true) = (&self.e2e, ts > 0) {
                     let now = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map(|d| d.as_millis() as i64)
                         .unwrap_or(0);
-                    h.observe((now - *ts).max(0) as f64 / 1000.0);
+                    h.observe((now - ts).max(0) as f64 / 1000.0);
                 }
             }
             Err((e, _)) => {
@@ -51,6 +87,7 @@ impl ProducerContext for Ctx {
                 *self.deliveries.last_error.lock().expect("lock") = Some(e.to_string());
             }
         }
+        self.deliveries.in_flight.lock().expect("lock").remove(&seq);
     }
 }
 
@@ -59,7 +96,9 @@ pub type Producer = BaseProducer<Ctx>;
 /// Base client configuration: brokers plus every pass-through property.
 pub fn base_config(c: &RunConfig) -> ClientConfig {
     let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &c.brokers);
+    cfg.set("bootstrap.servers", &c.brokers)
+        // Small records must not wait for Nagle's algorithm (tens of ms per hop).
+        .set("socket.nagle.disable", "true");
     for (k, v) in &c.kafka {
         cfg.set(k, v);
     }

@@ -11,8 +11,10 @@
 //! crash at any point re-emits only byte-identical records (deterministic ids). With
 //! `exactly_once = true` outputs, checkpoint and offsets go in one Kafka transaction instead.
 
+mod background;
 pub mod checkpoint;
 pub mod config;
+mod highwater;
 pub mod kafka;
 pub mod metrics;
 mod out;
@@ -66,7 +68,6 @@ struct Part {
     last_msg: Instant,
     /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark.
     idle: bool,
-    checked: Instant,
 }
 
 /// Run until `signals.shutdown`. Returns after a final checkpoint.
@@ -115,7 +116,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // Small per-partition fetches keep partitions progressing together, so the reorder
         // buffer (held until the slowest partition's watermark passes) stays small.
         .set("max.partition.fetch.bytes", "131072")
-        .set("fetch.max.bytes", "1048576");
+        .set("fetch.max.bytes", "1048576")
+        // Latency: a fetch that finds nothing new returns after 5 ms, not librdkafka's 500 ms
+        // (brokers that do not wake a waiting fetch on new data would add up to that per hop).
+        .set("fetch.wait.max.ms", "5");
     consumer_cfg.extend(cfg.kafka.clone()); // -X properties win over these defaults
     let consumer: BaseConsumer = consumer_cfg.create().context("creating consumer")?;
     let meta = consumer
@@ -143,7 +147,6 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                     eof: false,
                     last_msg: Instant::now(),
                     idle: false,
-                    checked: Instant::now(),
                 },
             )
         })
@@ -196,8 +199,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
     pipeline.engine_mut().set_models(reloader.initial_models());
     let mut last_checkpoint = Instant::now();
-    // Lag is measured on the first pass, then every 2 s (sooner again if the broker did not
-    // answer for some partition), so the gauge exists as soon as the service is ready.
+    let mut background = background::Background::default();
+    // Lag and idleness read the high watermarks a background thread keeps fetching.
+    let highwater = highwater::HighWater::spawn(&cfg, partitions.clone())?;
     let mut lag_due = Instant::now();
     ready.store(true, Ordering::Relaxed);
     metrics.up.set(1);
@@ -222,6 +226,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut out = Out {
         cfg: &cfg,
         producer: &producer,
+        deliveries: &deliveries,
     };
     while !signals.shutdown.load(Ordering::Relaxed) {
         // Rules and models: SIGHUP or an edited file. Validated first; a bad set leaves the
@@ -274,24 +279,19 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // position at the broker's high watermark (an end-of-partition report alone can come
         // early while the client is busy with other partitions).
         for (p, part) in parts.iter_mut() {
-            if part.eof
-                && !part.idle
-                && part.last_msg.elapsed() >= idle
-                && part.checked.elapsed() >= idle
-            {
-                part.checked = Instant::now();
-                let topic = &cfg.topics.input;
-                if let Ok((low, high)) =
-                    consumer.fetch_watermarks(topic, *p, Duration::from_secs(1))
-                {
-                    let pos = if part.next_offset < 0 {
-                        low
-                    } else {
-                        part.next_offset
-                    };
-                    part.idle = pos >= high;
-                    if part.idle {
-                        eprintln!("switchguard: partition {p} idle at offset {pos}");
+            if part.eof && !part.idle && part.last_msg.elapsed() >= idle {
+                // Only a high watermark asked for after the last message counts.
+                if let Some((low, high, asked)) = highwater.get(*p) {
+                    if asked >= part.last_msg {
+                        let pos = if part.next_offset < 0 {
+                            low
+                        } else {
+                            part.next_offset
+                        };
+                        part.idle = pos >= high;
+                        if part.idle {
+                            eprintln!("switchguard: partition {p} idle at offset {pos}");
+                        }
                     }
                 }
             }
@@ -328,19 +328,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             })
         });
         if Instant::now() >= lag_due {
-            lag_due = Instant::now() + Duration::from_secs(2);
+            lag_due = Instant::now() + Duration::from_secs(1);
             for (p, part) in &parts {
-                let w =
-                    consumer.fetch_watermarks(&cfg.topics.input, *p, Duration::from_millis(500));
-                if w.is_err() {
-                    lag_due = Instant::now() + Duration::from_millis(200);
-                }
-                if let Ok((_, high)) = w {
-                    let lag = if part.next_offset < 0 {
-                        high
-                    } else {
-                        high - part.next_offset
-                    };
+                if let Some((_, high, _)) = highwater.get(*p) {
+                    let lag = high - part.next_offset.max(0);
                     metrics
                         .consumer_lag
                         .with_label_values(&[&p.to_string()])
@@ -355,9 +346,17 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 .set(n as i64);
         }
         metrics.buffered.set(pipeline.buffered() as i64);
-        if last_checkpoint.elapsed() >= every {
-            save(&pipeline, &parts)?;
-            last_checkpoint = Instant::now();
+        if cfg.exactly_once {
+            if last_checkpoint.elapsed() >= every {
+                save(&pipeline, &parts)?;
+                last_checkpoint = Instant::now();
+            }
+        } else {
+            background.poll(&cfg, &key, &consumer, &producer, &deliveries, &metrics)?;
+            if !background.busy() && last_checkpoint.elapsed() >= every {
+                background.start(snapshot(&cfg, &pipeline, &parts), &deliveries);
+                last_checkpoint = Instant::now();
+            }
         }
     }
     eprintln!(
@@ -368,6 +367,21 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     save(&pipeline, &parts)?;
     metrics.up.set(0);
     Ok(())
+}
+
+/// The checkpoint of the pipeline and the input position it covers, as of now.
+fn snapshot(cfg: &RunConfig, pipeline: &Pipeline, parts: &BTreeMap<i32, Part>) -> Checkpoint {
+    Checkpoint {
+        version: checkpoint::VERSION,
+        input_topic: cfg.topics.input.clone(),
+        offsets: parts
+            .iter()
+            .filter(|(_, p)| p.next_offset >= 0)
+            .map(|(k, p)| (*k, p.next_offset))
+            .collect(),
+        partition_max: parts.iter().map(|(k, p)| (*k, p.max_ts)).collect(),
+        pipeline: pipeline.snapshot(),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -381,25 +395,16 @@ fn checkpoint(
     parts: &BTreeMap<i32, Part>,
     metrics: &Metrics,
 ) -> Result<()> {
-    let c = Checkpoint {
-        version: checkpoint::VERSION,
-        input_topic: cfg.topics.input.clone(),
-        offsets: parts
-            .iter()
-            .filter(|(_, p)| p.next_offset >= 0)
-            .map(|(k, p)| (*k, p.next_offset))
-            .collect(),
-        partition_max: parts.iter().map(|(k, p)| (*k, p.max_ts)).collect(),
-        pipeline: pipeline.snapshot(),
-    };
+    let c = snapshot(cfg, pipeline, parts);
     let bytes = c.encode()?;
     let mut tpl = TopicPartitionList::new();
     for (p, o) in &c.offsets {
         tpl.add_partition_offset(&cfg.topics.input, *p, Offset::Offset(*o))?;
     }
-    let state_rec = BaseRecord::with_opaque_to(&cfg.topics.state, Box::new(0i64))
-        .key(key)
-        .payload(&bytes);
+    let state_rec =
+        BaseRecord::with_opaque_to(&cfg.topics.state, Box::new((0i64, deliveries.register())))
+            .key(key)
+            .payload(&bytes);
     if cfg.exactly_once {
         let res = (|| -> Result<()> {
             producer.send(state_rec).map_err(|(e, _)| e)?;

@@ -17,6 +17,7 @@ use std::time::Duration;
 pub struct Out<'a> {
     pub cfg: &'a RunConfig,
     pub producer: &'a Producer,
+    pub deliveries: &'a Deliveries,
 }
 
 impl Out<'_> {
@@ -28,7 +29,8 @@ impl Out<'_> {
         headers: Option<OwnedHeaders>,
         ts: i64,
     ) -> Result<()> {
-        let rec = BaseRecord::with_opaque_to(topic, Box::new(ts))
+        let seq = self.deliveries.register();
+        let rec = BaseRecord::with_opaque_to(topic, Box::new((ts, seq)))
             .key(key)
             .payload(payload);
         self.produce(topic, rec, headers)
@@ -43,7 +45,8 @@ impl Out<'_> {
         payload: &[u8],
         ts: i64,
     ) -> Result<()> {
-        let rec = BaseRecord::with_opaque_to(topic, Box::new(ts))
+        let seq = self.deliveries.register();
+        let rec = BaseRecord::with_opaque_to(topic, Box::new((ts, seq)))
             .partition(partition)
             .key(key)
             .payload(payload);
@@ -53,7 +56,7 @@ impl Out<'_> {
     fn produce(
         &mut self,
         topic: &str,
-        rec: BaseRecord<'_, [u8], [u8], Box<i64>>,
+        rec: BaseRecord<'_, [u8], [u8], super::kafka::Opaque>,
         headers: Option<OwnedHeaders>,
     ) -> Result<()> {
         let mut rec = rec;

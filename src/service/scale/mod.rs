@@ -20,6 +20,7 @@ mod ownership;
 pub mod tasks;
 
 use super::config::RunConfig;
+use super::highwater::HighWater;
 use super::kafka::{self, Deliveries};
 use super::metrics::{self, Metrics};
 use super::out::Out;
@@ -121,7 +122,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         .set("auto.offset.reset", "earliest")
         .set("isolation.level", "read_committed")
         .set("max.partition.fetch.bytes", "131072")
-        .set("fetch.max.bytes", "1048576");
+        .set("fetch.max.bytes", "1048576")
+        // Latency: a fetch that finds nothing new returns after 5 ms, not librdkafka's 500 ms
+        // (brokers that do not wake a waiting fetch on new data would add up to that per hop).
+        .set("fetch.wait.max.ms", "5");
     consumer_cfg.extend(cfg.kafka.clone());
     let consumer: BaseConsumer<Ctx> = consumer_cfg
         .create_with_context(ctx)
@@ -135,6 +139,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         Ok(n as u32)
     };
     let parts_in = count(&cfg.topics.input)?;
+    let highwater = HighWater::spawn(&cfg, (0..parts_in as i32).collect())?;
     let shards = count(&stage_topics[0])?;
     for t in &stage_topics[1..] {
         let n = count(t)?;
@@ -185,6 +190,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut out = Out {
         cfg: &cfg,
         producer: &producer,
+        deliveries: &deliveries,
     };
     let mut d = Decisions::default();
     let mut fwd: Vec<Forward> = Vec::new();
@@ -302,19 +308,17 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 .decision_latency
                 .observe(started.elapsed().as_secs_f64());
         }
-        s.send_marks(&consumer, &mut out, idle)?;
+        s.send_marks(&highwater, &mut out, idle)?;
         producer.poll(Duration::ZERO);
         s.observe(&metrics);
         if Instant::now() >= lag_due {
-            lag_due = Instant::now() + Duration::from_secs(2);
+            lag_due = Instant::now() + Duration::from_secs(1);
             for t in s
                 .tasks
                 .values()
                 .filter(|t| matches!(t.work, Work::Ingest(_)))
             {
-                let w =
-                    consumer.fetch_watermarks(&t.topic, t.partition, Duration::from_millis(500));
-                if let Ok((_, high)) = w {
+                if let Some((_, high, _)) = highwater.get(t.partition) {
                     let lag = high - t.next_offset.max(0);
                     metrics
                         .consumer_lag
@@ -348,7 +352,7 @@ impl Scaled {
     /// Idle detection on input partitions, then every task's mark downstream when it moved.
     fn send_marks(
         &mut self,
-        consumer: &BaseConsumer<Ctx>,
+        highwater: &HighWater,
         out: &mut Out<'_>,
         idle: Duration,
     ) -> Result<()> {
@@ -356,17 +360,17 @@ impl Scaled {
         for t in self.tasks.values_mut() {
             let (mark, stage) = match &mut t.work {
                 Work::Ingest(i) => {
-                    if !i.idle && i.last_msg.elapsed() >= idle && i.checked.elapsed() >= idle {
-                        i.checked = Instant::now();
-                        if let Ok((low, high)) =
-                            consumer.fetch_watermarks(&t.topic, t.partition, Duration::from_secs(1))
-                        {
-                            let pos = if t.next_offset < 0 {
-                                low
-                            } else {
-                                t.next_offset
-                            };
-                            i.idle = pos >= high;
+                    if !i.idle && i.last_msg.elapsed() >= idle {
+                        // Only a high watermark asked for after the last message counts.
+                        if let Some((low, high, asked)) = highwater.get(t.partition) {
+                            if asked >= i.last_msg {
+                                let pos = if t.next_offset < 0 {
+                                    low
+                                } else {
+                                    t.next_offset
+                                };
+                                i.idle = pos >= high;
+                            }
                         }
                     }
                     (i.mark(lateness), Stage::Id)

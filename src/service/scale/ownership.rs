@@ -86,7 +86,6 @@ impl Scaled {
                     max_ts,
                     idle: false,
                     last_msg: Instant::now(),
-                    checked: Instant::now(),
                 };
                 (next, Work::Ingest(i))
             } else {
@@ -162,9 +161,12 @@ impl Scaled {
         for t in self.tasks.values() {
             let bytes = Saved::of(t).encode()?;
             let key = tasks::key(&self.cfg, &t.topic, t.partition);
-            let rec = BaseRecord::with_opaque_to(&self.cfg.topics.state, Box::new(0i64))
-                .key(&key)
-                .payload(&bytes);
+            let rec = BaseRecord::with_opaque_to(
+                &self.cfg.topics.state,
+                Box::new((0i64, deliveries.register())),
+            )
+            .key(&key)
+            .payload(&bytes);
             producer
                 .send(rec)
                 .map_err(|(e, _)| e)

@@ -43,7 +43,6 @@ pub struct Ingest {
     /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark.
     pub idle: bool,
     pub last_msg: Instant,
-    pub checked: Instant,
 }
 
 impl Ingest {
