@@ -37,18 +37,11 @@ impl Checkpoint {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        serde_json::to_writer(&mut gz, self)?;
-        Ok(gz.finish()?)
+        to_gzip_json(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .context("checkpoint is not gzip")?;
-        let c: Checkpoint =
-            serde_json::from_slice(&json).context("checkpoint is not valid JSON")?;
+        let c: Checkpoint = from_gzip_json(bytes, "checkpoint")?;
         anyhow::ensure!(
             c.version == VERSION,
             "checkpoint version {} is not supported (expected {VERSION})",
@@ -56,6 +49,22 @@ impl Checkpoint {
         );
         Ok(c)
     }
+}
+
+/// A state-topic record: JSON, gzip-compressed (fast level).
+pub fn to_gzip_json<T: Serialize>(v: &T) -> Result<Vec<u8>> {
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    serde_json::to_writer(&mut gz, v)?;
+    Ok(gz.finish()?)
+}
+
+/// Read a state-topic record back; `what` names it in errors.
+pub fn from_gzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut json)
+        .with_context(|| format!("{what} is not gzip"))?;
+    serde_json::from_slice(&json).with_context(|| format!("{what} is not valid JSON"))
 }
 
 /// Read the newest checkpoint for `key` from the state topic (partition 0), if any. Reads

@@ -178,7 +178,27 @@ impl RunArgs {
     }
 }
 
+/// The duration settings, parsed.
+pub struct Timings {
+    /// Event time, ms.
+    pub lateness: i64,
+    pub idle: std::time::Duration,
+    pub checkpoint_every: std::time::Duration,
+}
+
 impl RunConfig {
+    /// Parse `allowed_lateness`, `idle_timeout` and `checkpoint_interval`.
+    pub fn timings(&self) -> Result<Timings> {
+        let wall = |s: &str, what: &str| {
+            Self::ms(s, what).map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
+        };
+        Ok(Timings {
+            lateness: Self::ms(&self.allowed_lateness, "allowed_lateness")?,
+            idle: wall(&self.idle_timeout, "idle_timeout")?,
+            checkpoint_every: wall(&self.checkpoint_interval, "checkpoint_interval")?,
+        })
+    }
+
     pub fn ms(s: &str, what: &str) -> Result<i64> {
         crate::rules::compile::duration_ms(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))
     }

@@ -19,7 +19,7 @@
 mod ownership;
 pub mod tasks;
 
-use super::config::RunConfig;
+use super::config::{self, RunConfig};
 use super::highwater::HighWater;
 use super::kafka::{self, Deliveries};
 use super::metrics::{self, Metrics};
@@ -92,12 +92,11 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let ready = Arc::new(AtomicBool::new(false));
     let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), ready.clone())?;
     eprintln!("switchguard: metrics on http://{addr}/metrics");
-    let lateness = RunConfig::ms(&cfg.allowed_lateness, "allowed_lateness")?;
-    let idle = Duration::from_millis(RunConfig::ms(&cfg.idle_timeout, "idle_timeout")? as u64);
-    let every = Duration::from_millis(RunConfig::ms(
-        &cfg.checkpoint_interval,
-        "checkpoint_interval",
-    )? as u64);
+    let config::Timings {
+        lateness,
+        idle,
+        checkpoint_every: every,
+    } = cfg.timings()?;
     let pack = RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?;
     let problems = shard::check(&pack);
     if !problems.is_empty() {

@@ -6,10 +6,10 @@
 use crate::engine::shard::Stage;
 use crate::engine::shard_task::{ShardSnapshot, ShardTask, SourceMark};
 use crate::event::Millis;
+use crate::service::checkpoint;
 use crate::service::config::RunConfig;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
-use std::io::Read;
 use std::time::Instant;
 
 /// Format version of scale-out checkpoints.
@@ -113,18 +113,11 @@ impl Saved {
     }
 
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        serde_json::to_writer(&mut gz, self)?;
-        Ok(gz.finish()?)
+        checkpoint::to_gzip_json(self)
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Saved> {
-        let mut json = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut json)
-            .context("task checkpoint is not gzip")?;
-        let s: Saved =
-            serde_json::from_slice(&json).context("task checkpoint is not valid JSON")?;
+        let s: Saved = checkpoint::from_gzip_json(bytes, "task checkpoint")?;
         let v = match &s {
             Saved::Ingest { version, .. } | Saved::Shard { version, .. } => *version,
         };
