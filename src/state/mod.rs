@@ -8,8 +8,10 @@
 //! - terminal sessions: last sign-on / sign-off per terminal.
 
 mod books;
+mod dedup;
 
 pub use books::{PreAuth, QrEntry, TermSession};
+use dedup::DedupOrder;
 
 use crate::engine::shard::{Stage, Stages};
 use crate::event::{Event, EventType, Millis};
@@ -81,6 +83,10 @@ pub struct Books {
     pub retention: Retention,
     #[serde(serialize_with = "sorted")]
     dedup: FxHashMap<u64, Millis>,
+    /// The dedup entries in time order, so a sweep pops the expired ones off the front instead
+    /// of scanning the whole map. Derived from `dedup` (not serialised; rebuilt when short).
+    #[serde(skip)]
+    dedup_order: DedupOrder,
     #[serde(serialize_with = "sorted")]
     preauths: FxHashMap<u64, PreAuth>,
     #[serde(serialize_with = "sorted")]
@@ -132,6 +138,7 @@ impl Books {
             std::collections::hash_map::Entry::Occupied(_) => false,
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(ev.ts);
+                self.dedup_order.push(ev.ts, h);
                 true
             }
         }
@@ -263,7 +270,7 @@ impl Books {
             go
         };
         if due(&mut self.next_sweep[0], r.dedup) {
-            self.dedup.retain(|_, ts| *ts > now - r.dedup);
+            self.dedup_order.expire(&mut self.dedup, now - r.dedup);
         }
         if due(&mut self.next_sweep[1], r.preauth) {
             self.preauths.retain(|_, p| {
