@@ -233,7 +233,8 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
         } => {
             let is_then = then.test(&ctx);
             let is_first = first.test(&ctx);
-            if !is_then && !is_first {
+            // A `then` with no `first` remembered under any key can neither fire nor consume.
+            if !is_first && (!is_then || st.marks.is_empty()) {
                 return None;
             }
             let key = key_of(rule, ev, f)?;
