@@ -18,6 +18,7 @@ use crate::event::{Event, EventType, Millis};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Hash of a key's text. Collisions between 64-bit hashes of a few million live keys are
@@ -135,8 +136,8 @@ impl Books {
     pub fn first_sighting(&mut self, ev: &Event) -> bool {
         let h = key_hash(&ev.id);
         match self.dedup.entry(h) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
                 v.insert(ev.ts);
                 self.dedup_order.push(ev.ts, h);
                 true
@@ -249,12 +250,21 @@ impl Books {
     fn update_qr(&mut self, ev: &Event) {
         if let Some(r) = ev.qr_ref.as_deref() {
             if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
-                let q = self.qr.entry(key_hash(r)).or_insert_with(|| QrEntry {
-                    first_id: ev.id.clone(),
-                    ..Default::default()
-                });
-                q.count += 1;
-                q.last_seen = q.last_seen.max(ev.ts);
+                // A new entry is written whole (no read back of the line just missed).
+                match self.qr.entry(key_hash(r)) {
+                    Entry::Occupied(o) => {
+                        let q = o.into_mut();
+                        q.count += 1;
+                        q.last_seen = q.last_seen.max(ev.ts);
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert(QrEntry {
+                            count: 1,
+                            first_id: ev.id.clone(),
+                            last_seen: ev.ts.max(0),
+                        });
+                    }
+                }
             }
         }
     }
