@@ -1,8 +1,8 @@
 //! A cheap pre-test that lets the engine skip rules that cannot match an event.
 //!
 //! Each event is summarised once as a word of facts with exactly one bit set in each group:
-//! its type, its PIN outcome, its entry mode, a bucket of its response code, and whether the
-//! models said anything about it. Each rule gets, at load, the facts under which one of its
+//! its type, its PIN outcome, its entry mode, a bucket of its response code, whether the
+//! models said anything about it, and whether it has a `qr_ref`. Each rule gets, at load, the facts under which one of its
 //! conditions can be true (worked out conservatively from the expressions: anything it cannot
 //! reason about allows every fact). The engine runs a rule only when the event's facts are all
 //! allowed, so a skipped rule is one whose conditions were all false anyway.
@@ -18,13 +18,14 @@ const PIN_AT: u32 = 9;
 const ENTRY_AT: u32 = PIN_AT + 5;
 const RC_AT: u32 = ENTRY_AT + 10;
 const MODEL_AT: u32 = RC_AT + 8;
+const QR_AT: u32 = MODEL_AT + 2;
 
 fn group(at: u32, n: u32) -> u64 {
     ((1u64 << n) - 1) << at
 }
 
 /// Every fact allowed: the rule always runs.
-pub const ALL: u64 = (1u64 << (MODEL_AT + 2)) - 1;
+pub const ALL: u64 = (1u64 << (QR_AT + 2)) - 1;
 
 /// The response code's bucket: 0 null, 1 exactly "00" (approved), 2..8 any other code by a
 /// hash of its text (codes sharing a bucket are told apart by the rule itself).
@@ -52,11 +53,13 @@ pub fn of_event(ev: &Event, f: &Features) -> u64 {
     let entry = ev.entry_mode.map_or(9, |m| m as u32);
     let rc = rc_bucket(ev.response_code.as_deref());
     let model = if models_silent(f) { 0 } else { 1 };
+    let qr = ev.qr_ref.is_some() as u32;
     1u64 << (TYPE_AT + ev.kind as u32)
         | 1u64 << (PIN_AT + pin)
         | 1u64 << (ENTRY_AT + entry)
         | 1u64 << (RC_AT + rc)
         | 1u64 << (MODEL_AT + model)
+        | 1u64 << (QR_AT + qr)
 }
 
 /// The facts under which some condition of a rule's logic can be true.
@@ -141,6 +144,7 @@ pub fn allowed(e: &Expr) -> u64 {
         Expr::StrIn(Field::ResponseCode, texts) => {
             rc_only(texts.iter().fold(0, |m, t| m | 1 << rc_bucket(Some(t))))
         }
+        Expr::Has(a) if matches!(**a, Expr::Field(Field::QrRef)) => ALL & !(1u64 << QR_AT),
         Expr::Cmp(op, a, b) if *op != CmpOp::Ne && (model_score(a) || model_score(b)) => {
             ALL & !(1u64 << MODEL_AT)
         }
@@ -161,6 +165,7 @@ mod tests {
             group(ENTRY_AT, 10),
             group(RC_AT, 8),
             group(MODEL_AT, 2),
+            group(QR_AT, 2),
         ];
         let mut seen = 0u64;
         for g in groups {
@@ -211,6 +216,7 @@ mod tests {
                 ev.pin = [None, Some(Pin::ALL[i % 4])][i / 7 % 2];
                 ev.entry_mode = [None, Some(EntryMode::ALL[i % 9])][i / 5 % 2];
                 ev.kind = EventType::ALL[i / 11 % 9];
+                ev.qr_ref = [None, Some("Q1".into())][i / 13 % 2].clone();
             }
             let facts = of_event(&ev, &f);
             let ctx = Ctx {
