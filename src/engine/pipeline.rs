@@ -153,7 +153,8 @@ impl Pipeline {
             // Processed in place, then dropped: the event is not moved out first.
             self.engine.process(&head.ev, out);
             if from_run {
-                self.run.pop_front();
+                // Dropped where it lies (`pop_front` would copy it out first).
+                self.run.drain(..1);
             } else {
                 self.heap.pop();
             }
