@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
-/// A buffered event with its arrival number. Ordered by (ts, id), then arrival: the release
-/// order is deterministic, and events with equal (ts, id) (duplicates) go out first come first.
+/// An event buffered out of order (in the heap), with its arrival number. Ordered by (ts, id),
+/// then arrival: the release order is deterministic, and events with equal (ts, id)
+/// (duplicates) go out first come first.
 #[derive(Debug)]
 struct Pending {
     seq: u64,
@@ -42,11 +43,14 @@ impl Ord for Pending {
 ///
 /// The buffer is two sorted parts: `run`, the events that arrived in order (each at or after
 /// the one before it, the usual case, so pushing and releasing are a deque's ends and an event
-/// is moved once each way), and `heap`, the ones that arrived out of order. Release takes the
+/// is copied once, on the way in), and `heap`, the ones that arrived out of order. Release takes the
 /// smaller head of the two, so events go out in exactly the order of one sorted buffer.
 pub struct Pipeline {
     engine: Engine,
-    run: VecDeque<Pending>,
+    run: VecDeque<Event>,
+    /// Arrival numbers of the events in `run` (kept apart so an event is copied into the run
+    /// as it is, not first into a wrapper).
+    run_seq: VecDeque<u64>,
     heap: BinaryHeap<Reverse<Pending>>,
     /// Arrival number of the next event.
     seq: u64,
@@ -68,6 +72,7 @@ impl Pipeline {
         Self {
             engine,
             run: VecDeque::new(),
+            run_seq: VecDeque::new(),
             heap: BinaryHeap::new(),
             seq: 0,
             max_ts: Millis::MIN,
@@ -115,12 +120,17 @@ impl Pipeline {
     }
 
     fn buffer(&mut self, ev: Event) {
-        let p = Pending { seq: self.seq, ev };
+        let seq = self.seq;
         self.seq += 1;
         // `seq` only grows, so (ts, id) at or after the run's last keeps the run sorted.
         match self.run.back() {
-            Some(b) if (p.ev.ts, &p.ev.id) < (b.ev.ts, &b.ev.id) => self.heap.push(Reverse(p)),
-            _ => self.run.push_back(p),
+            Some(b) if (ev.ts, &ev.id) < (b.ts, &b.id) => {
+                self.heap.push(Reverse(Pending { seq, ev }))
+            }
+            _ => {
+                self.run.push_back(ev);
+                self.run_seq.push_back(seq);
+            }
         }
     }
 
@@ -143,18 +153,23 @@ impl Pipeline {
             let (head, from_run) = match (self.run.front(), self.heap.peek()) {
                 (None, None) => return,
                 (Some(a), None) => (a, true),
-                (None, Some(Reverse(b))) => (b, false),
-                (Some(a), Some(Reverse(b))) if a <= b => (a, true),
-                (Some(_), Some(Reverse(b))) => (b, false),
+                (None, Some(Reverse(b))) => (&b.ev, false),
+                (Some(a), Some(Reverse(b)))
+                    if (a.ts, &a.id, self.run_seq[0]) <= (b.ev.ts, &b.ev.id, b.seq) =>
+                {
+                    (a, true)
+                }
+                (Some(_), Some(Reverse(b))) => (&b.ev, false),
             };
-            if below.is_some_and(|w| head.ev.ts >= w) {
+            if below.is_some_and(|w| head.ts >= w) {
                 return;
             }
             // Processed in place, then dropped: the event is not moved out first.
-            self.engine.process(&head.ev, out);
+            self.engine.process(head, out);
             if from_run {
                 // Dropped where it lies (`pop_front` would copy it out first).
                 self.run.drain(..1);
+                self.run_seq.pop_front();
             } else {
                 self.heap.pop();
             }
@@ -162,12 +177,13 @@ impl Pipeline {
     }
 
     pub fn snapshot(&self) -> PipelineSnapshot {
-        let mut pending: Vec<&Pending> = self.run.iter().collect();
-        pending.extend(self.heap.iter().map(|Reverse(p)| p));
-        pending.sort_unstable();
+        let mut pending: Vec<(&Event, u64)> =
+            self.run.iter().zip(self.run_seq.iter().copied()).collect();
+        pending.extend(self.heap.iter().map(|Reverse(p)| (&p.ev, p.seq)));
+        pending.sort_unstable_by(|(a, x), (b, y)| (a.ts, &a.id, x).cmp(&(b.ts, &b.id, y)));
         PipelineSnapshot {
             engine: self.engine.snapshot(),
-            pending: pending.into_iter().map(|p| p.ev.clone()).collect(),
+            pending: pending.into_iter().map(|(e, _)| e.clone()).collect(),
             max_ts: self.max_ts,
             watermark: self.watermark,
         }
