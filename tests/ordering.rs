@@ -75,6 +75,80 @@ proptest! {
         p.flush(&mut d);
         prop_assert_eq!(&lines(&d), base);
     }
+
+    #[test]
+    fn reorder_buffer_releases_like_one_sorted_buffer(seed in any::<u64>()) {
+        // Mostly in order (the buffer's fast path), with some events displaced by up to a
+        // minute (out of order within the lateness, or late), some repeated, and a snapshot
+        // taken and restored midway: the decisions and counts are those of a plain sorted
+        // buffer in front of the engine, releasing in (ts, id) order.
+        let (ev, _) = events();
+        let ev = &ev[..ev.len().min(3000)];
+        let cfg = EngineConfig::default();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut keyed: Vec<(i64, usize)> = Vec::new();
+        for (i, e) in ev.iter().enumerate() {
+            let shift = match rng.gen_range(0..10) {
+                0 => rng.gen_range(-60_000..=60_000),
+                1 => rng.gen_range(0..=cfg.allowed_lateness),
+                _ => 0,
+            };
+            keyed.push((e.ts + shift, i));
+            if rng.gen_range(0..40) == 0 {
+                keyed.push((e.ts + rng.gen_range(0..=2 * cfg.allowed_lateness), i));
+            }
+        }
+        keyed.sort();
+        let arrivals: Vec<Event> = keyed.iter().map(|(_, i)| ev[*i].clone()).collect();
+        let cut = rng.gen_range(0..arrivals.len());
+
+        let pack = default_pack();
+        let mut d = Decisions::default();
+        let mut p = Pipeline::new(Engine::new(pack.clone(), cfg));
+        for (k, e) in arrivals.iter().enumerate() {
+            if k == cut {
+                let snap = p.snapshot();
+                let sorted = snap
+                    .pending
+                    .windows(2)
+                    .all(|w| (w[0].ts, &w[0].id) <= (w[1].ts, &w[1].id));
+                prop_assert!(sorted, "snapshot pending is sorted");
+                let engine = Engine::restore(pack.clone(), cfg, snap.engine).unwrap();
+                p = Pipeline::restore(engine, snap.pending, snap.max_ts, snap.watermark);
+            }
+            p.push(e.clone(), &mut d);
+        }
+        p.flush(&mut d);
+
+        let mut want = Decisions::default();
+        let mut engine = Engine::new(pack, cfg);
+        let (mut buf, mut max_ts, mut wm): (Vec<Event>, i64, i64) = (vec![], i64::MIN, i64::MIN);
+        for e in arrivals {
+            if e.ts < wm {
+                engine.stats_mut().late += 1;
+                engine.process(&e, &mut want);
+                continue;
+            }
+            max_ts = max_ts.max(e.ts);
+            wm = wm.max(max_ts - cfg.allowed_lateness);
+            buf.push(e);
+            buf.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+            let n = buf.iter().take_while(|e| e.ts < wm).count();
+            for e in buf.drain(..n) {
+                engine.process(&e, &mut want);
+            }
+        }
+        for e in buf.drain(..) {
+            engine.process(&e, &mut want);
+        }
+        prop_assert_eq!(lines(&d), lines(&want));
+        let (got, exp) = (p.engine().stats(), engine.stats());
+        prop_assert_eq!(
+            (got.events, got.late, got.duplicates),
+            (exp.events, exp.late, exp.duplicates)
+        );
+        prop_assert!(exp.late > 0 && exp.duplicates > 0, "the arrivals exercise both");
+    }
 }
 
 #[test]

@@ -235,11 +235,13 @@ fn truncate(s: &str) -> String {
     t
 }
 
+#[inline]
 fn opt_str(v: Option<Cow<'_, str>>) -> Option<CompactString> {
     v.filter(|s| !s.is_empty())
         .map(|s| CompactString::from(s.as_ref()))
 }
 
+#[inline]
 fn required_str(
     v: Option<Cow<'_, str>>,
     field: &'static str,

@@ -134,6 +134,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// After a member: `,` and the next key's quote, or `}`. `true` when another follows.
+    #[inline]
     fn next_member(&mut self) -> Option<bool> {
         self.ws();
         match self.peek()? {
@@ -152,18 +153,21 @@ impl<'a> Scanner<'a> {
 
     /// The rest of a string after its opening quote: its text, if it has no escape and no
     /// control character.
+    #[inline]
     fn string(&mut self) -> Option<&'a str> {
-        let start = self.i;
+        // The cursor is kept in a register (`None` abandons the record, so it may be left).
+        let (b, start) = (self.b, self.i);
+        let mut i = start;
         loop {
-            match *self.b.get(self.i)? {
+            match *b.get(i)? {
                 b'"' => break,
                 b'\\' | 0..=0x1f => return None,
-                _ => self.i += 1,
+                _ => i += 1,
             }
         }
-        self.i += 1;
+        self.i = i + 1;
         // Both ends are next to an ASCII quote, so on character boundaries.
-        self.t.get(start..self.i - 1)
+        self.t.get(start..i)
     }
 
     fn key(&mut self) -> Option<&'a [u8]> {

@@ -200,3 +200,22 @@ fn edge_cases_agree_with_serde() {
     assert!(scan::scan(good, ignore).is_some());
     check(good);
 }
+
+/// Strings read eight bytes at a time: an escape, a control byte or non-ASCII text at every
+/// position of strings of every length around the word size agrees with serde.
+#[test]
+fn string_specials_at_every_position_agree_with_serde() {
+    let specials: &[&[u8]] = &[b"\\n", b"\\\"", b"\n", b"\x1f", b"\x7f", b"\xc3\xa9", b" "];
+    for len in 0..26 {
+        for pos in 0..=len {
+            for sp in specials {
+                let mut s = vec![b'a'; len];
+                s.splice(pos..pos, sp.iter().copied());
+                let mut rec = b"{\"id\":\"".to_vec();
+                rec.extend_from_slice(&s);
+                rec.extend_from_slice(br#"","ts":1,"type":"sign_on","terminal":"T"}"#);
+                check(&rec);
+            }
+        }
+    }
+}

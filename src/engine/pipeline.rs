@@ -10,34 +10,50 @@ use super::{Engine, EngineSnapshot};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
 
-/// Heap entry ordered by (ts, id): deterministic regardless of arrival order.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Pending(Event);
+/// An event buffered out of order (in the heap), with its arrival number. Ordered by (ts, id),
+/// then arrival: the release order is deterministic, and events with equal (ts, id)
+/// (duplicates) go out first come first.
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    ev: Event,
+}
 
 impl PartialEq for Pending {
     fn eq(&self, o: &Self) -> bool {
-        self.0.ts == o.0.ts && self.0.id == o.0.id
+        self.cmp(o) == Ordering::Equal
     }
 }
 impl Eq for Pending {}
 impl PartialOrd for Pending {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
         Some(self.cmp(o))
     }
 }
 impl Ord for Pending {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.0.ts, &self.0.id).cmp(&(o.0.ts, &o.0.id))
+    fn cmp(&self, o: &Self) -> Ordering {
+        (self.ev.ts, &self.ev.id, self.seq).cmp(&(o.ev.ts, &o.ev.id, o.seq))
     }
 }
 
 /// Reorder buffer + engine. This is what sources feed.
+///
+/// The buffer is two sorted parts: `run`, the events that arrived in order (each at or after
+/// the one before it, the usual case, so pushing and releasing are a deque's ends and an event
+/// is copied once, on the way in), and `heap`, the ones that arrived out of order. Release takes the
+/// smaller head of the two, so events go out in exactly the order of one sorted buffer.
 pub struct Pipeline {
     engine: Engine,
+    run: VecDeque<Event>,
+    /// Arrival numbers of the events in `run` (kept apart so an event is copied into the run
+    /// as it is, not first into a wrapper).
+    run_seq: VecDeque<u64>,
     heap: BinaryHeap<Reverse<Pending>>,
+    /// Arrival number of the next event.
+    seq: u64,
     max_ts: Millis,
     watermark: Millis,
 }
@@ -55,7 +71,10 @@ impl Pipeline {
     pub fn new(engine: Engine) -> Self {
         Self {
             engine,
+            run: VecDeque::new(),
+            run_seq: VecDeque::new(),
             heap: BinaryHeap::new(),
+            seq: 0,
             max_ts: Millis::MIN,
             watermark: Millis::MIN,
         }
@@ -74,7 +93,7 @@ impl Pipeline {
     }
 
     pub fn buffered(&self) -> usize {
-        self.heap.len()
+        self.run.len() + self.heap.len()
     }
 
     /// Accept one event; decisions for every event released are appended to `out`.
@@ -97,7 +116,22 @@ impl Pipeline {
         if ev.ts > self.max_ts {
             self.max_ts = ev.ts;
         }
-        self.heap.push(Reverse(Pending(ev)));
+        self.buffer(ev);
+    }
+
+    fn buffer(&mut self, ev: Event) {
+        let seq = self.seq;
+        self.seq += 1;
+        // `seq` only grows, so (ts, id) at or after the run's last keeps the run sorted.
+        match self.run.back() {
+            Some(b) if (ev.ts, &ev.id) < (b.ts, &b.id) => {
+                self.heap.push(Reverse(Pending { seq, ev }))
+            }
+            _ => {
+                self.run.push_back(ev);
+                self.run_seq.push_back(seq);
+            }
+        }
     }
 
     /// Move the watermark forward to `wm` (never back) and release what it passes.
@@ -105,29 +139,51 @@ impl Pipeline {
         if wm > self.watermark {
             self.watermark = wm;
         }
-        while self
-            .heap
-            .peek()
-            .is_some_and(|Reverse(p)| p.0.ts < self.watermark)
-        {
-            let Reverse(Pending(ev)) = self.heap.pop().expect("peeked");
-            self.engine.process(&ev, out);
-        }
+        self.release(Some(self.watermark), out);
     }
 
     /// End of input: release everything buffered.
     pub fn flush(&mut self, out: &mut Decisions) {
-        while let Some(Reverse(Pending(ev))) = self.heap.pop() {
-            self.engine.process(&ev, out);
+        self.release(None, out);
+    }
+
+    /// Process buffered events in order while the next one is older than `below` (all: None).
+    fn release(&mut self, below: Option<Millis>, out: &mut Decisions) {
+        loop {
+            let (head, from_run) = match (self.run.front(), self.heap.peek()) {
+                (None, None) => return,
+                (Some(a), None) => (a, true),
+                (None, Some(Reverse(b))) => (&b.ev, false),
+                (Some(a), Some(Reverse(b)))
+                    if (a.ts, &a.id, self.run_seq[0]) <= (b.ev.ts, &b.ev.id, b.seq) =>
+                {
+                    (a, true)
+                }
+                (Some(_), Some(Reverse(b))) => (&b.ev, false),
+            };
+            if below.is_some_and(|w| head.ts >= w) {
+                return;
+            }
+            // Processed in place, then dropped: the event is not moved out first.
+            self.engine.process(head, out);
+            if from_run {
+                // Dropped where it lies (`pop_front` would copy it out first).
+                self.run.drain(..1);
+                self.run_seq.pop_front();
+            } else {
+                self.heap.pop();
+            }
         }
     }
 
     pub fn snapshot(&self) -> PipelineSnapshot {
-        let mut pending: Vec<Event> = self.heap.iter().map(|Reverse(p)| p.0.clone()).collect();
-        pending.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+        let mut pending: Vec<(&Event, u64)> =
+            self.run.iter().zip(self.run_seq.iter().copied()).collect();
+        pending.extend(self.heap.iter().map(|Reverse(p)| (&p.ev, p.seq)));
+        pending.sort_unstable_by(|(a, x), (b, y)| (a.ts, &a.id, x).cmp(&(b.ts, &b.id, y)));
         PipelineSnapshot {
             engine: self.engine.snapshot(),
-            pending,
+            pending: pending.into_iter().map(|(e, _)| e.clone()).collect(),
             max_ts: self.max_ts,
             watermark: self.watermark,
         }
@@ -139,14 +195,12 @@ impl Pipeline {
         max_ts: Millis,
         watermark: Millis,
     ) -> Self {
-        Self {
-            engine,
-            heap: snap_pending
-                .into_iter()
-                .map(|e| Reverse(Pending(e)))
-                .collect(),
-            max_ts,
-            watermark,
+        let mut p = Self::new(engine);
+        p.max_ts = max_ts;
+        p.watermark = watermark;
+        for ev in snap_pending {
+            p.buffer(ev);
         }
+        p
     }
 }

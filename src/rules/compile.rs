@@ -105,6 +105,8 @@ pub struct Rule {
     pub tables: Vec<Arc<Table>>,
     /// Event types that can touch this rule (bit per `EventType::ALL` index).
     pub types: u16,
+    /// Event facts under which one of the rule's conditions can hold (see [`super::facts`]).
+    pub facts: u64,
     pub examples: Vec<ExampleConfig>,
 }
 
@@ -378,6 +380,7 @@ pub fn compile_rule(
                 }
                 Logic::Sequence { first, then, .. } => type_mask(first) | type_mask(then),
             };
+            let facts = super::facts::of_logic(&logic);
             let mut read_fields: Vec<Field> = reads
                 .iter()
                 .filter_map(|n| Field::lookup(n).map(|(f, _)| f))
@@ -402,6 +405,7 @@ pub fn compile_rule(
                 reason,
                 params,
                 types,
+                facts,
                 reads: read_fields,
                 tables: tables
                     .iter()

@@ -191,19 +191,18 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
             threshold,
             within,
         } => {
-            let counts = when.test(&ctx);
-            if !counts && st.marks.is_empty() {
-                return None;
-            }
-            let key = key_of(rule, ev, f)?;
-            if !counts {
+            if !when.test(&ctx) {
+                // A reset clears the key's run; the key is only worked out when it applies.
                 if let Some(r) = reset {
-                    if st.marks.contains_key(&key) && r.test(&ctx) {
-                        st.marks.remove(&key);
+                    if !st.marks.is_empty() && r.test(&ctx) {
+                        if let Some(key) = key_of(rule, ev, f) {
+                            st.marks.remove(&key);
+                        }
                     }
                 }
                 return None;
             }
+            let key = key_of(rule, ev, f)?;
             let q = st.marks.entry(key).or_default();
             let pos = q.partition_point(|m| m.ts <= ev.ts);
             q.insert(
@@ -234,7 +233,8 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
         } => {
             let is_then = then.test(&ctx);
             let is_first = first.test(&ctx);
-            if !is_then && !is_first {
+            // A `then` with no `first` remembered under any key can neither fire nor consume.
+            if !is_first && (!is_then || st.marks.is_empty()) {
                 return None;
             }
             let key = key_of(rule, ev, f)?;

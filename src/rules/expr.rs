@@ -117,63 +117,13 @@ pub enum Expr {
     },
     /// `one_of(field, "a", "b", ...)` on a text field.
     StrIn(Field, Vec<CompactString>),
-}
-
-/// Rewrite common shapes into their specialised forms (same meaning, fewer branches).
-fn specialise(e: Expr) -> Expr {
-    match e {
-        Expr::Cmp(op @ (CmpOp::Eq | CmpOp::Ne), a, b) => match (*a, *b) {
-            (Expr::Field(field), Expr::Const(Lit::Str(text)))
-            | (Expr::Const(Lit::Str(text)), Expr::Field(field)) => Expr::StrEq {
-                field,
-                text,
-                neg: op == CmpOp::Ne,
-            },
-            (a, b) => Expr::Cmp(op, Box::new(a), Box::new(b)),
-        },
-        Expr::OneOf(a, lits) => match (*a, lits) {
-            (Expr::Field(f), lits) if lits.iter().all(|l| matches!(l, Lit::Str(_))) => Expr::StrIn(
-                f,
-                lits.into_iter()
-                    .map(|l| match l {
-                        Lit::Str(s) => s,
-                        _ => unreachable!(),
-                    })
-                    .collect(),
-            ),
-            (a, lits) => Expr::OneOf(Box::new(a), lits),
-        },
-        other => other,
-    }
-}
-
-/// The event types (bit per `EventType::ALL` index) for which `e` can be true. Conservative:
-/// anything it cannot reason about allows every type. Lets the engine skip a rule outright.
-pub fn type_mask(e: &Expr) -> u16 {
-    use crate::event::EventType;
-    const ALL: u16 = (1 << 9) - 1;
-    let bit = |s: &str| {
-        EventType::ALL
-            .iter()
-            .position(|t| t.as_str() == s)
-            .map_or(ALL, |i| 1u16 << i)
-    };
-    match e {
-        Expr::And(a, b) => type_mask(a) & type_mask(b),
-        Expr::Or(a, b) => type_mask(a) | type_mask(b),
-        Expr::StrEq {
-            field: Field::Type,
-            text,
-            neg: false,
-        } => bit(text),
-        Expr::StrIn(Field::Type, texts) => texts.iter().fold(0, |m, t| m | bit(t)),
-        Expr::Field(Field::Financial) => EventType::ALL
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| t.is_financial())
-            .fold(0, |m, (i, _)| m | (1 << i)),
-        _ => ALL,
-    }
+    /// `StrEq` / `StrIn` on a field with a closed set of values (type, entry_mode, pin):
+    /// a bit test on the value's discriminant (`mask`), no text compared. Null gives `neg`.
+    EnumIn {
+        field: Field,
+        mask: u16,
+        neg: bool,
+    },
 }
 
 /// What an expression is evaluated against.
@@ -462,7 +412,7 @@ fn check_cmp(a: Expr, ta: Option<Ty>, b: Expr, tb: Option<Ty>) -> Result<(Expr, 
     Ok((a, b))
 }
 
-fn truthy(v: Val) -> bool {
+pub(super) fn truthy(v: Val) -> bool {
     matches!(v, Val::Bool(true))
 }
 
@@ -474,7 +424,7 @@ fn num(v: Val) -> Option<f64> {
     }
 }
 
-fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
+pub(super) fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
     use std::cmp::Ordering;
     let ord = match (a, b) {
         (Val::Null, _) | (_, Val::Null) => return op == CmpOp::Ne,
@@ -500,12 +450,6 @@ fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
 }
 
 impl Expr {
-    /// Evaluate as a condition.
-    #[inline]
-    pub fn test(&self, c: &Ctx) -> bool {
-        truthy(self.eval(c))
-    }
-
     pub fn eval<'a>(&'a self, c: &Ctx<'a>) -> Val<'a> {
         match self {
             Expr::Const(l) => l.val(),
@@ -527,14 +471,7 @@ impl Expr {
                 Val::Bool(lits.iter().any(|l| cmp_vals(CmpOp::Eq, v, l.val())))
             }
             Expr::Has(a) => Val::Bool(!matches!(a.eval(c), Val::Null)),
-            Expr::StrEq { field, text, neg } => Val::Bool(match field.read(c.ev, c.f) {
-                Val::Str(s) => (s == text.as_str()) != *neg,
-                _ => *neg,
-            }),
-            Expr::StrIn(field, texts) => Val::Bool(match field.read(c.ev, c.f) {
-                Val::Str(s) => texts.iter().any(|t| t.as_str() == s),
-                _ => false,
-            }),
+            Expr::StrEq { .. } | Expr::StrIn(..) | Expr::EnumIn { .. } => Val::Bool(self.test(c)),
         }
     }
 }
@@ -565,6 +502,10 @@ fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
     };
     Val::Float(r)
 }
+
+mod shape;
+use shape::specialise;
+pub use shape::type_mask;
 
 #[cfg(test)]
 mod tests;

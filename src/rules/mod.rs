@@ -12,6 +12,7 @@ pub mod compile;
 pub mod config;
 pub mod exec;
 pub mod expr;
+pub mod facts;
 pub mod fields;
 
 pub use compile::{Entity, Logic, Rule};

@@ -8,14 +8,17 @@
 //! - terminal sessions: last sign-on / sign-off per terminal.
 
 mod books;
+mod dedup;
 
 pub use books::{PreAuth, QrEntry, TermSession};
+use dedup::DedupOrder;
 
 use crate::engine::shard::{Stage, Stages};
 use crate::event::{Event, EventType, Millis};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::hash_map::Entry;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Hash of a key's text. Collisions between 64-bit hashes of a few million live keys are
@@ -81,6 +84,10 @@ pub struct Books {
     pub retention: Retention,
     #[serde(serialize_with = "sorted")]
     dedup: FxHashMap<u64, Millis>,
+    /// The dedup entries in time order, so a sweep pops the expired ones off the front instead
+    /// of scanning the whole map. Derived from `dedup` (not serialised; rebuilt when short).
+    #[serde(skip)]
+    dedup_order: DedupOrder,
     #[serde(serialize_with = "sorted")]
     preauths: FxHashMap<u64, PreAuth>,
     #[serde(serialize_with = "sorted")]
@@ -129,9 +136,10 @@ impl Books {
     pub fn first_sighting(&mut self, ev: &Event) -> bool {
         let h = key_hash(&ev.id);
         match self.dedup.entry(h) {
-            std::collections::hash_map::Entry::Occupied(_) => false,
-            std::collections::hash_map::Entry::Vacant(v) => {
+            Entry::Occupied(_) => false,
+            Entry::Vacant(v) => {
                 v.insert(ev.ts);
+                self.dedup_order.push(ev.ts, h);
                 true
             }
         }
@@ -242,12 +250,21 @@ impl Books {
     fn update_qr(&mut self, ev: &Event) {
         if let Some(r) = ev.qr_ref.as_deref() {
             if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
-                let q = self.qr.entry(key_hash(r)).or_insert_with(|| QrEntry {
-                    first_id: ev.id.clone(),
-                    ..Default::default()
-                });
-                q.count += 1;
-                q.last_seen = q.last_seen.max(ev.ts);
+                // A new entry is written whole (no read back of the line just missed).
+                match self.qr.entry(key_hash(r)) {
+                    Entry::Occupied(o) => {
+                        let q = o.into_mut();
+                        q.count += 1;
+                        q.last_seen = q.last_seen.max(ev.ts);
+                    }
+                    Entry::Vacant(v) => {
+                        v.insert(QrEntry {
+                            count: 1,
+                            first_id: ev.id.clone(),
+                            last_seen: ev.ts.max(0),
+                        });
+                    }
+                }
             }
         }
     }
@@ -263,7 +280,7 @@ impl Books {
             go
         };
         if due(&mut self.next_sweep[0], r.dedup) {
-            self.dedup.retain(|_, ts| *ts > now - r.dedup);
+            self.dedup_order.expire(&mut self.dedup, now - r.dedup);
         }
         if due(&mut self.next_sweep[1], r.preauth) {
             self.preauths.retain(|_, p| {

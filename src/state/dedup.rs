@@ -1,0 +1,80 @@
+//! Time order of the dedup book, for cheap eviction.
+
+use crate::event::Millis;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+
+/// The dedup book's entries as (first-seen time, id hash), sorted by time. Events reach the
+/// engine in time order (late ones excepted), so an entry is almost always appended; a sweep
+/// then pops the expired entries off the front, touching only those, where a `retain` over the
+/// map would visit every live entry on every sweep. It holds exactly the map's entries; after a
+/// restore (it is not serialised) it is short, and the next sweep rebuilds it from the map.
+#[derive(Debug, Default, Clone)]
+pub struct DedupOrder(VecDeque<(Millis, u64)>);
+
+impl DedupOrder {
+    /// Record a new entry (one the map did not hold).
+    pub fn push(&mut self, ts: Millis, hash: u64) {
+        let q = &mut self.0;
+        if q.back().is_none_or(|&(t, _)| t <= ts) {
+            q.push_back((ts, hash));
+        } else {
+            let pos = q.partition_point(|&(t, _)| t <= ts);
+            q.insert(pos, (ts, hash));
+        }
+    }
+
+    /// Remove from `map` (and from here) every entry first seen at or before `cut`: the same
+    /// as `map.retain(|_, ts| *ts > cut)`.
+    pub fn expire(&mut self, map: &mut FxHashMap<u64, Millis>, cut: Millis) {
+        if self.0.len() != map.len() {
+            let mut v: Vec<(Millis, u64)> = map.iter().map(|(&h, &t)| (t, h)).collect();
+            v.sort_unstable();
+            self.0 = v.into();
+        }
+        while let Some(&(t, h)) = self.0.front() {
+            if t > cut {
+                break;
+            }
+            self.0.pop_front();
+            map.remove(&h);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_matches_retain() {
+        let mut map = FxHashMap::default();
+        let mut order = DedupOrder::default();
+        let mut seed = 7u64;
+        for i in 0..5000u64 {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            // Mostly increasing times with some late ones.
+            let ts = i as Millis * 10 - (seed >> 60) as Millis * 40;
+            let h = seed >> 8;
+            if map.insert(h, ts).is_none() {
+                order.push(ts, h);
+            }
+            if i % 97 == 0 {
+                let cut = ts - 3000;
+                let mut want = map.clone();
+                want.retain(|_, t| *t > cut);
+                order.expire(&mut map, cut);
+                assert_eq!(map, want);
+                assert_eq!(order.0.len(), map.len());
+            }
+        }
+        // A restore leaves the order empty: the next expiry rebuilds it.
+        let mut fresh = DedupOrder::default();
+        let mut want = map.clone();
+        want.retain(|_, t| *t > 45_000);
+        fresh.expire(&mut map, 45_000);
+        assert_eq!(map, want);
+    }
+}
