@@ -17,7 +17,9 @@
 //! skipping state memory, Parquet, training and models; `SWITCHGUARD_BENCH_REPEAT=N` repeats
 //! each of those N times (the figures are noisy on a shared machine).
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use switchguard::app::replay::{self, Threads};
@@ -36,6 +38,57 @@ fn env(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Counts live heap bytes while `COUNTING` is on, and their peak, so the state benchmark
+/// measures what the pipeline holds rather than the allocator's page reuse (RSS growth read 0
+/// once earlier passes had left freed pages behind).
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static LIVE: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
+
+fn count(delta: i64) {
+    if COUNTING.load(Ordering::Relaxed) {
+        let now = LIVE.fetch_add(delta, Ordering::Relaxed) + delta;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is passed straight to the system allocator; counting only adds.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(l) };
+        if !p.is_null() {
+            count(l.size() as i64);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        count(-(l.size() as i64));
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
+        let q = unsafe { System.realloc(p, l, new) };
+        if !q.is_null() {
+            count(new as i64 - l.size() as i64);
+        }
+        q
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak live heap bytes above the start while `f` runs.
+fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    LIVE.store(0, Ordering::Relaxed);
+    PEAK.store(0, Ordering::Relaxed);
+    COUNTING.store(true, Ordering::Relaxed);
+    let out = f();
+    COUNTING.store(false, Ordering::Relaxed);
+    (out, PEAK.load(Ordering::Relaxed) as f64)
 }
 
 fn rss_kib() -> u64 {
@@ -103,24 +156,36 @@ fn main() {
         );
     }
 
-    // 2. State memory: stream the file through a fresh pipeline, RSS growth / active cards.
+    // 2. State memory: stream the file through a fresh pipeline; the peak live heap of decode
+    //    plus engine, less the peak of decoding alone, per active card.
     if !quick {
         let before = rss_kib();
-        let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
-        let mut d = Decisions::default();
-        for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
-            if let Item::Event(e) = item {
-                p.push(e, &mut d);
-                d.clear();
+        let (_, decode_peak) = peak_heap(|| {
+            JsonlSource::open(&jsonl, Decoder::default())
+                .unwrap()
+                .filter(|i| matches!(i, Item::Event(_)))
+                .count()
+        });
+        let (sizes, peak) = peak_heap(|| {
+            let mut p = Pipeline::new(Engine::new(pack.clone(), EngineConfig::default()));
+            let mut d = Decisions::default();
+            for item in JsonlSource::open(&jsonl, Decoder::default()).unwrap() {
+                if let Item::Event(e) = item {
+                    p.push(e, &mut d);
+                    d.clear();
+                }
             }
-        }
-        let held = rss_kib().saturating_sub(before) as f64 * 1024.0;
+            p.engine().state_sizes()
+        });
+        let held = (peak - decode_peak).max(0.0);
+        let rss = rss_kib().saturating_sub(before) as f64 * 1024.0;
         println!(
-            "state: {:?}; {} active cards; RSS growth {:.1} MB = {:.0} bytes per active card",
-            p.engine().state_sizes(),
+            "state: {sizes:?}; {} active cards; peak heap {:.1} MB (decoding alone {:.1} MB) = {:.0} bytes per active card (RSS growth {:.1} MB)",
             active.len(),
-            held / 1e6,
-            held / active.len().max(1) as f64
+            peak / 1e6,
+            decode_peak / 1e6,
+            held / active.len().max(1) as f64,
+            rss / 1e6
         );
     }
 
