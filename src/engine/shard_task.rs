@@ -205,15 +205,20 @@ impl ShardTask {
         self.heap.len()
     }
 
-    /// This shard's mark for the next stage.
+    /// This shard's promise to the next stage: its watermark.
+    pub fn source_mark(&self) -> SourceMark {
+        SourceMark {
+            wm: self.watermark,
+            max_ts: self.watermark,
+            idle: false,
+        }
+    }
+
+    /// This shard's mark for the next stage, as a record.
     pub fn mark(&self) -> Envelope {
         Envelope::Mark {
             src: self.shard,
-            mark: SourceMark {
-                wm: self.watermark,
-                max_ts: self.watermark,
-                idle: false,
-            },
+            mark: self.source_mark(),
         }
     }
 

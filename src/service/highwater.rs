@@ -55,6 +55,15 @@ impl HighWater {
         Ok(hw)
     }
 
+    /// Whether a partition silent since `last_msg` is confirmed idle: its position
+    /// (`next_offset`, or the low watermark before anything was read) is at the high watermark
+    /// asked for after its last message. `None` until such a watermark is known.
+    pub fn caught_up(&self, partition: i32, next_offset: i64, last_msg: Instant) -> Option<bool> {
+        let (low, high, asked) = self.get(partition)?;
+        let pos = if next_offset < 0 { low } else { next_offset };
+        (asked >= last_msg).then_some(pos >= high)
+    }
+
     /// The partition's (low, high) watermarks and when they were asked for, if known.
     pub fn get(&self, partition: i32) -> Option<(i64, i64, Instant)> {
         self.map.lock().expect("lock").get(&partition).copied()

@@ -70,17 +70,50 @@ struct Part {
     idle: bool,
 }
 
+/// What both service loops start with: the metrics endpoint (not ready yet), the parsed
+/// timings and the engine settings.
+struct Start {
+    metrics: Arc<Metrics>,
+    ready: Arc<AtomicBool>,
+    lateness: i64,
+    idle: Duration,
+    every: Duration,
+    engine_cfg: EngineConfig,
+}
+
+impl Start {
+    fn new(cfg: &RunConfig) -> Result<Self> {
+        let t = cfg.timings()?;
+        let metrics = Metrics::new();
+        let ready = Arc::new(AtomicBool::new(false));
+        let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), ready.clone())?;
+        eprintln!("switchguard: metrics on http://{addr}/metrics");
+        Ok(Self {
+            metrics,
+            ready,
+            lateness: t.lateness,
+            idle: t.idle,
+            every: t.checkpoint_every,
+            engine_cfg: EngineConfig {
+                allowed_lateness: t.lateness,
+                max_lockouts_per_minute: (cfg.max_lockouts_per_minute > 0)
+                    .then_some(cfg.max_lockouts_per_minute),
+                ..EngineConfig::default()
+            },
+        })
+    }
+}
+
 /// Run until `signals.shutdown`. Returns after a final checkpoint.
 pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()> {
-    let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
-    let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), ready.clone())?;
-    eprintln!("switchguard: metrics on http://{addr}/metrics");
-    let config::Timings {
+    let Start {
+        metrics,
+        ready,
         lateness,
         idle,
-        checkpoint_every: every,
-    } = cfg.timings()?;
+        every,
+        engine_cfg,
+    } = Start::new(&cfg)?;
     kafka::ensure_topics(&cfg, &[])?;
     let pack = Arc::new(RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?);
     eprintln!(
@@ -88,13 +121,6 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         pack.rules.len(),
         pack.digest
     );
-    let engine_cfg = EngineConfig {
-        allowed_lateness: lateness,
-        max_lockouts_per_minute: (cfg.max_lockouts_per_minute > 0)
-            .then_some(cfg.max_lockouts_per_minute),
-        ..EngineConfig::default()
-    };
-
     let key = Checkpoint::key(&cfg.topics.input, &cfg.group);
     let state_reader: BaseConsumer = kafka::base_config(&cfg)
         .set("group.id", format!("{}-state", cfg.group))
@@ -279,19 +305,14 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // early while the client is busy with other partitions).
         for (p, part) in parts.iter_mut() {
             if part.eof && !part.idle && part.last_msg.elapsed() >= idle {
-                // Only a high watermark asked for after the last message counts.
-                if let Some((low, high, asked)) = highwater.get(*p) {
-                    if asked >= part.last_msg {
-                        let pos = if part.next_offset < 0 {
-                            low
-                        } else {
-                            part.next_offset
-                        };
-                        part.idle = pos >= high;
-                        if part.idle {
-                            eprintln!("switchguard: partition {p} idle at offset {pos}");
-                        }
-                    }
+                part.idle = highwater
+                    .caught_up(*p, part.next_offset, part.last_msg)
+                    .unwrap_or(false);
+                if part.idle {
+                    eprintln!(
+                        "switchguard: partition {p} idle at offset {}",
+                        part.next_offset
+                    );
                 }
             }
         }

@@ -19,7 +19,7 @@
 mod ownership;
 pub mod tasks;
 
-use super::config::{self, RunConfig};
+use super::config::RunConfig;
 use super::highwater::HighWater;
 use super::kafka::{self, Deliveries};
 use super::metrics::{self, Metrics};
@@ -37,7 +37,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientContext, Message};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tasks::{Task, Work};
@@ -88,15 +88,14 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         "exactly_once = true with scale_out = true is not supported: scale-out gives exactly-once \
          in effect through deterministic ids (see README \"Scaling out\")"
     );
-    let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
-    let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), ready.clone())?;
-    eprintln!("switchguard: metrics on http://{addr}/metrics");
-    let config::Timings {
+    let super::Start {
+        metrics,
+        ready,
         lateness,
         idle,
-        checkpoint_every: every,
-    } = cfg.timings()?;
+        every,
+        engine_cfg,
+    } = super::Start::new(&cfg)?;
     let pack = RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?;
     let problems = shard::check(&pack);
     if !problems.is_empty() {
@@ -160,12 +159,6 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let deliveries = Arc::new(Deliveries::default());
     let producer = kafka::producer(&cfg, deliveries.clone(), Some(metrics.e2e_latency.clone()))?;
     let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
-    let engine_cfg = EngineConfig {
-        allowed_lateness: lateness,
-        max_lockouts_per_minute: (cfg.max_lockouts_per_minute > 0)
-            .then_some(cfg.max_lockouts_per_minute),
-        ..EngineConfig::default()
-    };
     let mut s = Scaled {
         models: reloader.initial_models(),
         cfg: cfg.clone(),
@@ -360,25 +353,14 @@ impl Scaled {
             let (mark, stage) = match &mut t.work {
                 Work::Ingest(i) => {
                     if !i.idle && i.last_msg.elapsed() >= idle {
-                        // Only a high watermark asked for after the last message counts.
-                        if let Some((low, high, asked)) = highwater.get(t.partition) {
-                            if asked >= i.last_msg {
-                                let pos = if t.next_offset < 0 {
-                                    low
-                                } else {
-                                    t.next_offset
-                                };
-                                i.idle = pos >= high;
-                            }
-                        }
+                        i.idle = highwater
+                            .caught_up(t.partition, t.next_offset, i.last_msg)
+                            .unwrap_or(false);
                     }
                     (i.mark(lateness), Stage::Id)
                 }
                 Work::Shard(st) => match st.stage.next() {
-                    Some(next) if st.watermark() > i64::MIN => match st.mark() {
-                        Envelope::Mark { mark, .. } => (Some(mark), next),
-                        Envelope::Event { .. } => (None, next),
-                    },
+                    Some(next) if st.watermark() > i64::MIN => (Some(st.source_mark()), next),
                     _ => (None, Stage::Card),
                 },
             };
