@@ -97,11 +97,8 @@ impl Decoder {
         if bytes.len() > MAX_RECORD_BYTES {
             return Err(DecodeError::TooLarge(bytes.len()));
         }
-        let warm = |p: &str| {
-            if pan::is_pan(p) {
-                self.tokens.borrow().warm(p);
-            }
-        };
+        // A prefetch only: a value that is not a PAN is refused later, by validation.
+        let warm = |p: &str| self.tokens.borrow().warm(p);
         if let Some(raw) = scan::scan(bytes, warm) {
             return self.validate(raw);
         }

@@ -219,3 +219,11 @@ fn string_specials_at_every_position_agree_with_serde() {
         }
     }
 }
+
+#[test]
+fn the_field_table_follows_the_contract_field_order() {
+    for (i, name) in crate::decode::raw::FIELDS.iter().enumerate() {
+        assert_eq!(super::field(name.as_bytes()), Some(i as u32), "{name}");
+    }
+    assert_eq!(super::field(b"unknown"), None);
+}

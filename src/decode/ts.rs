@@ -19,12 +19,14 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
     let hour = num(b, 11, 2)?;
     let min = num(b, 14, 2)?;
     let sec = num(b, 17, 2)?;
-    if year < 1970 || !(1..=12).contains(&month) || day < 1 || day > days_in(year, month) {
+    if year < 1970 {
         return None;
     }
-    if hour > 23 || min > 59 || sec > 59 {
-        return None;
-    }
+    // chrono checks the calendar (month lengths, leap years) and does the day arithmetic.
+    let utc = chrono::NaiveDate::from_ymd_opt(year as i32, month as u32, day as u32)?
+        .and_hms_opt(hour as u32, min as u32, sec as u32)?
+        .and_utc()
+        .timestamp();
     let mut i = 19;
     let mut ms = 0;
     if b[i] == b'.' {
@@ -63,9 +65,7 @@ pub fn rfc3339_ms(s: &str) -> Option<i64> {
         }
         _ => return None,
     };
-    let days = days_from_civil(year, month, day);
-    let secs = days * 86_400 + hour * 3600 + min * 60 + sec - offset_s;
-    Some(secs * 1000 + ms)
+    Some((utc - offset_s) * 1000 + ms)
 }
 
 /// `len` ASCII digits at `at` as a number.
@@ -78,26 +78,6 @@ fn num(b: &[u8], at: usize, len: usize) -> Option<i64> {
         v = v * 10 + i64::from(c - b'0');
     }
     Some(v)
-}
-
-fn days_in(year: i64, month: i64) -> i64 {
-    match month {
-        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm), year ≥ 0.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -216,10 +216,9 @@ impl Engine {
                 t(&self.feat.model);
             }
         }
-        let type_bit = 1u16 << ev.kind as u16;
         let facts = crate::rules::facts::of_event(ev, &self.feat);
         for (i, rule) in self.pack.rules.iter().enumerate() {
-            if rule.types & type_bit == 0 || facts & !rule.facts != 0 || !self.active[i] {
+            if facts & !rule.facts != 0 || !self.active[i] {
                 continue;
             }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {

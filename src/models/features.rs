@@ -176,8 +176,16 @@ pub struct FeatureState {
 #[derive(Debug, Clone, Copy)]
 pub struct CardFeatures {
     pub x: [f64; NF],
+    /// The card's usual log amount before this event, if it has history (`usual_amount`
+    /// turns it into minor units, only when an explanation needs it).
+    pub usual_log: Option<f64>,
+}
+
+impl CardFeatures {
     /// The card's usual amount before this event (minor units), if it has history.
-    pub usual_amount: Option<f64>,
+    pub fn usual_amount(&self) -> Option<f64> {
+        self.usual_log.map(|m| m.exp_m1() * 100.0)
+    }
 }
 
 impl FeatureState {
@@ -190,18 +198,18 @@ impl FeatureState {
         while p.recent.front().is_some_and(|t| *t < ev.ts - DAY) {
             p.recent.pop_front();
         }
-        let count = |w: Millis| {
-            p.recent
-                .iter()
-                .filter(|t| **t >= ev.ts - w && **t < ev.ts)
-                .count()
-                .min(CARD_CAP) as f64
-        };
-        x[CARD_TX_1H] = count(HOUR);
-        x[CARD_TX_24H] = count(DAY);
+        // One pass counts both windows (`recent` never holds more than CARD_CAP; a late event
+        // can leave it out of order, so each bound is tested).
+        let (mut hour, mut day) = (0u32, 0u32);
+        for t in p.recent.iter().filter(|t| **t < ev.ts) {
+            day += u32::from(*t >= ev.ts - DAY);
+            hour += u32::from(*t >= ev.ts - HOUR);
+        }
+        x[CARD_TX_1H] = f64::from(hour);
+        x[CARD_TX_24H] = f64::from(day);
         let la = x[0];
         (x[AMOUNT_DEV], x[AMOUNT_Z]) = amount_devs(la, p.ewma);
-        let usual_amount = p.ewma.map(|(m, _)| m.exp_m1() * 100.0);
+        let usual_log = p.ewma.map(|(m, _)| m);
         // The same arithmetic as polars' ewm_mean (adjust = false), so values match exactly.
         let step = |m: f64, v: f64| {
             let w = 1.0 - EWMA_ALPHA;
@@ -216,7 +224,7 @@ impl FeatureState {
         }
         p.recent.push_back(ev.ts);
         p.last = ev.ts;
-        CardFeatures { x, usual_amount }
+        CardFeatures { x, usual_log }
     }
 
     /// Wrong PINs at this event's terminal within `[ts - window, ts)`, plus this one, counting

@@ -220,7 +220,7 @@ pub fn explain(out: &ModelOut, which: &[&str], amount: Option<i64>) -> (String, 
             for (j, value, normal, dev) in top {
                 let name = NAMES[j];
                 if j == features::AMOUNT_DEV || j == features::AMOUNT_Z {
-                    if let (Some(a), Some(u)) = (amount, cf.usual_amount) {
+                    if let (Some(a), Some(u)) = (amount, cf.usual_amount()) {
                         if r.iter().any(|(n, ..)| n == "amount") {
                             continue;
                         }

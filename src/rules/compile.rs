@@ -2,7 +2,7 @@
 //! stopping at the first.
 
 use super::config::{ActionKind, ExampleConfig, KindName, Mode, RuleConfig, Severity};
-use super::expr::{compile_bool, type_mask, Expr, Lit, Scope, Table};
+use super::expr::{compile_bool, Expr, Lit, Scope, Table};
 use super::fields::{Field, Ty};
 use compact_str::CompactString;
 use std::collections::BTreeMap;
@@ -103,8 +103,6 @@ pub struct Rule {
     pub reads: Vec<Field>,
     /// Tables the expressions read: their entry for the event is reported too.
     pub tables: Vec<Arc<Table>>,
-    /// Event types that can touch this rule (bit per `EventType::ALL` index).
-    pub types: u16,
     /// Event facts under which one of the rule's conditions can hold (see [`super::facts`]).
     pub facts: u64,
     pub examples: Vec<ExampleConfig>,
@@ -373,13 +371,6 @@ pub fn compile_rule(
     }
     match logic {
         Some(logic) if errs.is_empty() => {
-            let types = match &logic {
-                Logic::Match { when } | Logic::Window { when, .. } => type_mask(when),
-                Logic::Consecutive { when, reset, .. } => {
-                    type_mask(when) | reset.as_ref().map_or(0, type_mask)
-                }
-                Logic::Sequence { first, then, .. } => type_mask(first) | type_mask(then),
-            };
             let facts = super::facts::of_logic(&logic);
             let mut read_fields: Vec<Field> = reads
                 .iter()
@@ -404,7 +395,6 @@ pub fn compile_rule(
                 action,
                 reason,
                 params,
-                types,
                 facts,
                 reads: read_fields,
                 tables: tables

@@ -505,7 +505,6 @@ fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
 
 mod shape;
 use shape::specialise;
-pub use shape::type_mask;
 
 #[cfg(test)]
 mod tests;

@@ -112,23 +112,3 @@ impl Expr {
         }
     }
 }
-
-/// The event types (bit per `EventType::ALL` index) for which `e` can be true. Conservative:
-/// anything it cannot reason about allows every type. Lets the engine skip a rule outright.
-pub fn type_mask(e: &Expr) -> u16 {
-    const ALL: u16 = (1 << 9) - 1;
-    match e {
-        Expr::And(a, b) => type_mask(a) & type_mask(b),
-        Expr::Or(a, b) => type_mask(a) | type_mask(b),
-        Expr::EnumIn {
-            field: Field::Type,
-            mask,
-            neg: false,
-        } => *mask,
-        Expr::Field(Field::Financial) => EventType::ALL
-            .iter()
-            .filter(|t| t.is_financial())
-            .fold(0, |m, t| m | (1 << *t as u16)),
-        _ => ALL,
-    }
-}
