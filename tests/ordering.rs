@@ -1,5 +1,6 @@
 //! Event-time determinism: reordering arrivals within the allowed lateness, or splitting the
-//! input at any point through a snapshot and restore, leaves every decision unchanged.
+//! input at any point through a snapshot and restore, leaves every decision unchanged; a
+//! snapshot keeps its content while the engine goes on.
 
 mod common;
 
@@ -74,6 +75,28 @@ proptest! {
         }
         p.flush(&mut d);
         prop_assert_eq!(&lines(&d), base);
+    }
+
+    #[test]
+    fn a_snapshot_stays_put_while_the_engine_goes_on(cut in 0.0f64..1.0) {
+        // The service encodes a snapshot on a worker thread while its loop keeps processing, and
+        // the two share storage until the loop writes (copy on write): the snapshot must read
+        // the same after the engine has moved on, and the engine decide as if none was taken.
+        let (ev, base) = events();
+        let k = (ev.len() as f64 * cut) as usize;
+        let mut d = Decisions::default();
+        let mut p = Pipeline::new(Engine::new(default_pack(), EngineConfig::default()));
+        for e in &ev[..k] {
+            p.push(e.clone(), &mut d);
+        }
+        let snap = p.snapshot();
+        let at_cut = serde_json::to_vec(&snap).unwrap();
+        for e in &ev[k..] {
+            p.push(e.clone(), &mut d);
+        }
+        p.flush(&mut d);
+        prop_assert_eq!(&lines(&d), base);
+        prop_assert!(serde_json::to_vec(&snap).unwrap() == at_cut, "the snapshot moved");
     }
 
     #[test]

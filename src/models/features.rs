@@ -10,10 +10,9 @@
 //! (ts, id) order, which the batch side reproduces by sorting on (ts, id).
 
 use crate::event::{EntryMode, Event, EventType, Millis, Pin};
-use crate::state::{key_hash, sorted};
+use crate::state::{key_hash, CowMap};
 use polars::prelude::*;
 use polars_time::prelude::{ClosedWindow, RollingOptionsDynamicWindow};
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -160,13 +159,10 @@ pub struct MerchantDay {
 /// Streaming feature state: per card, per terminal (wrong PINs), per merchant (today).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FeatureState {
-    #[serde(serialize_with = "sorted")]
-    cards: FxHashMap<u64, CardProfile>,
-    #[serde(serialize_with = "sorted")]
+    cards: CowMap<CardProfile>,
     /// Per terminal: its recent wrong PINs (ts, card hash, counted).
-    wrong_pins: FxHashMap<u64, VecDeque<(Millis, u64, bool)>>,
-    #[serde(serialize_with = "sorted")]
-    merchants: FxHashMap<u64, MerchantDay>,
+    wrong_pins: CowMap<VecDeque<(Millis, u64, bool)>>,
+    merchants: CowMap<MerchantDay>,
     /// Event time at which cards, wrong PINs and merchants are next swept.
     #[serde(default)]
     next_sweep: [Millis; 3],
@@ -194,7 +190,7 @@ impl FeatureState {
         let mut x = [0.0; NF];
         x[..9].copy_from_slice(&stateless(ev));
         let card = ev.card.as_deref().unwrap_or_default();
-        let p = self.cards.entry(key_hash(card)).or_default();
+        let p = self.cards.entry_or_default(key_hash(card));
         while p.recent.front().is_some_and(|t| *t < ev.ts - DAY) {
             p.recent.pop_front();
         }
@@ -232,7 +228,7 @@ impl FeatureState {
     /// within the window before it (one customer mistyping twice is one event, not two).
     pub fn wrong_pin(&mut self, ev: &Event, window: Millis) -> u32 {
         let card = key_hash(ev.card.as_deref().unwrap_or_default());
-        let q = self.wrong_pins.entry(key_hash(&ev.terminal)).or_default();
+        let q = self.wrong_pins.entry_or_default(key_hash(&ev.terminal));
         while q.front().is_some_and(|e| e.0 < ev.ts - window) {
             q.pop_front();
         }
@@ -246,8 +242,7 @@ impl FeatureState {
     pub fn merchant(&mut self, ev: &Event, forced_nopin: bool) -> MerchantDay {
         let m = self
             .merchants
-            .entry(key_hash(ev.merchant.as_deref().unwrap_or_default()))
-            .or_default();
+            .entry_or_default(key_hash(ev.merchant.as_deref().unwrap_or_default()));
         let day = ev.ts.div_euclid(DAY);
         if m.day != day {
             *m = MerchantDay { day, n: 0, k: 0 };

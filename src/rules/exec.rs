@@ -14,9 +14,8 @@ use super::compile::{Agg, Logic, Rule};
 use super::expr::Ctx;
 use super::fields::{Field, Val};
 use crate::event::{Event, Millis};
-use crate::state::{key_hash, sorted, Features};
+use crate::state::{key_hash, CowMap, Features};
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -44,10 +43,8 @@ pub struct WinEntry {
 /// A rule's keyed state. Snapshot-able; maps serialise in key order.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RuleState {
-    #[serde(serialize_with = "sorted")]
-    windows: FxHashMap<u64, VecDeque<WinEntry>>,
-    #[serde(serialize_with = "sorted")]
-    marks: FxHashMap<u64, VecDeque<Mark>>,
+    windows: CowMap<VecDeque<WinEntry>>,
+    marks: CowMap<VecDeque<Mark>>,
 }
 
 /// A rule firing: the evidence and the numbers behind it.
@@ -120,7 +117,7 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
                 return None;
             }
             let key = key_of(rule, ev, f)?;
-            let q = st.windows.entry(key).or_default();
+            let q = st.windows.entry_or_default(key);
             while q.front().is_some_and(|e| e.ts <= ev.ts - window) {
                 q.pop_front();
             }
@@ -203,7 +200,7 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
                 return None;
             }
             let key = key_of(rule, ev, f)?;
-            let q = st.marks.entry(key).or_default();
+            let q = st.marks.entry_or_default(key);
             let pos = q.partition_point(|m| m.ts <= ev.ts);
             q.insert(
                 pos,
@@ -256,7 +253,7 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
                 }
             }
             if is_first {
-                let q = st.marks.entry(key).or_default();
+                let q = st.marks.entry_or_default(key);
                 let pos = q.partition_point(|m| m.ts <= ev.ts);
                 q.insert(
                     pos,

@@ -60,7 +60,8 @@ impl Background {
         });
     }
 
-    /// Move the checkpoint in progress along; true when one completed now.
+    /// Move the checkpoint in progress along; true when one completed now. `producer` is the
+    /// checkpoint producer (`kafka::checkpoint_producer`), polled here for its acknowledgements.
     pub fn poll(
         &mut self,
         cfg: &RunConfig,
@@ -73,6 +74,7 @@ impl Background {
         let Some(p) = &mut self.pending else {
             return Ok(false);
         };
+        producer.poll(std::time::Duration::ZERO);
         if p.encoding.as_ref().is_some_and(|h| !h.is_finished()) {
             return Ok(false);
         }

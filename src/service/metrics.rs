@@ -39,6 +39,8 @@ pub struct Metrics {
     pub lockouts_held: IntCounterVec,
     pub decision_latency: Histogram,
     pub e2e_latency: Histogram,
+    /// Time the event loop spends taking a checkpoint's snapshot (every event waits for it).
+    pub snapshot_stall: Histogram,
     pub consumer_lag: IntGaugeVec,
     pub state_entries: IntGaugeVec,
     pub buffered: IntGauge,
@@ -145,6 +147,10 @@ impl Metrics {
             e2e_latency: hist(
                 "switchguard_end_to_end_latency_seconds",
                 "Event ts to alert/command acknowledged by the broker",
+            ),
+            snapshot_stall: hist(
+                "switchguard_checkpoint_snapshot_seconds",
+                "Event-loop time taken by each checkpoint's state snapshot",
             ),
             consumer_lag: gauge_vec(
                 "switchguard_consumer_lag",

@@ -225,6 +225,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     pipeline.engine_mut().set_models(reloader.initial_models());
     let mut last_checkpoint = Instant::now();
     let mut background = background::Background::default();
+    // At-least-once checkpoints go on their own connection (a transaction cannot).
+    let checkpoint_producer = (!cfg.exactly_once)
+        .then(|| kafka::checkpoint_producer(&cfg, deliveries.clone()))
+        .transpose()?;
     // Lag and idleness read the high watermarks a background thread keeps fetching.
     let highwater = highwater::HighWater::spawn(&cfg, partitions.clone())?;
     let mut lag_due = Instant::now();
@@ -371,10 +375,20 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 save(&pipeline, &parts)?;
                 last_checkpoint = Instant::now();
             }
-        } else {
-            background.poll(&cfg, &key, &consumer, &producer, &deliveries, &metrics)?;
+        } else if let Some(checkpoint_producer) = &checkpoint_producer {
+            background.poll(
+                &cfg,
+                &key,
+                &consumer,
+                checkpoint_producer,
+                &deliveries,
+                &metrics,
+            )?;
             if !background.busy() && last_checkpoint.elapsed() >= every {
-                background.start(snapshot(&cfg, &pipeline, &parts), &deliveries);
+                let t = Instant::now();
+                let snap = snapshot(&cfg, &pipeline, &parts);
+                metrics.snapshot_stall.observe(t.elapsed().as_secs_f64());
+                background.start(snap, &deliveries);
                 last_checkpoint = Instant::now();
             }
         }
@@ -384,6 +398,11 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         pipeline.engine().stats().events,
         pipeline.buffered()
     );
+    // A background checkpoint still in flight lands before the final one, not after it.
+    if let Some(p) = &checkpoint_producer {
+        p.flush(Duration::from_secs(30))
+            .context("flushing the checkpoint producer")?;
+    }
     save(&pipeline, &parts)?;
     metrics.up.set(0);
     Ok(())
@@ -415,7 +434,9 @@ fn checkpoint(
     parts: &BTreeMap<i32, Part>,
     metrics: &Metrics,
 ) -> Result<()> {
+    let t = Instant::now();
     let c = snapshot(cfg, pipeline, parts);
+    metrics.snapshot_stall.observe(t.elapsed().as_secs_f64());
     let bytes = c.encode()?;
     let mut tpl = TopicPartitionList::new();
     for (p, o) in &c.offsets {

@@ -1,7 +1,7 @@
 //! Time order of the dedup book, for cheap eviction.
 
+use super::CowMap;
 use crate::event::Millis;
-use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 
 /// The dedup book's entries as (first-seen time, id hash), sorted by time. Events reach the
@@ -9,8 +9,16 @@ use std::collections::VecDeque;
 /// then pops the expired entries off the front, touching only those, where a `retain` over the
 /// map would visit every live entry on every sweep. It holds exactly the map's entries; after a
 /// restore (it is not serialised) it is short, and the next sweep rebuilds it from the map.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 pub struct DedupOrder(VecDeque<(Millis, u64)>);
+
+/// A clone starts empty, as after a restore: the order is derived from the map and rebuilt at
+/// the next sweep. Clones are the checkpoint snapshots, which must stay cheap (`CowMap`).
+impl Clone for DedupOrder {
+    fn clone(&self) -> Self {
+        Self::default()
+    }
+}
 
 impl DedupOrder {
     /// Record a new entry (one the map did not hold).
@@ -26,7 +34,7 @@ impl DedupOrder {
 
     /// Remove from `map` (and from here) every entry first seen at or before `cut`: the same
     /// as `map.retain(|_, ts| *ts > cut)`.
-    pub fn expire(&mut self, map: &mut FxHashMap<u64, Millis>, cut: Millis) {
+    pub fn expire(&mut self, map: &mut CowMap<Millis>, cut: Millis) {
         if self.0.len() != map.len() {
             let mut v: Vec<(Millis, u64)> = map.iter().map(|(&h, &t)| (t, h)).collect();
             v.sort_unstable();
@@ -45,10 +53,15 @@ impl DedupOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
+
+    fn contents(m: &CowMap<Millis>) -> BTreeMap<u64, Millis> {
+        m.iter().map(|(k, v)| (*k, *v)).collect()
+    }
 
     #[test]
     fn expire_matches_retain() {
-        let mut map = FxHashMap::default();
+        let mut map = CowMap::default();
         let mut order = DedupOrder::default();
         let mut seed = 7u64;
         for i in 0..5000u64 {
@@ -63,18 +76,20 @@ mod tests {
             }
             if i % 97 == 0 {
                 let cut = ts - 3000;
-                let mut want = map.clone();
+                let mut want = contents(&map);
                 want.retain(|_, t| *t > cut);
                 order.expire(&mut map, cut);
-                assert_eq!(map, want);
+                assert_eq!(contents(&map), want);
                 assert_eq!(order.0.len(), map.len());
             }
         }
         // A restore leaves the order empty: the next expiry rebuilds it.
-        let mut fresh = DedupOrder::default();
-        let mut want = map.clone();
+        let mut fresh = order.clone();
+        assert!(fresh.0.is_empty());
+        let mut want = contents(&map);
         want.retain(|_, t| *t > 45_000);
         fresh.expire(&mut map, 45_000);
-        assert_eq!(map, want);
+        assert_eq!(contents(&map), want);
+        assert_eq!(fresh.0.len(), map.len());
     }
 }

@@ -8,9 +8,11 @@
 //! - terminal sessions: last sign-on / sign-off per terminal.
 
 mod books;
+mod cow;
 mod dedup;
 
 pub use books::{PreAuth, QrEntry, TermSession};
+pub use cow::CowMap;
 use dedup::DedupOrder;
 
 use crate::engine::shard::{Stage, Stages};
@@ -18,7 +20,6 @@ use crate::event::{Event, EventType, Millis};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::hash_map::Entry;
 use xxhash_rust::xxh3::xxh3_64;
 
 /// Hash of a key's text. Collisions between 64-bit hashes of a few million live keys are
@@ -82,18 +83,14 @@ pub struct PreAuthView {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Books {
     pub retention: Retention,
-    #[serde(serialize_with = "sorted")]
-    dedup: FxHashMap<u64, Millis>,
+    dedup: CowMap<Millis>,
     /// The dedup entries in time order, so a sweep pops the expired ones off the front instead
     /// of scanning the whole map. Derived from `dedup` (not serialised; rebuilt when short).
     #[serde(skip)]
     dedup_order: DedupOrder,
-    #[serde(serialize_with = "sorted")]
-    preauths: FxHashMap<u64, PreAuth>,
-    #[serde(serialize_with = "sorted")]
-    qr: FxHashMap<u64, QrEntry>,
-    #[serde(serialize_with = "sorted")]
-    terminals: FxHashMap<u64, TermSession>,
+    preauths: CowMap<PreAuth>,
+    qr: CowMap<QrEntry>,
+    terminals: CowMap<TermSession>,
     /// Event time at which each book (dedup, preauth, qr, terminal) is next swept.
     next_sweep: [Millis; 4],
 }
@@ -135,14 +132,11 @@ impl Books {
     /// Record the id; false if it was already seen (a duplicate to drop).
     pub fn first_sighting(&mut self, ev: &Event) -> bool {
         let h = key_hash(&ev.id);
-        match self.dedup.entry(h) {
-            Entry::Occupied(_) => false,
-            Entry::Vacant(v) => {
-                v.insert(ev.ts);
-                self.dedup_order.push(ev.ts, h);
-                true
-            }
+        let (_, new) = self.dedup.get_or_insert_with(h, || ev.ts);
+        if new {
+            self.dedup_order.push(ev.ts, h);
         }
+        new
     }
 
     /// Compute the event's features from the books as they were *before* it: every book when
@@ -201,12 +195,12 @@ impl Books {
     fn update_terminal(&mut self, ev: &Event) {
         match ev.kind {
             EventType::SignOn if ev.approved() || ev.response_code.is_none() => {
-                let t = self.terminals.entry(key_hash(&ev.terminal)).or_default();
+                let t = self.terminals.entry_or_default(key_hash(&ev.terminal));
                 t.sign_on = Some(t.sign_on.map_or(ev.ts, |s| s.max(ev.ts)));
                 t.last_seen = t.last_seen.max(ev.ts);
             }
             EventType::SignOff => {
-                let t = self.terminals.entry(key_hash(&ev.terminal)).or_default();
+                let t = self.terminals.entry_or_default(key_hash(&ev.terminal));
                 t.sign_off = Some(t.sign_off.map_or(ev.ts, |s| s.max(ev.ts)));
                 t.last_seen = t.last_seen.max(ev.ts);
             }
@@ -251,19 +245,14 @@ impl Books {
         if let Some(r) = ev.qr_ref.as_deref() {
             if ev.approved() && matches!(ev.kind, EventType::Auth | EventType::Transfer) {
                 // A new entry is written whole (no read back of the line just missed).
-                match self.qr.entry(key_hash(r)) {
-                    Entry::Occupied(o) => {
-                        let q = o.into_mut();
-                        q.count += 1;
-                        q.last_seen = q.last_seen.max(ev.ts);
-                    }
-                    Entry::Vacant(v) => {
-                        v.insert(QrEntry {
-                            count: 1,
-                            first_id: ev.id.clone(),
-                            last_seen: ev.ts.max(0),
-                        });
-                    }
+                let (q, new) = self.qr.get_or_insert_with(key_hash(r), || QrEntry {
+                    count: 1,
+                    first_id: ev.id.clone(),
+                    last_seen: ev.ts.max(0),
+                });
+                if !new {
+                    q.count += 1;
+                    q.last_seen = q.last_seen.max(ev.ts);
                 }
             }
         }
