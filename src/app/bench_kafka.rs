@@ -52,6 +52,8 @@ fn producer(brokers: &str) -> Result<BaseProducer> {
     Ok(ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("socket.nagle.disable", "true")
+        // librdkafka's default, as a switch's producer would likely run. Counted in the latency;
+        // fewer, larger batches also keep tansu's fetches cheap (each lists every batch).
         .set("linger.ms", "5")
         .set("queue.buffering.max.messages", "1000000")
         .create()?)
