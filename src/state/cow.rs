@@ -8,7 +8,7 @@ use std::sync::Arc;
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
-/// A map from 64-bit key hashes to `V` whose clone costs a few hundred reference counts, not a
+/// A map from 64-bit key hashes to `V` whose clone costs at most 64 reference counts, not a
 /// copy of every entry. Why: the streaming service snapshots the engine's state for every
 /// checkpoint (once a second by default) on its event loop; a deep copy of a few hundred
 /// thousand card profiles and rule windows stalled every event behind it for 10-40 ms, growing
