@@ -9,7 +9,7 @@ use crate::rules::RulePack;
 use crate::sink::html::{self, Activity, ScoreSampler, ScoreSeries};
 use crate::sink::report::{Evaluator, Report};
 use crate::sink::FileSink;
-use crate::source::{self, Item, MergedSource};
+use crate::source::{self, Item};
 use anyhow::{Context, Result};
 use clap::Args;
 use std::collections::BTreeMap;
@@ -109,11 +109,7 @@ pub fn run_with(
     progress: bool,
     threads: Threads,
 ) -> Result<Report> {
-    let decoder = Decoder::new(tokenizer);
-    let mut sources = Vec::new();
-    for f in files {
-        sources.push(source::open(f, decoder.clone())?);
-    }
+    let items = source::open_all(files, &Decoder::new(tokenizer))?;
     let digest = pack.digest.clone();
     let mut engine = Engine::new(pack, cfg);
     let samples = models.as_deref().map(ScoreSamples::new);
@@ -146,11 +142,6 @@ pub fn run_with(
         bar: &bar,
     };
     let started = Instant::now();
-    // One file needs no merge: its items go straight through, in the same order.
-    let items: Box<dyn Iterator<Item = Item> + Send> = match sources.len() {
-        1 => sources.pop().expect("one source"),
-        _ => Box::new(MergedSource::new(sources)),
-    };
     match threads {
         Threads::One => {
             for item in items {

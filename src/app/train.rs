@@ -7,7 +7,7 @@ use crate::decode::Decoder;
 use crate::event::Event;
 use crate::models::train::{train, TrainOptions};
 use crate::models::{model_card, ModelFile};
-use crate::source::{self, Item, MergedSource};
+use crate::source::{self, Item};
 use anyhow::{Context, Result};
 use clap::Args;
 use comfy_table::Table;
@@ -50,12 +50,8 @@ pub struct TrainArgs {
 
 /// Decode `files`, drop rejects and repeated ids, sort by (ts, id): the engine's order.
 pub fn read_history(files: &[PathBuf], decoder: Decoder) -> Result<(Vec<Event>, u64)> {
-    let mut sources = Vec::new();
-    for f in files {
-        sources.push(source::open(f, decoder.clone())?);
-    }
     let (mut events, mut rejects) = (Vec::new(), 0u64);
-    for item in MergedSource::new(sources) {
+    for item in source::open_all(files, &decoder)? {
         match item {
             Item::Event(ev) => events.push(ev),
             Item::Reject(_) => rejects += 1,

@@ -85,3 +85,19 @@ pub fn open(path: &Path, decoder: Decoder) -> Result<Box<dyn Iterator<Item = Ite
         ),
     })
 }
+
+/// Open `files` as one source, merged by event time; one file goes straight through, in its
+/// own order, with no merge.
+pub fn open_all(
+    files: &[impl AsRef<Path>],
+    decoder: &Decoder,
+) -> Result<Box<dyn Iterator<Item = Item> + Send>> {
+    let mut sources = files
+        .iter()
+        .map(|f| open(f.as_ref(), decoder.clone()))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(match sources.len() {
+        1 => sources.pop().expect("one source"),
+        _ => Box::new(MergedSource::new(sources)),
+    })
+}
