@@ -148,20 +148,15 @@ impl Models {
 
     /// Kinds loaded, for logs and the report.
     pub fn names(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.terminal_pin.is_some() {
-            v.push("terminal_pin");
-        }
-        if self.merchant_nopin.is_some() {
-            v.push("merchant_nopin");
-        }
-        if self.density.is_some() {
-            v.push("density");
-        }
-        if self.supervised.is_some() {
-            v.push("supervised");
-        }
-        v
+        [
+            (self.terminal_pin.is_some(), ModelKind::TerminalPin),
+            (self.merchant_nopin.is_some(), ModelKind::MerchantNopin),
+            (self.density.is_some(), ModelKind::Density),
+            (self.supervised.is_some(), ModelKind::Supervised),
+        ]
+        .into_iter()
+        .filter_map(|(loaded, kind)| loaded.then_some(kind.as_str()))
+        .collect()
     }
 
     /// Load every `*.model.json` in `dir`. All problems are reported at once; nothing is
@@ -251,7 +246,7 @@ impl Models {
                 expected: FORMAT_VERSION,
             });
         }
-        let mf: ModelFile = serde_json::from_value(head).map_err(|e| parse(e.to_string()))?;
+        let mut mf: ModelFile = serde_json::from_value(head).map_err(|e| parse(e.to_string()))?;
         let bad = |msg: String| ModelError::Incompatible {
             file: file.to_string(),
             msg,
@@ -291,7 +286,7 @@ impl Models {
         }
         match mf.kind {
             ModelKind::TerminalPin => {
-                let p: TerminalPinParams = params(mf.params.clone(), &bad)?;
+                let p: TerminalPinParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(
                     &mut self.terminal_pin,
                     TerminalPin::new(p).map_err(bad)?,
@@ -300,7 +295,7 @@ impl Models {
                 )
             }
             ModelKind::MerchantNopin => {
-                let p: MerchantNopinParams = params(mf.params.clone(), &bad)?;
+                let p: MerchantNopinParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(
                     &mut self.merchant_nopin,
                     MerchantNopin::new(p).map_err(bad)?,
@@ -309,11 +304,11 @@ impl Models {
                 )
             }
             ModelKind::Density => {
-                let p: DensityParams = params(mf.params.clone(), &bad)?;
+                let p: DensityParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(&mut self.density, Density::new(p).map_err(bad)?, &mf, file)
             }
             ModelKind::Supervised => {
-                let p: SupervisedParams = params(mf.params.clone(), &bad)?;
+                let p: SupervisedParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(
                     &mut self.supervised,
                     Supervised::new(p).map_err(bad)?,
