@@ -89,11 +89,15 @@ fn rows_of(df: &DataFrame) -> PolarsResult<Vec<usize>> {
 
 /// The windowed features of every event, by polars (the batch half of the one definition).
 pub fn batch_features(events: &[Event], opts: &TrainOptions) -> PolarsResult<BatchFeatures> {
-    batch_features_of(&features::frame(events, opts.nopin_limit)?, opts)
+    Ok(batch_features_of(&features::frame(events, opts.nopin_limit)?, opts)?.0)
 }
 
-/// [`batch_features`] of an already built [`features::frame`].
-fn batch_features_of(df: &DataFrame, opts: &TrainOptions) -> PolarsResult<BatchFeatures> {
+/// [`batch_features`] of an already built [`features::frame`], with the wrong-PIN rows and
+/// their window counts ([`features::batch_wrong_pins`]), which the terminal model's fit reuses.
+fn batch_features_of(
+    df: &DataFrame,
+    opts: &TrainOptions,
+) -> PolarsResult<(BatchFeatures, DataFrame)> {
     let n = df.height();
     let mut out = BatchFeatures {
         card: vec![None; n],
@@ -130,7 +134,7 @@ fn batch_features_of(df: &DataFrame, opts: &TrainOptions) -> PolarsResult<BatchF
     for (i, r) in rows_of(&md)?.into_iter().enumerate() {
         out.merchant_day[r] = Some((mn[i] as u32, mk[i] as u32));
     }
-    Ok(out)
+    Ok((out, wp))
 }
 
 /// Scores of one model over all events (`NEG_INFINITY` where it does not score).
@@ -170,7 +174,8 @@ pub fn train(
     );
     stage("features (polars)");
     let df = features::frame(events, opts.nopin_limit)?;
-    let bf = anyhow::Context::context(batch_features_of(&df, opts), "computing features")?;
+    let (bf, wrong_pins) =
+        anyhow::Context::context(batch_features_of(&df, opts), "computing features")?;
     let (t0, t1) = (events[0].ts, events[events.len() - 1].ts);
     // Split by count, not by span: a few far-away events (a completion of a month-old
     // pre-auth) must not move the split.
@@ -192,9 +197,11 @@ pub fn train(
         t.dedup();
         t
     };
-    let window = opts.window_h as Millis * features::HOUR;
-    let counted = features::batch_wrong_pins(train_lf.clone(), window)?
-        .filter(col("pin_new"))
+    // The wrong-PIN window looks only back, so a training row's count and `pin_new` are the
+    // same computed over all of history or over the training part alone.
+    let counted = wrong_pins
+        .lazy()
+        .filter(col("ts").lt(lit(split)).and(col("pin_new")))
         .select([col("terminal"), col("hour")]);
     let tp_params = TerminalPin::fit(counted, &terminals, split - t0, opts.window_h)?;
     let tp = TerminalPin::new(tp_params.clone()).map_err(anyhow::Error::msg)?;
