@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::attacks::{instances, MARGIN};
 use super::busy::{hour_share, PIN55_NEAR_MAX};
-use super::world::{between, purchase_amount, shop_time, HOUR, MIN, SEC};
+use super::world::{between, median_amount, purchase_amount, shop_time, HOUR, MIN, SEC};
 use super::{lbl, mix, Ctx, EntryMode, EventType, PinStatus};
 
 /// Small-ticket everyday MCCs (groceries, restaurants, fast food, misc retail).
@@ -250,14 +250,6 @@ fn card_present(e: EntryMode) -> bool {
 }
 
 /// Median amount (fen) of everyday purchases at `mcc` (`purchase_amount`).
-fn usual_amount(mcc: u16) -> i64 {
-    match mcc {
-        5411 => 9_000,
-        5812 => 12_000,
-        5814 => 4_000,
-        _ => 8_000,
-    }
-}
 
 /// `card_spend_outlier`: one or two chip + PIN purchases of 150-400× the card's
 /// usual amount at a jeweller or electronics shop, 22:15-23:15 on day `d`.
@@ -285,7 +277,7 @@ fn spend_outlier(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, used: &mut Vec<u32
     let usual = ctx.w.cards[c as usize]
         .home
         .iter()
-        .map(|&m| usual_amount(ctx.w.merchants[m as usize].mcc))
+        .map(|&m| median_amount(ctx.w.merchants[m as usize].mcc) as i64)
         .max()
         .unwrap_or(8_000);
     let t1 = ctx.day_start(d) + between(rng, 22 * HOUR + 15 * MIN, 23 * HOUR);

@@ -307,9 +307,9 @@ pub(crate) fn between(rng: &mut ChaCha8Rng, from: i64, to: i64) -> i64 {
     rng.gen_range(from..to.max(from + 1))
 }
 
-/// Purchase amount in fen: log-normal around a per-MCC median, some larger.
-pub(crate) fn purchase_amount(rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
-    let median = match mcc {
+/// The median purchase at a merchant of `mcc` (minor units).
+pub(crate) fn median_amount(mcc: u16) -> f64 {
+    match mcc {
         5411 => 9_000.0,
         5812 => 12_000.0,
         5541 => 25_000.0,
@@ -321,8 +321,12 @@ pub(crate) fn purchase_amount(rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
         5814 => 4_000.0,
         5944 => 150_000.0,
         _ => 8_000.0,
-    };
-    let mut a = median * (0.8 * normal(rng)).exp();
+    }
+}
+
+/// Purchase amount in fen: log-normal around a per-MCC median, some larger.
+pub(crate) fn purchase_amount(rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
+    let mut a = median_amount(mcc) * (0.8 * normal(rng)).exp();
     if rng.gen_bool(0.03) {
         a *= 5.0;
     }
