@@ -249,8 +249,6 @@ fn card_present(e: EntryMode) -> bool {
     )
 }
 
-/// Median amount (fen) of everyday purchases at `mcc` (`purchase_amount`).
-
 /// `card_spend_outlier`: one or two chip + PIN purchases of 150-400× the card's
 /// usual amount at a jeweller or electronics shop, 22:15-23:15 on day `d`.
 fn spend_outlier(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, used: &mut Vec<u32>) {

@@ -309,8 +309,9 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// SplitMix64 finaliser: a bijective scrambler on u64.
-fn splitmix(mut z: u64) -> u64 {
+/// SplitMix64: the output for state `z` (a bijective scrambler on u64); the generator's next
+/// state is `z + 0x9E37_79B9_7F4A_7C15`.
+pub(crate) fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

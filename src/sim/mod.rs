@@ -31,7 +31,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-pub(crate) use ctx::{lbl, mix, Ctx};
+pub(crate) use ctx::{lbl, mix, splitmix, Ctx};
 pub use world::luhn_valid;
 use world::{DAY, HOUR};
 

@@ -79,12 +79,9 @@ impl ScoreSampler {
             self.series.values.push(v);
             return;
         }
-        // splitmix64
+        // Reservoir sampling on a SplitMix64 stream (value-stable, like the simulator's).
+        let z = crate::sim::splitmix(self.rng);
         self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
         let j = z % self.seen;
         if (j as usize) < self.cap {
             self.series.values[j as usize] = v;
