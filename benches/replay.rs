@@ -279,7 +279,7 @@ fn main() {
             Threads::One => "one thread",
             Threads::Two => "two threads",
         };
-        let r = replay::run_with(
+        let r = replay::run(
             std::slice::from_ref(input),
             pack.clone(),
             m,

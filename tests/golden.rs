@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use similar::TextDiff;
-use switchguard::app::replay;
+use switchguard::app::replay::{self, Threads};
 use switchguard::decode::Tokenizer;
 use switchguard::engine::EngineConfig;
 
@@ -45,6 +45,7 @@ fn golden_cases() {
             Tokenizer::default(),
             out.path(),
             false,
+            Threads::Two,
         )
         .unwrap();
         for name in ["alerts.jsonl", "commands.jsonl", "rejects.jsonl"] {

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::io::Write;
-use switchguard::app::replay;
+use switchguard::app::replay::{self, Threads};
 use switchguard::decode::Tokenizer;
 use switchguard::engine::EngineConfig;
 use switchguard::sim::{self, SimConfig, LABELS, MODEL_ONLY};
@@ -48,6 +48,7 @@ fn replay_of_simulated_traffic_catches_every_attack_and_locks_no_benign_card() {
         Tokenizer::default(),
         &out,
         false,
+        Threads::Two,
     )
     .unwrap();
     assert_eq!(report.events, n);
@@ -181,6 +182,7 @@ fn parquet_input_gives_the_same_decisions_as_jsonl() {
             Tokenizer::default(),
             &out,
             false,
+            Threads::Two,
         )
         .unwrap();
         assert!(r.alerts > 0);

@@ -3,6 +3,7 @@
 //! switch, the streaming service, live output of alerts and lockouts, and the metrics
 //! endpoint. `--offline` instead simulates to a file and replays it.
 
+use super::replay::Threads;
 use super::EngineArgs;
 use crate::service::{self, config::RunConfig, Signals};
 use crate::sim::{self, SimConfig};
@@ -184,6 +185,7 @@ fn offline(a: DemoArgs) -> Result<ExitCode> {
         a.engine.tokenizer()?,
         &a.out,
         true,
+        Threads::Two,
     )?;
     print!("{}", report.table());
     for (name, what) in [

@@ -44,7 +44,7 @@ pub struct ReplayArgs {
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
     let cfg = a.engine.engine_config()?;
-    let report = run_with(
+    let report = run(
         &a.files,
         Arc::new(pack),
         super::load_models(&a.engine.models),
@@ -65,29 +65,6 @@ pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Replay `files` through a fresh pipeline, writing the outputs to `out`: decoding on a reader
-/// thread, the engine on this one.
-pub fn run(
-    files: &[PathBuf],
-    pack: Arc<RulePack>,
-    models: Option<Arc<Models>>,
-    cfg: EngineConfig,
-    tokenizer: Tokenizer,
-    out: &Path,
-    progress: bool,
-) -> Result<Report> {
-    run_with(
-        files,
-        pack,
-        models,
-        cfg,
-        tokenizer,
-        out,
-        progress,
-        Threads::Two,
-    )
-}
-
 /// How many threads replay uses. The outputs are the same either way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Threads {
@@ -97,9 +74,9 @@ pub enum Threads {
     Two,
 }
 
-/// [`run`], choosing the thread structure.
+/// Replay `files` through a fresh pipeline, writing the outputs to `out`, on `threads`.
 #[allow(clippy::too_many_arguments)]
-pub fn run_with(
+pub fn run(
     files: &[PathBuf],
     pack: Arc<RulePack>,
     models: Option<Arc<Models>>,

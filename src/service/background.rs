@@ -16,7 +16,7 @@ use super::kafka::{Deliveries, Producer};
 use super::metrics::Metrics;
 use super::out::check_deliveries;
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::BaseRecord;
 use rdkafka::types::RDKafkaErrorCode;
@@ -112,13 +112,7 @@ impl Background {
         for (part, o) in &p.offsets {
             tpl.add_partition_offset(&cfg.topics.input, *part, Offset::Offset(*o))?;
         }
-        if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                eprintln!("switchguard: offset commit failed (monitoring only): {e}");
-            }
-        }
-        metrics.transactions.with_label_values(&["committed"]).inc();
-        metrics.checkpoints.inc();
+        super::checkpoint::acknowledged(consumer, &tpl, metrics);
         self.pending = None;
         Ok(true)
     }

@@ -7,9 +7,10 @@
 //! anywhere re-processes at most the events after the last checkpoint, from exactly the state
 //! that first processed them, so every re-emitted record is byte-identical (same ids).
 
+use super::metrics::Metrics;
 use crate::engine::PipelineSnapshot;
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -142,4 +143,21 @@ fn read_window(
     consumer.unassign()?;
     found.append(&mut window);
     Ok(())
+}
+
+/// A checkpoint (or a task's set of them) is acknowledged: commit the input offsets it covers
+/// to the group and count it. The commit is for lag monitoring only (a restart resumes from
+/// the checkpoint's own offsets), so a failed one is reported, not fatal.
+pub fn acknowledged<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    offsets: &TopicPartitionList,
+    metrics: &Metrics,
+) {
+    if offsets.count() > 0 {
+        if let Err(e) = consumer.commit(offsets, CommitMode::Async) {
+            eprintln!("switchguard: offset commit failed (monitoring only; restarts use the checkpoint's offsets): {e}");
+        }
+    }
+    metrics.transactions.with_label_values(&["committed"]).inc();
+    metrics.checkpoints.inc();
 }

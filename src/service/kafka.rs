@@ -222,3 +222,19 @@ pub fn send_blocking(p: &BaseProducer, topic: &str, key: &str, payload: &[u8]) {
         }
     }
 }
+
+/// What one pass of a service loop takes from its consumer: it waits up to `first` for the
+/// first result, then takes only what is already there, at most `max` results, so the pass
+/// gets back to watermarks, outputs and checkpoints in bounded time.
+pub fn poll_batch<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    first: Duration,
+    max: usize,
+) -> impl Iterator<Item = rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>> {
+    let mut timeout = first;
+    (0..max).map_while(move |_| {
+        let r = consumer.poll(timeout);
+        timeout = Duration::ZERO;
+        r
+    })
+}

@@ -31,7 +31,7 @@ use config::RunConfig;
 use kafka::{Deliveries, Producer};
 use metrics::Metrics;
 use out::{check_deliveries, Out};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -262,16 +262,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // old one in force.
         let forced = signals.reload.swap(false, Ordering::Relaxed);
         reloader.poll(forced, pipeline.engine_mut(), &metrics);
-        let mut polled = 0;
-        let mut timeout = Duration::from_millis(50);
-        while polled < 2048 {
-            let Some(res) = consumer.poll(timeout) else {
-                break;
-            };
-            timeout = Duration::ZERO;
+        for res in kafka::poll_batch(&consumer, Duration::from_millis(50), 2048) {
             match res {
                 Ok(m) => {
-                    polled += 1;
                     let p = m.partition();
                     let part = parts.get_mut(&p).expect("assigned partition");
                     part.next_offset = m.offset() + 1;
@@ -460,6 +453,7 @@ fn checkpoint(
         match res {
             Ok(()) => {
                 metrics.transactions.with_label_values(&["committed"]).inc();
+                metrics.checkpoints.inc();
                 producer.begin_transaction()?;
             }
             Err(e) => {
@@ -486,14 +480,8 @@ fn checkpoint(
             .flush(Duration::from_secs(30))
             .context("flushing checkpoint")?;
         check_deliveries(deliveries)?;
-        // 3. Offsets (for lag monitoring; the checkpoint's offsets are what restart uses).
-        if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                eprintln!("switchguard: offset commit failed (monitoring only): {e}");
-            }
-        }
-        metrics.transactions.with_label_values(&["committed"]).inc();
+        // 3. Offsets.
+        checkpoint::acknowledged(consumer, &tpl, metrics);
     }
-    metrics.checkpoints.inc();
     Ok(())
 }

@@ -79,29 +79,26 @@ impl Out<'_> {
     }
 
     pub fn decisions(&mut self, d: &Decisions) -> Result<()> {
+        let topics = &self.cfg.topics;
         for a in &d.alerts {
-            let ts = parse_ts(&a.ts);
-            let json = serde_json::to_vec(a)?;
-            self.send(
-                &self.cfg.topics.alerts.clone(),
-                a.entity_id.as_bytes(),
-                &json,
-                None,
-                ts,
-            )?;
+            self.send_json(&topics.alerts, &a.entity_id, a, &a.ts)?;
         }
         for c in &d.commands {
-            let ts = parse_ts(&c.ts);
-            let json = serde_json::to_vec(c)?;
-            self.send(
-                &self.cfg.topics.commands.clone(),
-                c.target.as_bytes(),
-                &json,
-                None,
-                ts,
-            )?;
+            self.send_json(&topics.commands, &c.target, c, &c.ts)?;
         }
         Ok(())
+    }
+
+    /// One alert or command: JSON, keyed, with its event time (RFC 3339) as the opaque.
+    fn send_json<T: serde::Serialize>(
+        &mut self,
+        topic: &str,
+        key: &str,
+        record: &T,
+        ts: &str,
+    ) -> Result<()> {
+        let json = serde_json::to_vec(record)?;
+        self.send(topic, key.as_bytes(), &json, None, parse_ts(ts))
     }
 
     pub fn dlq(

@@ -118,9 +118,14 @@ impl<V: Clone> CowMap<V> {
         unsafe { &mut *p }
     }
 
-    /// A miss does not copy a shared shard.
+    /// Whether a write for `k` can go to its shard as it is: the shard is this map's alone, or
+    /// `k` is there (a miss must not copy a shard a snapshot still shares).
+    fn worth_writing(&mut self, k: &u64) -> bool {
+        *self.owned.get_mut() & (1u64 << shard_of(*k)) != 0 || self.contains_key(k)
+    }
+
     pub fn get_mut(&mut self, k: &u64) -> Option<&mut V> {
-        if !self.contains_key(k) {
+        if !self.worth_writing(k) {
             return None;
         }
         Self::shard_mut(&mut self.shards, &mut self.owned, shard_of(*k)).get_mut(k)
@@ -151,9 +156,8 @@ impl<V: Clone> CowMap<V> {
         old
     }
 
-    /// A miss does not copy a shared shard.
     pub fn remove(&mut self, k: &u64) -> Option<V> {
-        if !self.contains_key(k) {
+        if !self.worth_writing(k) {
             return None;
         }
         let old = Self::shard_mut(&mut self.shards, &mut self.owned, shard_of(*k)).remove(k);

@@ -205,13 +205,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 changes.apply(st.engine_mut());
             }
         }
-        let mut polled = 0;
-        let mut timeout = Duration::from_millis(20);
-        while polled < 2048 {
-            let Some(res) = consumer.poll(timeout) else {
-                break;
-            };
-            timeout = Duration::ZERO;
+        for res in kafka::poll_batch(&consumer, Duration::from_millis(20), 2048) {
             if let Some(a) = consumer.context().assigned.lock().expect("lock").take() {
                 s.assigned(&consumer, a, &metrics)?;
             }
@@ -223,7 +217,6 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                     continue;
                 }
             };
-            polled += 1;
             let k = (m.topic().to_string(), m.partition());
             if !s.tasks.contains_key(&k) {
                 let mut want: BTreeSet<(String, i32)> = consumer

@@ -11,7 +11,7 @@ use crate::service::kafka::{Deliveries, Producer};
 use crate::service::metrics::Metrics;
 use crate::service::out::check_deliveries;
 use anyhow::{Context, Result};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeSet;
@@ -179,13 +179,7 @@ impl Scaled {
             .flush(Duration::from_secs(30))
             .context("flushing checkpoints")?;
         check_deliveries(deliveries)?;
-        if tpl.count() > 0 {
-            if let Err(e) = consumer.commit(&tpl, CommitMode::Async) {
-                eprintln!("switchguard: offset commit failed (the checkpoints stand): {e}");
-            }
-        }
-        metrics.transactions.with_label_values(&["committed"]).inc();
-        metrics.checkpoints.inc();
+        checkpoint::acknowledged(consumer, &tpl, metrics);
         Ok(())
     }
 }
