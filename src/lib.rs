@@ -29,6 +29,7 @@ pub mod decode;
 pub mod engine;
 pub mod event;
 pub mod models;
+pub mod pan;
 pub mod rules;
 pub mod service;
 pub mod sim;

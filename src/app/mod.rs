@@ -80,26 +80,28 @@ pub struct EngineArgs {
 }
 
 impl EngineArgs {
+    /// The tokenisation key (see [`crate::pan::load_key`]); without one, the public
+    /// development key with a warning. Any problem with a configured key is an error.
     pub fn tokenizer(&self) -> Result<crate::decode::Tokenizer> {
-        use anyhow::Context;
-        if let Some(p) = &self.token_key_file {
-            let key = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-            anyhow::ensure!(
-                key.len() >= 16,
-                "token key in {} is shorter than 16 bytes",
-                p.display()
-            );
-            return Ok(crate::decode::Tokenizer::new(&key));
+        self.tokenizer_or(true)
+    }
+
+    /// As [`EngineArgs::tokenizer`]; without a key, an error unless `allow_dev`.
+    pub fn tokenizer_or(&self, allow_dev: bool) -> Result<crate::decode::Tokenizer> {
+        use crate::pan::{load_key, KeySource};
+        let env = std::env::var_os("SWITCHGUARD_TOKEN_KEY");
+        match load_key(self.token_key_file.as_deref(), env)? {
+            KeySource::Key(t) => Ok(t),
+            KeySource::Missing if allow_dev => {
+                eprintln!("warning: no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key: tokens are not secret");
+                Ok(crate::decode::Tokenizer::default())
+            }
+            KeySource::Missing => anyhow::bail!(
+                "no tokenisation key configured: set SWITCHGUARD_TOKEN_KEY or token_key_file \
+                 (the switch must hold the same key to map lock targets back), or \
+                 allow_dev_key = true to run on the public development key"
+            ),
         }
-        if let Ok(k) = std::env::var("SWITCHGUARD_TOKEN_KEY") {
-            anyhow::ensure!(
-                k.len() >= 16,
-                "SWITCHGUARD_TOKEN_KEY is shorter than 16 bytes"
-            );
-            return Ok(crate::decode::Tokenizer::new(k.as_bytes()));
-        }
-        eprintln!("warning: no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key");
-        Ok(crate::decode::Tokenizer::default())
     }
 
     pub fn engine_config(&self) -> Result<crate::engine::EngineConfig> {
@@ -133,7 +135,8 @@ pub fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors may quote input (a file name, a cell, a rule line): masked like any output.
+            eprintln!("error: {}", crate::pan::redact(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

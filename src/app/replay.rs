@@ -23,7 +23,8 @@ const BATCH: usize = 1024;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Input files: JSONL (optionally gzip), CSV, Parquet. Several files are merged by event time.
+    /// Input files: JSONL (optionally gzip, also `-` for standard input, pipes and devices),
+    /// CSV, Parquet. Several files are merged by event time.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
     #[command(flatten)]
@@ -41,7 +42,36 @@ pub struct ReplayArgs {
     pub threads: u8,
 }
 
+/// The files replay writes into its output directory.
+pub const OUTPUTS: [&str; 5] = [
+    "alerts.jsonl",
+    "commands.jsonl",
+    "rejects.jsonl",
+    "report.json",
+    "report.html",
+];
+
+/// Refuse an input that is also one of the outputs: creating the outputs would truncate it
+/// before it is read.
+pub fn refuse_input_as_output(files: &[PathBuf], out: &Path) -> Result<()> {
+    for f in files {
+        for name in OUTPUTS {
+            let o = out.join(name);
+            if source::same_file(f, &o) {
+                anyhow::bail!(
+                    "input {} is the output {} of this replay: writing the outputs would destroy it \
+                     before it is read; copy it elsewhere or choose another --out",
+                    f.display(),
+                    o.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
+    refuse_input_as_output(&a.files, &a.out)?;
     let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
     let cfg = a.engine.engine_config()?;
     let report = run(
@@ -115,6 +145,8 @@ pub fn run(
         eval: Evaluator::default(),
         activity: Activity::default(),
         rejects: BTreeMap::new(),
+        records: 0,
+        blank: 0,
         n: 0,
         bar: &bar,
     };
@@ -158,6 +190,8 @@ pub fn run(
         mut eval,
         mut activity,
         rejects,
+        records,
+        blank,
         ..
     } = c;
     pipeline.flush(&mut d);
@@ -179,11 +213,13 @@ pub fn run(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
+    report.records = records;
+    report.blank = blank;
     report.elapsed_s = elapsed;
-    report.events_per_s = (report.events + report.rejects) as f64 / elapsed.max(1e-9);
+    report.events_per_s = records as f64 / elapsed.max(1e-9);
     report.evaluation = eval.finish();
     let path = out.join("report.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+    std::fs::write(&path, crate::pan::masked_json_pretty(&report)?)
         .with_context(|| format!("writing {}", path.display()))?;
     html::write(
         &out.join("report.html"),
@@ -203,6 +239,9 @@ struct Consumer<'b> {
     eval: Evaluator,
     activity: Activity,
     rejects: BTreeMap<String, u64>,
+    /// Records read (see [`Report`]), and blank lines among them.
+    records: u64,
+    blank: u64,
     n: u64,
     bar: &'b indicatif::ProgressBar,
 }
@@ -211,13 +250,22 @@ impl Consumer<'_> {
     fn take(&mut self, item: Item) -> Result<()> {
         match item {
             Item::Event(ev) => {
+                self.records += 1;
                 self.eval.observe_event(&ev);
                 self.activity.observe_event(&ev);
                 self.pipeline.push(ev, &mut self.d);
             }
             Item::Reject(r) => {
-                *self.rejects.entry(r.reason_code.to_string()).or_default() += 1;
+                self.records += r.records;
+                *self.rejects.entry(r.reason_code.to_string()).or_default() += r.records;
+                if r.reason_code == "bad_header" || r.reason_code == "read_error" {
+                    eprintln!("warning: {}: {}", r.source, r.reason);
+                }
                 self.sink.reject(&r)?;
+            }
+            Item::Blank => {
+                self.records += 1;
+                self.blank += 1;
             }
         }
         if !self.d.is_empty() {

@@ -176,16 +176,22 @@ pub enum LockOutcome {
     HeldByGuard,
 }
 
-/// Build the alert (and command) for `hit` of `rule` on `ev`.
+/// Build the alert (and command) for `hit` of `rule` on `ev`. `now` is stream time (the newest
+/// event time processed, at least `ev.ts`): a lock starts then. For an event processed in
+/// order that is its own time; for a late one (beyond the allowed lateness) it is later, so
+/// the lock the switch receives has not already expired by the stream's clock.
+#[allow(clippy::too_many_arguments)]
 pub fn decide(
     rule: &Rule,
     hit: Hit,
     ev: &Event,
     f: &Features,
+    now: Millis,
     locks: &mut Locks,
     guard: (&mut Guard, Option<u32>),
     out: &mut Decisions,
 ) -> LockOutcome {
+    let now = now.max(ev.ts);
     let (guard, limit) = guard;
     let mut features = hit.features;
     let entity_id: String = match rule.entity {
@@ -204,12 +210,12 @@ pub fn decide(
         if let Some(target) = target {
             outcome = if rule.mode == Mode::Shadow {
                 LockOutcome::Shadow
-            } else if locks.is_locked(action.kind, target, ev.ts) {
+            } else if locks.is_locked(action.kind, target, now) {
                 LockOutcome::AlreadyLocked
             } else if !guard.allow(&rule.id, ev.ts, limit) {
                 LockOutcome::HeldByGuard
             } else {
-                locks.lock(action.kind, target, ev.ts + action.ttl);
+                locks.lock(action.kind, target, now + action.ttl);
                 LockOutcome::Issued
             };
             let status = match outcome {
@@ -233,7 +239,7 @@ pub fn decide(
                         ActionKind::LockCard => ev.pan_masked.as_ref().map(|s| s.to_string()),
                         ActionKind::LockTerminal => None,
                     },
-                    expires_at: format_ts(ev.ts + action.ttl),
+                    expires_at: format_ts(now + action.ttl),
                     reason_code: action.reason_code.to_string(),
                     rule: rule.id.to_string(),
                     alert_id: alert_id.clone(),

@@ -4,21 +4,22 @@
 //! The fast path deserialises straight into borrowed [`raw::RawEvent`] fields; only a failing
 //! record is parsed a second time, generically, to say precisely which field is wrong.
 
-pub mod pan;
+mod fields;
 pub mod raw;
 mod scan;
 pub mod tokens;
 mod ts;
 
-use crate::event::{EntryMode, Event, EventType, Pin};
+use crate::event::{EntryMode, Event, Pin};
 use compact_str::CompactString;
-use raw::{RawEvent, StrOrInt};
-use std::borrow::Cow;
+use fields::*;
+use raw::RawEvent;
 use std::cell::RefCell;
 use thiserror::Error;
 use tokens::TokenCache;
 
-pub use pan::Tokenizer;
+use crate::pan;
+pub use crate::pan::Tokenizer;
 
 /// Largest accepted record, in bytes. Anything bigger is a reject, not a memory problem.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024;
@@ -39,6 +40,17 @@ pub enum DecodeError {
     MissingField(&'static str),
     #[error("field `{field}`: {reason}")]
     BadValue { field: &'static str, reason: String },
+    /// A CSV or Parquet row whose shape is wrong (field count, quoting, a cell of a type that
+    /// cannot be read).
+    #[error("malformed row: {0}")]
+    MalformedRow(String),
+    /// A CSV file whose header cannot be used: its rows are not read.
+    #[error("bad header: {0}")]
+    BadHeader(String),
+    /// The file could not be read further (a truncated gzip stream, trailing garbage, an I/O
+    /// error): the rest of the file is not read.
+    #[error("read error: {0}")]
+    ReadError(String),
 }
 
 impl DecodeError {
@@ -50,19 +62,25 @@ impl DecodeError {
             Self::NotAnObject => "not_an_object",
             Self::MissingField(_) => "missing_field",
             Self::BadValue { .. } => "bad_value",
+            Self::MalformedRow(_) => "malformed_row",
+            Self::BadHeader(_) => "bad_header",
+            Self::ReadError(_) => "read_error",
         }
     }
 
-    pub const CODES: [&'static str; 6] = [
+    pub const CODES: [&'static str; 9] = [
         "too_large",
         "invalid_utf8",
         "malformed_json",
         "not_an_object",
         "missing_field",
         "bad_value",
+        "malformed_row",
+        "bad_header",
+        "read_error",
     ];
 
-    fn bad(field: &'static str, reason: impl Into<String>) -> Self {
+    pub(crate) fn bad(field: &'static str, reason: impl Into<String>) -> Self {
         Self::BadValue {
             field,
             reason: reason.into(),
@@ -113,175 +131,102 @@ impl Decoder {
         }
     }
 
-    /// Validate a raw event: required fields, enumerations, formats; tokenise the PAN.
+    /// Validate a raw event: required fields, enumerations, formats; tokenise the PAN, and
+    /// any PAN-shaped digit run in any other text field.
     pub fn validate(&self, raw: RawEvent<'_>) -> Result<Event, DecodeError> {
         let id = required_str(raw.id, "id")?;
         let ts = parse_ts(raw.ts.ok_or(DecodeError::MissingField("ts"))?)?;
-        let kind_s = raw.kind.ok_or(DecodeError::MissingField("type"))?;
-        let kind = EventType::parse(&kind_s).ok_or_else(|| {
-            DecodeError::bad(
-                "type",
-                format!("unknown message type {:?}", truncate(&kind_s)),
-            )
-        })?;
+        let kind = parse_kind(raw.kind.ok_or(DecodeError::MissingField("type"))?)?;
         let terminal = required_str(raw.terminal, "terminal")?;
         let merchant = opt_str(raw.merchant);
         if merchant.is_none() && !kind.is_management() {
             return Err(DecodeError::MissingField("merchant"));
         }
         // The PAN is checked here and tokenised last, once the record is known to be good.
-        let (card, pan) = match (raw.pan, raw.card) {
-            (Some(p), _) => {
-                if !pan::is_pan(&p) {
-                    return Err(DecodeError::bad("pan", "expected 12 to 19 digits"));
-                }
-                (None, Some(p))
-            }
-            (None, Some(c)) if !c.is_empty() => (Some(CompactString::from(c.as_ref())), None),
-            _ => (None, None),
-        };
-        let mcc = match raw.mcc {
-            None => None,
-            Some(v) => Some(parse_mcc(v)?),
-        };
-        let amount = match raw.amount {
-            None => None,
-            Some(StrOrInt::Int(a)) if a >= 0 => Some(a),
-            Some(StrOrInt::Int(_)) => return Err(DecodeError::bad("amount", "must be ≥ 0")),
-            Some(_) => {
-                return Err(DecodeError::bad(
-                    "amount",
-                    "expected an integer in minor units",
-                ))
-            }
-        };
-        let currency = match opt_str(raw.currency) {
-            Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => Some(c),
-            Some(_) => {
-                return Err(DecodeError::bad(
-                    "currency",
-                    "expected an ISO 4217 alpha-3 code",
-                ))
-            }
-            None => None,
-        };
-        let entry_mode = match raw.entry_mode {
-            None => None,
-            Some(s) => Some(EntryMode::parse(&s).ok_or_else(|| {
-                DecodeError::bad(
-                    "entry_mode",
-                    format!("unknown entry mode {:?}", truncate(&s)),
-                )
-            })?),
-        };
-        let pin = match raw.pin {
-            None => None,
-            Some(s) => Some(Pin::parse(&s).ok_or_else(|| {
-                DecodeError::bad("pin", format!("unknown PIN outcome {:?}", truncate(&s)))
-            })?),
-        };
-        let response_code = match opt_str(raw.response_code) {
-            Some(c)
-                if (2..=3).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_alphanumeric()) =>
-            {
-                Some(c)
-            }
-            Some(_) => {
-                return Err(DecodeError::bad(
-                    "response_code",
-                    "expected 2 alphanumeric characters (DE39)",
-                ))
-            }
-            None => None,
-        };
+        let pan = raw.pan.as_deref().map(clean_pan).transpose()?;
+        let card = opt_str(raw.card);
+        let mcc = raw.mcc.map(parse_mcc).transpose()?;
+        let amount = raw.amount.map(parse_amount).transpose()?;
+        let currency = opt_str(raw.currency).map(parse_currency).transpose()?;
+        let entry_mode = raw
+            .entry_mode
+            .map(|s| parse_enum(&s, "entry_mode", "entry mode", EntryMode::parse))
+            .transpose()?;
+        let pin = raw
+            .pin
+            .map(|s| parse_enum(&s, "pin", "PIN outcome", Pin::parse))
+            .transpose()?;
+        let response_code = opt_str(raw.response_code)
+            .map(parse_response_code)
+            .transpose()?;
         let (card, pan_masked) = match pan {
-            Some(p) => (
-                Some(self.tokens.borrow_mut().token(&self.tokenizer, &p)),
-                Some(pan::mask(&p)),
-            ),
-            None => (card, None),
+            Some(p) => (Some(self.token(&p)), Some(pan::mask(&p))),
+            None => self.card(card),
         };
+        let protect = |v: Option<CompactString>| v.map(|s| self.protect(s));
         Ok(Event {
-            id,
+            id: self.protect(id),
             ts,
             kind,
             card,
             pan_masked,
-            terminal,
-            merchant,
+            terminal: self.protect(terminal),
+            merchant: protect(merchant),
             mcc,
             amount,
             currency,
             entry_mode,
             pin,
             response_code,
-            auth_ref: opt_str(raw.auth_ref),
-            original_id: opt_str(raw.original_id),
-            batch: opt_str(raw.batch),
-            qr_ref: opt_str(raw.qr_ref),
-            label: opt_str(raw.label),
+            auth_ref: protect(opt_str(raw.auth_ref)),
+            original_id: protect(opt_str(raw.original_id)),
+            batch: protect(opt_str(raw.batch)),
+            qr_ref: protect(opt_str(raw.qr_ref)),
+            label: protect(opt_str(raw.label)),
         })
     }
-}
 
-fn truncate(s: &str) -> String {
-    let mut t: String = pan::redact(s).chars().take(40).collect();
-    if s.chars().count() > 40 {
-        t.push('…');
+    /// The token of a PAN given as its digits.
+    fn token(&self, digits: &str) -> CompactString {
+        self.tokens.borrow_mut().token(&self.tokenizer, digits)
     }
-    t
-}
 
-#[inline]
-fn opt_str(v: Option<Cow<'_, str>>) -> Option<CompactString> {
-    v.filter(|s| !s.is_empty())
-        .map(|s| CompactString::from(s.as_ref()))
-}
-
-#[inline]
-fn required_str(
-    v: Option<Cow<'_, str>>,
-    field: &'static str,
-) -> Result<CompactString, DecodeError> {
-    match v {
-        None => Err(DecodeError::MissingField(field)),
-        Some(s) if s.is_empty() => Err(DecodeError::bad(field, "must not be empty")),
-        Some(s) if s.len() > 128 => Err(DecodeError::bad(field, "longer than 128 bytes")),
-        Some(s) => Ok(CompactString::from(s.as_ref())),
-    }
-}
-
-/// Epoch milliseconds, or RFC 3339 with an explicit offset. Years 1970..=9999 only.
-fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
-    const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
-    let ms = match v {
-        StrOrInt::Int(ms) => ms,
-        StrOrInt::Str(s) => match ts::rfc3339_ms(&s) {
-            Some(ms) => ms,
-            None => chrono::DateTime::parse_from_rfc3339(&s)
-                .map_err(|e| DecodeError::bad("ts", format!("not RFC 3339 with offset ({e})")))?
-                .timestamp_millis(),
-        },
-        StrOrInt::Float(_) => {
-            return Err(DecodeError::bad(
-                "ts",
-                "expected RFC 3339 text or integer epoch ms",
-            ))
+    /// A `card` value: the switch's token as it is, unless it holds a PAN-shaped run (a PAN
+    /// sent as a card, bare or inside other text), which is tokenised like the `pan` field.
+    fn card(&self, card: Option<CompactString>) -> (Option<CompactString>, Option<CompactString>) {
+        let Some(c) = card else {
+            return (None, None);
+        };
+        match pan::scan::runs(c.as_bytes()).into_iter().next() {
+            None => (Some(c), None),
+            Some(run) => {
+                let digits = std::str::from_utf8(&run.digits).expect("ASCII digits");
+                (Some(self.token(digits)), Some(pan::mask(digits)))
+            }
         }
-    };
-    if !(0..=MAX).contains(&ms) {
-        return Err(DecodeError::bad("ts", "out of range"));
     }
-    Ok(ms)
-}
 
-fn parse_mcc(v: StrOrInt<'_>) -> Result<u16, DecodeError> {
-    let ok = match &v {
-        StrOrInt::Str(s) if s.len() == 4 && s.bytes().all(|b| b.is_ascii_digit()) => s.parse().ok(),
-        StrOrInt::Int(i) if (0..=9999).contains(i) => Some(*i as u16),
-        _ => None,
-    };
-    ok.ok_or_else(|| DecodeError::bad("mcc", "expected 4 digits"))
+    /// `s` with every PAN-shaped digit run replaced by its token: a PAN inside an id, a QR
+    /// payload, a reference or free text never goes further than the decoder. The same text
+    /// always gives the same result, so ids, joins and keys still match.
+    fn protect(&self, s: CompactString) -> CompactString {
+        if !pan::scan::may_hold_run(s.as_bytes()) {
+            return s;
+        }
+        let runs = pan::scan::runs(s.as_bytes());
+        if runs.is_empty() {
+            return s;
+        }
+        let mut out = CompactString::with_capacity(s.len() + 8);
+        let mut at = 0;
+        for r in &runs {
+            out.push_str(&s[at..r.start]);
+            out.push_str(&self.token(std::str::from_utf8(&r.digits).expect("ASCII digits")));
+            at = r.end;
+        }
+        out.push_str(&s[at..]);
+        out
+    }
 }
 
 /// Slow path: say what is wrong with a record the typed parser refused.

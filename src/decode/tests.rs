@@ -1,4 +1,5 @@
 use super::*;
+use crate::event::EventType;
 
 fn dec(s: &str) -> Result<Event, DecodeError> {
     Decoder::default().decode_json(s.as_bytes())
@@ -34,20 +35,20 @@ fn every_kind_of_bad_input_has_a_precise_reason() {
         (b"{\"id\":\"a\",", "malformed_json", ""),
         (b"[1,2]", "not_an_object", ""),
         (b"{\"id\":\"a\xff\"}", "invalid_utf8", ""),
-        (br#"{"ts":1,"type":"auth","terminal":"T","merchant":"M"}"#, "missing_field", "`id`"),
+        (br#"{"ts":1790000000000,"type":"auth","terminal":"T","merchant":"M"}"#, "missing_field", "`id`"),
         (br#"{"id":"a","type":"auth","terminal":"T","merchant":"M"}"#, "missing_field", "`ts`"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T"}"#, "missing_field", "`merchant`"),
-        (br#"{"id":"a","ts":1,"type":"zap","terminal":"T","merchant":"M"}"#, "bad_value", "type"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T"}"#, "missing_field", "`merchant`"),
+        (br#"{"id":"a","ts":1790000000000,"type":"zap","terminal":"T","merchant":"M"}"#, "bad_value", "type"),
         (br#"{"id":"a","ts":"yesterday","type":"auth","terminal":"T","merchant":"M"}"#, "bad_value", "ts"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","amount":12.5}"#, "bad_value", "amount"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","amount":-1}"#, "bad_value", "amount"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","amount":"12"}"#, "bad_value", "amount"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","amount":99999999999999999999}"#, "bad_value", ""),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","pan":"12ab"}"#, "bad_value", "pan"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","mcc":"54111"}"#, "bad_value", "mcc"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","pin":"maybe"}"#, "bad_value", "pin"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":"T","merchant":"M","currency":"yuan"}"#, "bad_value", "currency"),
-        (br#"{"id":"a","ts":1,"type":"auth","terminal":["T"],"merchant":"M"}"#, "bad_value", "terminal"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","amount":12.5}"#, "bad_value", "amount"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","amount":-1}"#, "bad_value", "amount"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","amount":"12"}"#, "bad_value", "amount"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","amount":99999999999999999999}"#, "bad_value", ""),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","pan":"12ab"}"#, "bad_value", "pan"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","mcc":"54111"}"#, "bad_value", "mcc"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","pin":"maybe"}"#, "bad_value", "pin"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":"T","merchant":"M","currency":"yuan"}"#, "bad_value", "currency"),
+        (br#"{"id":"a","ts":1790000000000,"type":"auth","terminal":["T"],"merchant":"M"}"#, "bad_value", "terminal"),
     ];
     for (input, code, needle) in cases {
         let err = Decoder::default().decode_json(input).unwrap_err();
@@ -68,8 +69,10 @@ fn every_kind_of_bad_input_has_a_precise_reason() {
 
 #[test]
 fn a_bad_pan_is_never_echoed_in_the_reason() {
-    let err = dec(r#"{"id":"a","ts":1,"type":"6225880123456789","terminal":"T","merchant":"M"}"#)
-        .unwrap_err();
+    let err = dec(
+        r#"{"id":"a","ts":1790000000000,"type":"6225880123456789","terminal":"T","merchant":"M"}"#,
+    )
+    .unwrap_err();
     assert!(!err.to_string().contains("6225880123456789"), "{err}");
 }
 

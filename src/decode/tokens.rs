@@ -10,7 +10,7 @@
 //!
 //! Two-way set associative, least recently used out; a miss costs the HMAC plus ~30 ns.
 
-use super::pan::Tokenizer;
+use crate::pan::Tokenizer;
 use compact_str::CompactString;
 use std::hash::{BuildHasher, Hasher, RandomState};
 

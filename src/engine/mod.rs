@@ -89,6 +89,8 @@ pub struct Engine {
     scorer: Option<Scorer>,
     /// Sees every event's model output (replay samples score distributions with it).
     tap: Option<ScoreTap>,
+    /// Stream time for the late event being processed (see [`Engine::process_late`]).
+    late_now: Option<Millis>,
     /// The stages this engine runs: all (one engine) or one (a shard of scale-out).
     own: Stages,
     /// Per rule: does this engine run it (its home stage is owned).
@@ -115,6 +117,7 @@ impl Engine {
             rule_sweep: vec![Millis::MIN; n],
             scorer: None,
             tap: None,
+            late_now: None,
             own: Stages::ALL,
             active: vec![true; n],
         }
@@ -182,6 +185,29 @@ impl Engine {
         self.process_inner(ev, None, out);
     }
 
+    /// Process one event that arrived behind the watermark `watermark` (late): decisions are
+    /// taken at stream time, so a lock it triggers runs from the watermark, not from the
+    /// event's own, older, time.
+    pub fn process_late(&mut self, ev: &Event, watermark: Millis, out: &mut Decisions) {
+        self.late_now = Some(watermark);
+        self.process_inner(ev, None, out);
+        self.late_now = None;
+    }
+
+    /// [`Engine::process_late`] at a stage shard.
+    pub fn process_carried_late(
+        &mut self,
+        ev: &Event,
+        carried: &mut Carried,
+        watermark: Millis,
+        out: &mut Decisions,
+    ) -> bool {
+        self.late_now = Some(watermark);
+        let r = self.process_inner(ev, Some(carried), out);
+        self.late_now = None;
+        r
+    }
+
     /// Process one event at a stage shard: `carried` holds what earlier stages learnt and, on
     /// return, what this stage adds. Returns false for a duplicate (not to be passed on).
     pub fn process_carried(
@@ -224,7 +250,8 @@ impl Engine {
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
                 let guard = (&mut self.guard, self.cfg.max_lockouts_per_minute);
                 let before = out.alerts.len();
-                let outcome = decide(rule, hit, ev, &self.feat, &mut self.locks, guard, out);
+                let now = self.late_now.unwrap_or(ev.ts).max(self.clock);
+                let outcome = decide(rule, hit, ev, &self.feat, now, &mut self.locks, guard, out);
                 if out.alerts.len() - before > 1 {
                     // The guard's own critical alert.
                     self.stats.guard_alerts += 1;

@@ -110,7 +110,7 @@ impl Pipeline {
     pub fn insert(&mut self, ev: Event, out: &mut Decisions) {
         if ev.ts < self.watermark {
             self.engine.stats_mut().late += 1;
-            self.engine.process(&ev, out);
+            self.engine.process_late(&ev, self.watermark, out);
             return;
         }
         if ev.ts > self.max_ts {

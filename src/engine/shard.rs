@@ -354,7 +354,7 @@ reason = "r"
     fn every_stage_shards_by_its_key_and_falls_back_to_the_id() {
         let d = crate::decode::Decoder::default();
         let ev = d
-            .decode_json(br#"{"id":"e1","ts":1,"type":"sign_on","terminal":"T1"}"#)
+            .decode_json(br#"{"id":"e1","ts":1790000000000,"type":"sign_on","terminal":"T1"}"#)
             .unwrap();
         assert_eq!(Stage::Terminal.key(&ev), "T1");
         for s in [

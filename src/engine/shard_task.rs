@@ -243,7 +243,7 @@ impl ShardTask {
                 *last = Some(seq);
                 if ev.ts < self.watermark {
                     self.engine.stats_mut().late += 1;
-                    self.process(ev, c, fwd, d);
+                    self.process(ev, c, Some(self.watermark), fwd, d);
                 } else {
                     self.heap.push(Reverse(Held(ev, c)));
                 }
@@ -298,12 +298,24 @@ impl ShardTask {
             .is_some_and(|Reverse(h)| h.0.ts < self.watermark)
         {
             let Reverse(Held(ev, c)) = self.heap.pop().expect("peeked");
-            self.process(ev, c, fwd, d);
+            self.process(ev, c, None, fwd, d);
         }
     }
 
-    fn process(&mut self, ev: Event, mut c: Carried, fwd: &mut Vec<Forward>, d: &mut Decisions) {
-        if !self.engine.process_carried(&ev, &mut c, d) {
+    /// Process one event (`late`: it arrived behind this watermark).
+    fn process(
+        &mut self,
+        ev: Event,
+        mut c: Carried,
+        late: Option<Millis>,
+        fwd: &mut Vec<Forward>,
+        d: &mut Decisions,
+    ) {
+        let fresh = match late {
+            Some(wm) => self.engine.process_carried_late(&ev, &mut c, wm, d),
+            None => self.engine.process_carried(&ev, &mut c, d),
+        };
+        if !fresh {
             return;
         }
         if let Some(next) = self.stage.next() {

@@ -63,8 +63,11 @@ pub struct RunConfig {
     pub stage_partitions: i32,
     /// Lockout guard: most lockouts per rule per minute; 0 disables the guard.
     pub max_lockouts_per_minute: u32,
-    /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY, else the development key).
+    /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY). Without either the service
+    /// refuses to start, unless `allow_dev_key` (tokens are then not secret).
     pub token_key_file: Option<PathBuf>,
+    /// Run on the public development key when no key is configured (demos and tests only).
+    pub allow_dev_key: bool,
     /// librdkafka properties for every client (`-X` adds to these).
     pub kafka: BTreeMap<String, String>,
 }
@@ -88,6 +91,7 @@ impl Default for RunConfig {
             stage_partitions: 0,
             max_lockouts_per_minute: 100,
             token_key_file: None,
+            allow_dev_key: false,
             kafka: BTreeMap::new(),
         }
     }
@@ -126,6 +130,10 @@ pub struct RunArgs {
     pub max_lockouts_per_minute: Option<u32>,
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
+    /// Run on the public development key when no key is configured (tokens are then not
+    /// secret; for demos and tests).
+    #[arg(long, env = "SWITCHGUARD_ALLOW_DEV_KEY")]
+    pub allow_dev_key: Option<bool>,
     /// A librdkafka property, e.g. `-X security.protocol=SASL_SSL` (repeatable).
     #[arg(short = 'X', value_name = "KEY=VALUE")]
     pub kafka: Vec<String>,
@@ -159,6 +167,7 @@ impl RunArgs {
         set!(exactly_once, self.exactly_once);
         set!(scale_out, self.scale_out);
         set!(max_lockouts_per_minute, self.max_lockouts_per_minute);
+        set!(allow_dev_key, self.allow_dev_key);
         if let Some(t) = &self.input_topic {
             c.topics.input = t.clone();
         }

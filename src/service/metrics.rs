@@ -16,7 +16,7 @@ use std::sync::Arc;
 /// The `outcome` label of `switchguard_events_total`.
 const OUTCOMES: [&str; 2] = ["approved", "declined"];
 /// Every `reason` of `switchguard_rejects_total`: the decoder's own list.
-const REJECT_REASONS: [&str; 6] = crate::decode::DecodeError::CODES;
+const REJECT_REASONS: [&str; 9] = crate::decode::DecodeError::CODES;
 /// The `rule` label of the lockout guard's own alerts.
 const GUARD_RULE: &str = "lockout_guard";
 
@@ -361,6 +361,9 @@ mod tests {
                 field: "ts",
                 reason: String::new(),
             },
+            DecodeError::MalformedRow(String::new()),
+            DecodeError::BadHeader(String::new()),
+            DecodeError::ReadError(String::new()),
         ]
         .map(|e| e.code());
         assert_eq!(codes, REJECT_REASONS);

@@ -97,7 +97,9 @@ impl Out<'_> {
         record: &T,
         ts: &str,
     ) -> Result<()> {
-        let json = serde_json::to_vec(record)?;
+        // Masked on the way out like every output (see `pan::masked_json`), the key too.
+        let json = crate::pan::masked_json(record)?;
+        let key = crate::pan::redact(key);
         self.send(topic, key.as_bytes(), &json, None, parse_ts(ts))
     }
 
@@ -108,14 +110,11 @@ impl Out<'_> {
         e: &crate::decode::DecodeError,
         source: &str,
     ) -> Result<()> {
-        // The original bytes, except anything PAN-shaped (a clear PAN is never re-emitted).
-        let safe = crate::decode::pan::redact(&String::from_utf8_lossy(bytes));
-        let payload: &[u8] = if safe.as_bytes() == bytes {
-            bytes
-        } else {
-            safe.as_bytes()
-        };
-        let reason = e.to_string();
+        // The original bytes and key, except anything PAN-shaped (a clear PAN is never
+        // re-emitted, in any field or shape).
+        let payload = crate::pan::redact_bytes(bytes);
+        let key = crate::pan::redact_bytes(key.unwrap_or(b""));
+        let reason = crate::pan::redact(&e.to_string()).into_owned();
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "reason_code",
@@ -131,8 +130,8 @@ impl Out<'_> {
             });
         self.send(
             &self.cfg.topics.dlq.clone(),
-            key.unwrap_or(b""),
-            payload,
+            &key,
+            &payload,
             Some(headers),
             0,
         )

@@ -27,6 +27,12 @@ fn create(dir: &Path, name: &str) -> Result<BufWriter<File>> {
     ))
 }
 
+fn line<T: serde::Serialize>(w: &mut BufWriter<File>, v: &T) -> Result<()> {
+    w.write_all(&crate::pan::masked_json(v)?)?;
+    w.write_all(b"\n")?;
+    Ok(())
+}
+
 impl FileSink {
     pub fn create(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -37,22 +43,20 @@ impl FileSink {
         })
     }
 
+    /// Every line goes out through [`crate::pan::masked_json`]: no PAN-shaped run leaves in
+    /// clear, whatever field carried it in.
     pub fn write(&mut self, d: &Decisions) -> Result<()> {
         for a in &d.alerts {
-            serde_json::to_writer(&mut self.alerts, a)?;
-            self.alerts.write_all(b"\n")?;
+            line(&mut self.alerts, a)?;
         }
         for c in &d.commands {
-            serde_json::to_writer(&mut self.commands, c)?;
-            self.commands.write_all(b"\n")?;
+            line(&mut self.commands, c)?;
         }
         Ok(())
     }
 
     pub fn reject(&mut self, r: &Reject) -> Result<()> {
-        serde_json::to_writer(&mut self.rejects, r)?;
-        self.rejects.write_all(b"\n")?;
-        Ok(())
+        line(&mut self.rejects, r)
     }
 
     pub fn finish(mut self) -> Result<()> {

@@ -125,15 +125,21 @@ pub struct Evaluation {
     pub benign_lockouts: u64,
 }
 
-/// The replay report (`report.json`).
+/// The replay report (`report.json`). Every record read is accounted for:
+/// `records == events + duplicates + rejects + blank`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub inputs: Vec<String>,
     pub rules_digest: String,
+    /// Records read: lines of JSONL and CSV (blank ones included, CSV headers not), Parquet rows.
+    pub records: u64,
     pub events: u64,
+    /// Records rejected (a CSV file with an unusable header counts each of its rows).
     pub rejects: u64,
     pub rejects_by_reason: BTreeMap<String, u64>,
     pub duplicates: u64,
+    /// Blank lines.
+    pub blank: u64,
     pub late: u64,
     pub alerts: u64,
     pub lockouts: u64,
@@ -155,10 +161,12 @@ impl Report {
         Self {
             inputs,
             rules_digest: digest,
+            records: 0,
             events: stats.events,
             rejects: rejects.values().sum(),
             rejects_by_reason: rejects,
             duplicates: stats.duplicates,
+            blank: 0,
             late: stats.late,
             alerts: stats.alerts(),
             lockouts: stats.lockouts(),
@@ -197,10 +205,12 @@ impl Report {
             t.add_row(row);
         }
         let mut s = format!(
-            "events {}  rejects {}  duplicates {}  late {}  alerts {}  lockouts {}  ({:.0} events/s, {:.2}s)\n{t}\n",
+            "records {}  events {}  rejects {}  duplicates {}  blank {}  late {}  alerts {}  lockouts {}  ({:.0} records/s, {:.2}s)\n{t}\n",
+            self.records,
             self.events,
             self.rejects,
             self.duplicates,
+            self.blank,
             self.late,
             self.alerts,
             self.lockouts,

@@ -1,6 +1,7 @@
 //! Several files replayed as one stream in event-time order: a k-way merge on the head event
 //! of each file (each file is assumed roughly ordered; the pipeline's reorder buffer absorbs
-//! disorder within the allowed lateness). Rejects pass through as soon as they are read.
+//! disorder within the allowed lateness). Rejects and blank lines pass through as soon as they
+//! are read.
 
 use super::Item;
 use std::cmp::Reverse;
@@ -39,7 +40,7 @@ impl MergedSource {
                     self.held[i] = Some(Item::Event(ev));
                     return;
                 }
-                r @ Item::Reject(_) => self.pending_rejects.push_back(r),
+                other => self.pending_rejects.push_back(other),
             }
         }
     }

@@ -1,22 +1,35 @@
 //! Sources: where events come from. Files here (JSONL, optionally gzip; CSV and Parquet via
 //! polars); the Kafka source lives beside them in the streaming service.
 //!
-//! A source yields [`Item`]s: a decoded event, or a [`Reject`] carrying the reason and the
-//! original record with anything PAN-shaped masked. Nothing is dropped silently.
+//! A source yields [`Item`]s: a decoded event, a [`Reject`] carrying the reason and the
+//! original record with anything PAN-shaped masked, or a blank line. Nothing is dropped
+//! silently: every record read is one item (or counted in a reject's `records`).
+//!
+//! - [`stream`]: opening a file, standard input (`-`) or a pipe, gzip detected by magic bytes;
+//! - [`jsonl`]: JSON Lines; [`csv`]: CSV, a row per line; [`table`]: Parquet (polars);
+//! - [`merge`]: several files merged by event time.
 
+mod csv;
 mod jsonl;
 mod merge;
+mod stream;
 mod table;
 
+pub use self::csv::CsvSource;
 pub use jsonl::JsonlSource;
 pub use merge::MergedSource;
+pub use stream::{open_stream, same_file, STDIN};
 pub use table::TableSource;
 
-use crate::decode::{pan, DecodeError, Decoder};
+use crate::decode::{DecodeError, Decoder};
 use crate::event::Event;
+use crate::pan;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::path::Path;
+
+/// Most bytes of a rejected record kept in its `raw` (masked first, then cut).
+pub const RAW_KEPT: usize = 4096;
 
 /// A record that could not be decoded, as written to `rejects.jsonl` / the DLQ.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,8 +38,16 @@ pub struct Reject {
     pub source: String,
     pub reason_code: &'static str,
     pub reason: String,
-    /// The record as text, PAN-shaped digit runs masked, invalid UTF-8 replaced.
+    /// The record as text, PAN-shaped digit runs masked, invalid UTF-8 replaced, cut to
+    /// [`RAW_KEPT`] bytes (after masking, so no PAN is cut in half and left partly in clear).
     pub raw: String,
+    /// Records this reject stands for: 1, or every row of a file whose header is unusable.
+    #[serde(skip_serializing_if = "is_one")]
+    pub records: u64,
+}
+
+fn is_one(n: &u64) -> bool {
+    *n == 1
 }
 
 impl Reject {
@@ -34,8 +55,9 @@ impl Reject {
         Self {
             source,
             reason_code: err.code(),
-            reason: err.to_string(),
-            raw: pan::redact(&String::from_utf8_lossy(raw)),
+            reason: pan::redact(&err.to_string()).into_owned(),
+            raw: pan::redact_truncated(raw, RAW_KEPT),
+            records: 1,
         }
     }
 }
@@ -47,6 +69,9 @@ impl Reject {
 pub enum Item {
     Event(Event),
     Reject(Reject),
+    /// A blank line: read, nothing to process (counted so that every record read is
+    /// accounted for in the report).
+    Blank,
 }
 
 /// The file formats replay reads.
@@ -58,7 +83,8 @@ pub enum Format {
 }
 
 impl Format {
-    /// By extension: `.parquet`, `.csv` (`.csv.gz` too), anything else JSONL (`.gz` allowed).
+    /// By extension: `.parquet`, `.csv` (`.csv.gz` too), anything else JSONL (`.gz` allowed,
+    /// and standard input `-`, pipes and devices, gzip or not).
     pub fn of(path: &Path) -> Format {
         let name = path.to_string_lossy().to_ascii_lowercase();
         let name = name.strip_suffix(".gz").unwrap_or(&name);
@@ -74,13 +100,12 @@ impl Format {
 
 /// Open one file as a source of items.
 pub fn open(path: &Path, decoder: Decoder) -> Result<Box<dyn Iterator<Item = Item> + Send>> {
+    let opening = || format!("opening {}", path.display());
     Ok(match Format::of(path) {
-        Format::Jsonl => Box::new(
-            JsonlSource::open(path, decoder)
-                .with_context(|| format!("opening {}", path.display()))?,
-        ),
-        f => Box::new(
-            TableSource::open(path, f == Format::Parquet, decoder)
+        Format::Jsonl => Box::new(JsonlSource::open(path, decoder).with_context(opening)?),
+        Format::Csv => Box::new(CsvSource::open(path, decoder).with_context(opening)?),
+        Format::Parquet => Box::new(
+            TableSource::open(path, decoder)
                 .with_context(|| format!("reading {}", path.display()))?,
         ),
     })

@@ -45,8 +45,8 @@ fn unsafe_static(v: Val) -> Val<'static> {
     }
 }
 
-const E: &str = r#"{"id":"x","ts":0,"type":"auth","terminal":"T1","merchant":"M1","mcc":"7011","amount":150000,"currency":"CNY","pin":"bypassed","response_code":"00"}"#;
-const BARE: &str = r#"{"id":"x","ts":0,"type":"auth","terminal":"T1","merchant":"M1"}"#;
+const E: &str = r#"{"id":"x","ts":1790000000000,"type":"auth","terminal":"T1","merchant":"M1","mcc":"7011","amount":150000,"currency":"CNY","pin":"bypassed","response_code":"00"}"#;
+const BARE: &str = r#"{"id":"x","ts":1790000000000,"type":"auth","terminal":"T1","merchant":"M1"}"#;
 
 #[test]
 fn fields_params_tables_and_functions() {

@@ -3,8 +3,8 @@
 //! runs, from the same decisions that go to `alerts.jsonl` and `commands.jsonl`.
 
 use crate::decision::Decisions;
-use crate::decode::pan::redact;
 use crate::event::Event;
+use crate::pan::redact;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
@@ -102,13 +102,13 @@ impl Activity {
                 .entry((a.entity.clone(), a.entity_id.clone()))
                 .or_insert_with(|| EntityCount {
                     kind: a.entity.clone(),
-                    id: redact(&a.entity_id),
+                    id: redact(&a.entity_id).into_owned(),
                     ..EntityCount::default()
                 });
             e.alerts += 1;
             if a.entity == "card" && e.pan_masked.is_none() {
                 // Already masked by the decoder; masked again in case a caller sent anything else.
-                e.pan_masked = a.pan_masked.as_deref().map(redact);
+                e.pan_masked = a.pan_masked.as_deref().map(|p| redact(p).into_owned());
             }
             if !e.rules.iter().any(|x| x == &a.rule) {
                 e.rules.push(a.rule.clone());
@@ -130,8 +130,8 @@ impl Activity {
                 .entry((kind.clone(), c.target.clone()))
                 .or_insert_with(|| EntityCount {
                     kind,
-                    id: redact(&c.target),
-                    pan_masked: c.pan_masked.as_deref().map(redact),
+                    id: redact(&c.target).into_owned(),
+                    pan_masked: c.pan_masked.as_deref().map(|p| redact(p).into_owned()),
                     ..EntityCount::default()
                 });
             e.lockouts += 1;
@@ -261,7 +261,7 @@ mod tests {
     fn stray_events_do_not_stretch_the_timeline() {
         let mut a = Activity::default();
         let mut ev = crate::decode::Decoder::default()
-            .decode_json(br#"{"id":"x","ts":0,"type":"sign_on","terminal":"T1"}"#)
+            .decode_json(br#"{"id":"x","ts":1790000000000,"type":"sign_on","terminal":"T1"}"#)
             .unwrap();
         ev.ts = 2 * DAY + 5;
         a.observe_event(&ev);

@@ -18,7 +18,7 @@ mod charts;
 pub use activity::{Activity, Buckets, EntityCount};
 
 use super::report::Report;
-use crate::decode::pan::redact;
+use crate::pan::redact;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -98,8 +98,14 @@ impl ScoreSampler {
     }
 }
 
-/// Escape text for HTML element content and attribute values.
+/// Escape text for HTML element content and attribute values, every PAN-shaped run masked
+/// first ([`redact`]): whatever the page shows went through the same mask as every output.
 pub fn esc(s: &str) -> String {
+    esc_raw(&redact(s))
+}
+
+/// Escape text switchguard computed itself (a content digest), which is not masked.
+fn esc_raw(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -159,7 +165,7 @@ pub fn render(report: &Report, activity: &Activity, scores: &[ScoreSeries]) -> S
         b,
         "inputs: {}<br>rules digest: <code>{}</code>",
         esc(&report.inputs.join(", ")),
-        esc(&report.rules_digest)
+        esc_raw(&report.rules_digest)
     );
     if let Some((first, last)) = activity.span() {
         let _ = write!(
