@@ -3,6 +3,8 @@
 //! has the same id (the switch and readers drop repeats); the lock table makes sure an entity
 //! already locked is not locked again until its lock expires.
 
+pub mod locks;
+
 use crate::event::{format_ts, Event, Millis};
 use crate::rules::compile::Piece;
 use crate::rules::config::ActionKind;

@@ -5,6 +5,7 @@
 //! Per event: dedup → features from the shared books → every rule → decisions → fold the
 //! event into the books → evict by event time when due.
 
+pub mod order;
 mod pipeline;
 pub mod shard;
 pub mod shard_task;

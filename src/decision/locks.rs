@@ -1,0 +1,375 @@
+//! Lock records: every lock switchguard issued or was asked to place, with its extensions, its
+//! release, and the switch's acknowledgement of each command sent for it. The lockout decision
+//! reads it ("is this card locked now?"), the control stream writes it (manual lock, unlock,
+//! extend, acknowledgements), and `switchguard locks` / `GET /locks` show it.
+//!
+//! Why records and not a set of "locked until" times: a card released by hand must be lockable
+//! again while the attack goes on, a command the switch rejected or never acknowledged must be
+//! noticed, and "who locked this card, why, and who released it?" must have an answer.
+//!
+//! Everything is in event time and part of the checkpointed state, so live and replay agree.
+//! A record is kept until its end (release or expiry) plus a retention (30 days by default),
+//! so memory is bounded by the locks of the last month.
+
+use crate::event::Millis;
+use crate::state::{key_hash, CowMap};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// How long a record is kept after it ends (released or expired).
+pub const DEFAULT_RETENTION: Millis = 30 * 24 * 3_600_000;
+/// How long a command may wait for the switch's acknowledgement before it is reported.
+pub const DEFAULT_ACK_TIMEOUT: Millis = 30_000;
+
+/// What a lock is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Card,
+    Terminal,
+}
+
+impl TargetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Card => "card",
+            Self::Terminal => "terminal",
+        }
+    }
+
+    /// The command that places a lock on this kind of target.
+    pub fn lock_action(self) -> &'static str {
+        match self {
+            Self::Card => "lock_card",
+            Self::Terminal => "lock_terminal",
+        }
+    }
+
+    /// The command that releases it.
+    pub fn unlock_action(self) -> &'static str {
+        match self {
+            Self::Card => "unlock_card",
+            Self::Terminal => "unlock_terminal",
+        }
+    }
+}
+
+/// The switch's answer to one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckStatus {
+    /// Not acknowledged (yet).
+    #[default]
+    None,
+    Applied,
+    Rejected,
+    NotFound,
+}
+
+impl AckStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Applied => "applied",
+            Self::Rejected => "rejected",
+            Self::NotFound => "not_found",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Applied, Self::Rejected, Self::NotFound]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// One command sent for a lock, and what the switch said about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandState {
+    pub command_id: String,
+    pub action: String,
+    pub issued_at: Millis,
+    pub ack: AckStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_detail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acked_at: Option<Millis>,
+    /// Not acknowledged within the timeout: reported once.
+    #[serde(default)]
+    pub overdue: bool,
+}
+
+/// Who placed a lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "origin_kind", content = "origin", rename_all = "snake_case")]
+pub enum Origin {
+    /// A rule, by id.
+    Rule(String),
+    /// A person (the control record's `actor`).
+    Manual(String),
+    /// Not placed by switchguard: a release or extension for a lock it did not know.
+    External,
+}
+
+/// One lock: placed, perhaps extended, perhaps released.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockRecord {
+    pub target: String,
+    pub kind: TargetKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pan_masked: Option<String>,
+    #[serde(flatten)]
+    pub origin: Origin,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<String>,
+    pub reason_code: String,
+    /// The person's reason, for a manual lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub issued_at: Millis,
+    pub expires_at: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<Millis>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_reason: Option<String>,
+    /// The lock command, each extension, the release, in order.
+    pub commands: Vec<CommandState>,
+}
+
+impl LockRecord {
+    /// In force at `now`: not released and not expired.
+    pub fn active(&self, now: Millis) -> bool {
+        self.released_at.is_none() && self.expires_at > now
+    }
+
+    /// `active`, `released` or `expired` at `now`.
+    pub fn state(&self, now: Millis) -> &'static str {
+        match (self.released_at, self.active(now)) {
+            (Some(_), _) => "released",
+            (None, true) => "active",
+            (None, false) => "expired",
+        }
+    }
+
+    /// When the record stopped mattering (released or expired).
+    fn end(&self) -> Millis {
+        self.released_at.map_or(self.expires_at, |r| r.min(self.expires_at))
+    }
+}
+
+/// What an acknowledgement changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AckOutcome {
+    /// Recorded; `report` when the switch refused the command (rejected, not found).
+    Recorded { report: bool, record: Box<LockRecord> },
+    /// No command with that id is known (never issued, or long evicted).
+    UnknownCommand,
+}
+
+/// Every lock record, findable by target and by command id (see the module docs).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LockBook {
+    next: u64,
+    records: CowMap<LockRecord>,
+    /// Target key → the newest record on it.
+    latest: CowMap<u64>,
+    /// Command id key → its record.
+    by_command: CowMap<u64>,
+    /// Commands awaiting an acknowledgement, by deadline.
+    pending: BTreeMap<Millis, Vec<u64>>,
+}
+
+fn target_key(kind: TargetKind, target: &str) -> u64 {
+    key_hash(target) ^ (kind as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl LockBook {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The newest record on `target`.
+    pub fn latest(&self, kind: TargetKind, target: &str) -> Option<&LockRecord> {
+        let seq = self.latest.get(&target_key(kind, target))?;
+        self.records.get(seq)
+    }
+
+    /// Is a lock in force on `target` at `now`?
+    pub fn is_locked(&self, kind: TargetKind, target: &str, now: Millis) -> bool {
+        self.latest(kind, target).is_some_and(|r| r.active(now))
+    }
+
+    /// Add a new lock record (its first command is the lock command), replacing the target's
+    /// newest record as "the" lock on it. An active lock it supersedes is closed as released.
+    pub fn place(&mut self, mut rec: LockRecord, ack_timeout: Millis) -> &LockRecord {
+        let tk = target_key(rec.kind, &rec.target);
+        if let Some(&old) = self.latest.get(&tk) {
+            let at = rec.issued_at;
+            if let Some(prev) = self.records.get_mut(&old).filter(|p| p.active(at)) {
+                prev.released_at = Some(at);
+                prev.released_by = Some(rec_actor(&rec.origin));
+                prev.release_reason = Some("superseded by a new lock".into());
+            }
+        }
+        let seq = self.next;
+        self.next += 1;
+        for c in &mut rec.commands {
+            self.watch(&c.command_id, c.issued_at + ack_timeout, seq);
+        }
+        self.latest.insert(tk, seq);
+        self.records.insert(seq, rec);
+        self.records.get(&seq).expect("just inserted")
+    }
+
+    fn watch(&mut self, command_id: &str, deadline: Millis, seq: u64) {
+        let ck = key_hash(command_id);
+        self.by_command.insert(ck, seq);
+        self.pending.entry(deadline).or_default().push(ck);
+    }
+
+    /// Apply `change` to the newest record on `target` if it is active at `at`, recording the
+    /// command `cmd` for it. `None` when there is no active lock.
+    pub fn update_active(
+        &mut self,
+        kind: TargetKind,
+        target: &str,
+        at: Millis,
+        cmd: CommandState,
+        ack_timeout: Millis,
+        change: impl FnOnce(&mut LockRecord),
+    ) -> Option<LockRecord> {
+        let seq = *self.latest.get(&target_key(kind, target))?;
+        let rec = self.records.get_mut(&seq).filter(|r| r.active(at))?;
+        change(rec);
+        let deadline = cmd.issued_at + ack_timeout;
+        let id = cmd.command_id.clone();
+        rec.commands.push(cmd);
+        let out = rec.clone();
+        self.watch(&id, deadline, seq);
+        Some(out)
+    }
+
+    /// Record the switch's answer to `command_id`.
+    pub fn ack(
+        &mut self,
+        command_id: &str,
+        status: AckStatus,
+        detail: Option<String>,
+        at: Millis,
+    ) -> AckOutcome {
+        let Some(&seq) = self.by_command.get(&key_hash(command_id)) else {
+            return AckOutcome::UnknownCommand;
+        };
+        let Some(rec) = self.records.get_mut(&seq) else {
+            return AckOutcome::UnknownCommand;
+        };
+        let Some(c) = rec.commands.iter_mut().find(|c| c.command_id == command_id) else {
+            return AckOutcome::UnknownCommand;
+        };
+        c.ack = status;
+        c.ack_detail = detail;
+        c.acked_at = Some(at);
+        let report = matches!(status, AckStatus::Rejected | AckStatus::NotFound);
+        AckOutcome::Recorded {
+            report,
+            record: Box::new(rec.clone()),
+        }
+    }
+
+    /// Commands whose deadline is at or before `now` and that are still unacknowledged: each
+    /// is marked overdue and returned once (with its record), oldest deadline first.
+    pub fn overdue(&mut self, now: Millis) -> Vec<(CommandState, LockRecord)> {
+        let mut out = Vec::new();
+        while let Some((&deadline, _)) = self.pending.first_key_value() {
+            if deadline > now {
+                break;
+            }
+            let (_, keys) = self.pending.pop_first().expect("first");
+            for ck in keys {
+                let Some(&seq) = self.by_command.get(&ck) else {
+                    continue;
+                };
+                let Some(rec) = self.records.get_mut(&seq) else {
+                    continue;
+                };
+                let due = rec
+                    .commands
+                    .iter_mut()
+                    .find(|c| key_hash(&c.command_id) == ck && c.ack == AckStatus::None);
+                if let Some(c) = due {
+                    c.overdue = true;
+                    let c = c.clone();
+                    out.push((c, rec.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Forget records that ended more than `retention` before `now`.
+    pub fn evict(&mut self, now: Millis, retention: Millis) {
+        let mut gone = Vec::new();
+        self.records.retain(|seq, r| {
+            let keep = r.end().saturating_add(retention) > now;
+            if !keep {
+                gone.push((*seq, target_key(r.kind, &r.target), r.commands.clone()));
+            }
+            keep
+        });
+        for (seq, tk, cmds) in gone {
+            if self.latest.get(&tk) == Some(&seq) {
+                self.latest.remove(&tk);
+            }
+            for c in cmds {
+                let ck = key_hash(&c.command_id);
+                if self.by_command.get(&ck) == Some(&seq) {
+                    self.by_command.remove(&ck);
+                }
+            }
+        }
+    }
+
+    /// Every record, oldest first.
+    pub fn records(&self) -> Vec<&LockRecord> {
+        let mut v: Vec<(&u64, &LockRecord)> = self.records.iter().collect();
+        v.sort_unstable_by_key(|(s, _)| **s);
+        v.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Active locks at `now`, by kind.
+    pub fn active_counts(&self, now: Millis) -> [usize; 2] {
+        let mut n = [0; 2];
+        for (_, r) in self.records.iter() {
+            if r.active(now) {
+                n[r.kind as usize] += 1;
+            }
+        }
+        n
+    }
+
+    /// Commands not acknowledged yet (overdue or not).
+    pub fn unacknowledged(&self) -> usize {
+        self.records
+            .iter()
+            .flat_map(|(_, r)| &r.commands)
+            .filter(|c| c.ack == AckStatus::None)
+            .count()
+    }
+}
+
+fn rec_actor(o: &Origin) -> String {
+    match o {
+        Origin::Rule(r) => format!("rule {r}"),
+        Origin::Manual(a) => a.clone(),
+        Origin::External => "external".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
