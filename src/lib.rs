@@ -24,6 +24,7 @@
 //! `decode`, `state`, `rules`, `decision` and `engine` do no I/O and never read a clock.
 
 pub mod app;
+pub mod control;
 pub mod decision;
 pub mod decode;
 pub mod engine;

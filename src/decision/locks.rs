@@ -11,6 +11,7 @@
 //! A record is kept until its end (release or expiry) plus a retention (30 days by default),
 //! so memory is bounded by the locks of the last month.
 
+pub use crate::control::{AckStatus, TargetKind};
 use crate::event::Millis;
 use crate::state::{key_hash, CowMap};
 use serde::{Deserialize, Serialize};
@@ -20,68 +21,6 @@ use std::collections::BTreeMap;
 pub const DEFAULT_RETENTION: Millis = 30 * 24 * 3_600_000;
 /// How long a command may wait for the switch's acknowledgement before it is reported.
 pub const DEFAULT_ACK_TIMEOUT: Millis = 30_000;
-
-/// What a lock is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetKind {
-    Card,
-    Terminal,
-}
-
-impl TargetKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Card => "card",
-            Self::Terminal => "terminal",
-        }
-    }
-
-    /// The command that places a lock on this kind of target.
-    pub fn lock_action(self) -> &'static str {
-        match self {
-            Self::Card => "lock_card",
-            Self::Terminal => "lock_terminal",
-        }
-    }
-
-    /// The command that releases it.
-    pub fn unlock_action(self) -> &'static str {
-        match self {
-            Self::Card => "unlock_card",
-            Self::Terminal => "unlock_terminal",
-        }
-    }
-}
-
-/// The switch's answer to one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckStatus {
-    /// Not acknowledged (yet).
-    #[default]
-    None,
-    Applied,
-    Rejected,
-    NotFound,
-}
-
-impl AckStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Applied => "applied",
-            Self::Rejected => "rejected",
-            Self::NotFound => "not_found",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Applied, Self::Rejected, Self::NotFound]
-            .into_iter()
-            .find(|a| a.as_str() == s)
-    }
-}
 
 /// One command sent for a lock, and what the switch said about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +94,8 @@ impl LockRecord {
 
     /// When the record stopped mattering (released or expired).
     fn end(&self) -> Millis {
-        self.released_at.map_or(self.expires_at, |r| r.min(self.expires_at))
+        self.released_at
+            .map_or(self.expires_at, |r| r.min(self.expires_at))
     }
 }
 
@@ -163,7 +103,10 @@ impl LockRecord {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AckOutcome {
     /// Recorded; `report` when the switch refused the command (rejected, not found).
-    Recorded { report: bool, record: Box<LockRecord> },
+    Recorded {
+        report: bool,
+        record: Box<LockRecord>,
+    },
     /// No command with that id is known (never issued, or long evicted).
     UnknownCommand,
 }

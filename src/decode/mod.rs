@@ -4,6 +4,7 @@
 //! The fast path deserialises straight into borrowed [`raw::RawEvent`] fields; only a failing
 //! record is parsed a second time, generically, to say precisely which field is wrong.
 
+mod control;
 mod fields;
 pub mod raw;
 mod scan;
@@ -88,6 +89,14 @@ impl DecodeError {
     }
 }
 
+/// A decoded record: a transaction event or a control record.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // events dominate; boxing them would cost an allocation each
+pub enum Input {
+    Event(Event),
+    Control(crate::control::Control),
+}
+
 /// Turns records into events. Holds the tokenisation key and a cache of recent tokens
 /// ([`TokenCache`]); a clone shares the key and starts with an empty cache of its own.
 #[derive(Debug, Default)]
@@ -121,6 +130,23 @@ impl Decoder {
             return self.validate(raw);
         }
         self.decode_json_serde(bytes)
+    }
+
+    /// Decode one record that may be a transaction event or a control record (an object with a
+    /// `control` field): replay files and the service's topics carry both.
+    pub fn decode_input(&self, bytes: &[u8]) -> Result<Input, DecodeError> {
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(DecodeError::TooLarge(bytes.len()));
+        }
+        let warm = |p: &str| self.tokens.borrow().warm(p);
+        if let Some(raw) = scan::scan(bytes, warm) {
+            return self.validate(raw).map(Input::Event);
+        }
+        // The fast reader gives up on a `control` key: only then is it looked for.
+        if memchr::memmem::find(bytes, b"\"control\"").is_some() {
+            return self.decode_control(bytes).map(Input::Control);
+        }
+        self.decode_json_serde(bytes).map(Input::Event)
     }
 
     /// The general path: serde_json, then a second look at a failing record to say why.

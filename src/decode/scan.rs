@@ -34,6 +34,9 @@ pub fn scan(bytes: &[u8], mut on_pan: impl FnMut(&str)) -> Option<RawEvent<'_>> 
             s.eat(b':')?;
             s.ws();
             let Some(f) = field(key) else {
+                if key == b"control" {
+                    return None; // a control record: decoded elsewhere
+                }
                 s.skip_value()?;
                 if s.next_member()? {
                     continue;

@@ -283,7 +283,11 @@ mod tests {
 
     #[test]
     fn the_watermark_waits_for_every_live_source_and_ignores_idle_ones() {
-        let m = |wm, idle| SourceMark { wm, max_ts: wm + 5, idle };
+        let m = |wm, idle| SourceMark {
+            wm,
+            max_ts: wm + 5,
+            idle,
+        };
         let mut w = Watermarks::new(3);
         assert_eq!(w.allowed(), None);
         w.mark(0, m(100, false));
@@ -294,10 +298,18 @@ mod tests {
         w.mark(1, m(40, false));
         assert_eq!(w.allowed(), Some(50), "a mark never moves a source back");
         w.mark(1, m(60, true));
-        assert_eq!(w.allowed(), Some(100), "an idle source stops holding it back");
+        assert_eq!(
+            w.allowed(),
+            Some(100),
+            "an idle source stops holding it back"
+        );
         w.mark(0, m(100, true));
         w.mark(2, m(200, true));
-        assert_eq!(w.allowed(), Some(206), "all idle: just past the newest event");
+        assert_eq!(
+            w.allowed(),
+            Some(206),
+            "all idle: just past the newest event"
+        );
         assert!(!w.mark(7, m(1, false)));
     }
 }

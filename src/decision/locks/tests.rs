@@ -49,18 +49,33 @@ fn release(b: &mut LockBook, target: &str, at: Millis, id: &str) -> Option<LockR
 #[test]
 fn a_released_lock_no_longer_holds_and_a_new_one_can_be_placed() {
     let mut b = LockBook::default();
-    b.place(lock("C1", Origin::Rule("r".into()), 0, 24 * H, "c1"), DEFAULT_ACK_TIMEOUT);
+    b.place(
+        lock("C1", Origin::Rule("r".into()), 0, 24 * H, "c1"),
+        DEFAULT_ACK_TIMEOUT,
+    );
     assert!(b.is_locked(TargetKind::Card, "C1", H));
-    assert!(!b.is_locked(TargetKind::Terminal, "C1", H), "kinds are apart");
+    assert!(
+        !b.is_locked(TargetKind::Terminal, "C1", H),
+        "kinds are apart"
+    );
     let r = release(&mut b, "C1", 2 * H, "c2").expect("an active lock");
     assert_eq!(r.state(2 * H), "released");
     assert!(!b.is_locked(TargetKind::Card, "C1", 3 * H));
-    assert!(release(&mut b, "C1", 3 * H, "c3").is_none(), "nothing left to release");
-    b.place(lock("C1", Origin::Rule("r".into()), 4 * H, 24 * H, "c4"), DEFAULT_ACK_TIMEOUT);
+    assert!(
+        release(&mut b, "C1", 3 * H, "c3").is_none(),
+        "nothing left to release"
+    );
+    b.place(
+        lock("C1", Origin::Rule("r".into()), 4 * H, 24 * H, "c4"),
+        DEFAULT_ACK_TIMEOUT,
+    );
     assert!(b.is_locked(TargetKind::Card, "C1", 5 * H));
     assert_eq!(b.records().len(), 2, "the history stays");
     assert!(!b.is_locked(TargetKind::Card, "C1", 28 * H + 1), "expired");
-    assert_eq!(b.latest(TargetKind::Card, "C1").unwrap().state(30 * H), "expired");
+    assert_eq!(
+        b.latest(TargetKind::Card, "C1").unwrap().state(30 * H),
+        "expired"
+    );
 }
 
 #[test]
@@ -91,7 +106,10 @@ fn acknowledgements_are_recorded_refusals_reported_and_unknown_ids_told_apart() 
         b.ack("c2", AckStatus::Rejected, Some("card unknown".into()), 20),
         AckOutcome::Recorded { report: true, .. }
     ));
-    assert_eq!(b.ack("nope", AckStatus::Applied, None, 30), AckOutcome::UnknownCommand);
+    assert_eq!(
+        b.ack("nope", AckStatus::Applied, None, 30),
+        AckOutcome::UnknownCommand
+    );
     assert_eq!(b.unacknowledged(), 0);
 }
 
@@ -127,13 +145,19 @@ fn records_are_kept_for_the_retention_after_they_end_and_no_longer() {
     assert!(b.latest(TargetKind::Card, "C1").is_none());
     b.evict(2 * H + DEFAULT_RETENTION, DEFAULT_RETENTION);
     assert!(b.is_empty(), "C2 ended at its release");
-    assert_eq!(b.ack("c3", AckStatus::Applied, None, 0), AckOutcome::UnknownCommand);
+    assert_eq!(
+        b.ack("c3", AckStatus::Applied, None, 0),
+        AckOutcome::UnknownCommand
+    );
 }
 
 #[test]
 fn the_book_survives_a_snapshot_byte_for_byte() {
     let mut b = LockBook::default();
-    b.place(lock("C1", Origin::Manual("alice".into()), 0, H, "c1"), 30_000);
+    b.place(
+        lock("C1", Origin::Manual("alice".into()), 0, H, "c1"),
+        30_000,
+    );
     release(&mut b, "C1", 10, "c2");
     b.ack("c1", AckStatus::NotFound, Some("x".into()), 5);
     let json = serde_json::to_string(&b).unwrap();
