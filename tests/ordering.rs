@@ -69,7 +69,7 @@ proptest! {
         let again = serde_json::to_vec(&snap).unwrap();
         prop_assert_eq!(&json, &again, "snapshots are byte-stable");
         let engine = Engine::restore(pack.clone(), EngineConfig::default(), snap.engine).unwrap();
-        let mut p = Pipeline::restore(engine, snap.pending, snap.max_ts, snap.watermark);
+        let mut p = Pipeline::restore(engine, snap.order, snap.max_ts, 1).unwrap();
         for e in &ev[k..] {
             p.push(e.clone(), &mut d);
         }
@@ -132,12 +132,13 @@ proptest! {
             if k == cut {
                 let snap = p.snapshot();
                 let sorted = snap
+                    .order
                     .pending
                     .windows(2)
                     .all(|w| (w[0].ts, &w[0].id) <= (w[1].ts, &w[1].id));
                 prop_assert!(sorted, "snapshot pending is sorted");
                 let engine = Engine::restore(pack.clone(), cfg, snap.engine).unwrap();
-                p = Pipeline::restore(engine, snap.pending, snap.max_ts, snap.watermark);
+                p = Pipeline::restore(engine, snap.order, snap.max_ts, 1).unwrap();
             }
             p.push(e.clone(), &mut d);
         }

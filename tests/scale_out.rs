@@ -71,7 +71,7 @@ struct Topo {
     tasks: Vec<Vec<ShardTask>>,
     queues: Vec<Vec<VecDeque<Envelope>>>,
     ckpt: Vec<Vec<(String, Vec<Envelope>)>>,
-    sent_marks: Vec<Vec<i64>>,
+    sent_marks: Vec<Vec<Option<i64>>>,
     d: Decisions,
 }
 
@@ -91,7 +91,7 @@ impl Topo {
             let wm = self.tasks[s][k].watermark();
             if wm > self.sent_marks[s][k] {
                 self.sent_marks[s][k] = wm;
-                let m = self.tasks[s][k].mark();
+                let m = self.tasks[s][k].mark().expect("a watermark");
                 for q in self.queues[s + 1].iter_mut() {
                     q.push_back(m.clone());
                 }
@@ -144,7 +144,7 @@ fn topology(
         tasks,
         queues: vec![vec![VecDeque::new(); shards as usize]; stages],
         ckpt,
-        sent_marks: vec![vec![i64::MIN; shards as usize]; stages],
+        sent_marks: vec![vec![None; shards as usize]; stages],
         d: Decisions::default(),
     };
     let mut offsets = vec![0u64; parts as usize];
@@ -212,7 +212,7 @@ fn topology(
             let repeats = t.tasks[s][k].repeats;
             t.tasks[s][k] = ShardTask::restore(snap, sources(s), shards, e).unwrap();
             t.tasks[s][k].repeats = repeats;
-            t.sent_marks[s][k] = i64::MIN;
+            t.sent_marks[s][k] = None;
             for env in t.ckpt[s][k].1.clone() {
                 t.deliver(s, k, env, false);
             }

@@ -212,6 +212,104 @@ impl<T: Timed> Reorder<T> {
     }
 }
 
+/// The reorder buffer and the watermark of its sources, together: what replay's pipeline, the
+/// service and every shard put in front of their engine. Items older than the watermark on
+/// arrival are *late*: handed back to be processed at once (never dropped).
+#[derive(Debug)]
+pub struct Ordered<T: Timed> {
+    buf: Reorder<T>,
+    marks: Watermarks,
+    /// How far release has gone: nothing before it is still buffered. `None` until the sources
+    /// first allow anything.
+    watermark: Option<Millis>,
+}
+
+/// An [`Ordered`] as a checkpoint keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OrderedSnapshot<T> {
+    pub pending: Vec<T>,
+    pub marks: Watermarks,
+    pub watermark: Option<Millis>,
+}
+
+impl<T: Timed + Clone> Ordered<T> {
+    pub fn new(sources: usize) -> Self {
+        Self {
+            buf: Reorder::default(),
+            marks: Watermarks::new(sources),
+            watermark: None,
+        }
+    }
+
+    pub fn watermark(&self) -> Option<Millis> {
+        self.watermark
+    }
+
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn marks(&self) -> &Watermarks {
+        &self.marks
+    }
+
+    /// Take `item`: buffered, or handed back with the watermark it is late against.
+    pub fn accept(&mut self, item: T) -> Result<(), (T, Millis)> {
+        match self.watermark {
+            Some(w) if item.ts() < w => Err((item, w)),
+            _ => {
+                self.buf.push(item);
+                Ok(())
+            }
+        }
+    }
+
+    /// Record source `src`'s promise; false for an unknown source.
+    pub fn mark(&mut self, src: usize, m: SourceMark) -> bool {
+        self.marks.mark(src, m)
+    }
+
+    /// Move the watermark as far as the sources allow (never back), then hand out the next
+    /// item it passes, in order. Call until `None`.
+    pub fn next_ready(&mut self) -> Option<T> {
+        if let Some(a) = self.marks.allowed() {
+            if self.watermark.is_none_or(|w| a > w) {
+                self.watermark = Some(a);
+            }
+        }
+        let w = self.watermark?;
+        self.buf.pop_before(Some(w))
+    }
+
+    /// End of input: the next buffered item, whatever the watermark.
+    pub fn next_any(&mut self) -> Option<T> {
+        self.buf.pop_before(None)
+    }
+
+    pub fn snapshot(&self) -> OrderedSnapshot<T> {
+        OrderedSnapshot {
+            pending: self.buf.sorted().into_iter().cloned().collect(),
+            marks: self.marks.clone(),
+            watermark: self.watermark,
+        }
+    }
+
+    /// Resume from a snapshot taken with the same number of sources; `Err` with the two
+    /// counts otherwise.
+    pub fn restore(snap: OrderedSnapshot<T>, sources: usize) -> Result<Self, (usize, usize)> {
+        if snap.marks.sources() != sources {
+            return Err((snap.marks.sources(), sources));
+        }
+        let mut o = Self::new(sources);
+        o.marks = snap.marks;
+        o.watermark = snap.watermark;
+        for item in snap.pending {
+            o.buf.push(item);
+        }
+        Ok(o)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

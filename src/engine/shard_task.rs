@@ -13,13 +13,14 @@
 //! the same sequence numbers (its output is a function of its input log); a shard drops every
 //! event whose sequence number it has already seen from that source.
 
+use super::order::{Ordered, OrderedSnapshot};
 use super::shard::{Carried, Stage};
 use super::{Engine, EngineSnapshot};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+
+pub use super::order::SourceMark;
 
 /// A record on a stage topic: an event with what earlier stages learnt, or a watermark mark.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,16 +43,6 @@ pub enum Envelope {
     },
 }
 
-/// A source's promise: no more events before `wm` (unless late). An idle input partition
-/// stops holding the watermark back; when every source is idle, everything seen is released.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct SourceMark {
-    pub wm: Millis,
-    pub max_ts: Millis,
-    #[serde(default)]
-    pub idle: bool,
-}
-
 /// An envelope bound for one shard of the next stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forward {
@@ -72,37 +63,14 @@ pub fn ingest(partition: u32, offset: u64, ev: Event, shards: u32) -> Forward {
     }
 }
 
-/// Heap entry ordered by (ts, id).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Held(Event, Carried);
-
-impl PartialEq for Held {
-    fn eq(&self, o: &Self) -> bool {
-        self.0.ts == o.0.ts && self.0.id == o.0.id
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.0.ts, &self.0.id).cmp(&(o.0.ts, &o.0.id))
-    }
-}
-
 /// One stage shard: reorder by the sources' marks, drop repeats, run the stage's engine.
 pub struct ShardTask {
     pub stage: Stage,
     pub shard: u32,
     engine: Engine,
-    heap: BinaryHeap<Reverse<Held>>,
-    marks: Vec<Option<SourceMark>>,
+    order: Ordered<(Event, Carried)>,
     last_seq: Vec<Option<u64>>,
     next_seq: u64,
-    watermark: Millis,
     /// Shards of the next stage.
     shards_out: u32,
     /// Repeated records dropped (after an upstream restart).
@@ -115,11 +83,9 @@ pub struct ShardSnapshot {
     pub stage: Stage,
     pub shard: u32,
     pub engine: EngineSnapshot,
-    pub pending: Vec<(Event, Carried)>,
-    pub marks: Vec<Option<SourceMark>>,
+    pub order: OrderedSnapshot<(Event, Carried)>,
     pub last_seq: Vec<Option<u64>>,
     pub next_seq: u64,
-    pub watermark: Millis,
 }
 
 impl ShardTask {
@@ -131,11 +97,9 @@ impl ShardTask {
             stage,
             shard,
             engine,
-            heap: BinaryHeap::new(),
-            marks: vec![None; sources as usize],
+            order: Ordered::new(sources as usize),
             last_seq: vec![None; sources as usize],
             next_seq: 0,
-            watermark: Millis::MIN,
             shards_out,
             repeats: 0,
         }
@@ -149,43 +113,29 @@ impl ShardTask {
         shards_out: u32,
         engine: Engine,
     ) -> Result<Self, String> {
-        if snap.marks.len() != sources as usize {
-            return Err(format!(
-                "the {} stage's checkpoint has {} sources, the topics now give {sources}: \
+        let stage = snap.stage;
+        let order = Ordered::restore(snap.order, sources as usize).map_err(|(was, now)| {
+            format!(
+                "the {} stage's checkpoint has {was} sources, the topics now give {now}: \
                  partition counts cannot change under a running group (start a new group)",
-                snap.stage.as_str(),
-                snap.marks.len()
-            ));
-        }
+                stage.as_str(),
+            )
+        })?;
         let mut t = Self::new(snap.stage, snap.shard, 0, shards_out, engine);
-        t.heap = snap
-            .pending
-            .into_iter()
-            .map(|(e, c)| Reverse(Held(e, c)))
-            .collect();
-        t.marks = snap.marks;
+        t.order = order;
         t.last_seq = snap.last_seq;
         t.next_seq = snap.next_seq;
-        t.watermark = snap.watermark;
         Ok(t)
     }
 
     pub fn snapshot(&self) -> ShardSnapshot {
-        let mut pending: Vec<(Event, Carried)> = self
-            .heap
-            .iter()
-            .map(|Reverse(Held(e, c))| (e.clone(), c.clone()))
-            .collect();
-        pending.sort_by(|a, b| (a.0.ts, &a.0.id).cmp(&(b.0.ts, &b.0.id)));
         ShardSnapshot {
             stage: self.stage,
             shard: self.shard,
             engine: self.engine.snapshot(),
-            pending,
-            marks: self.marks.clone(),
+            order: self.order.snapshot(),
             last_seq: self.last_seq.clone(),
             next_seq: self.next_seq,
-            watermark: self.watermark,
         }
     }
 
@@ -197,29 +147,29 @@ impl ShardTask {
         &mut self.engine
     }
 
-    pub fn watermark(&self) -> Millis {
-        self.watermark
+    pub fn watermark(&self) -> Option<Millis> {
+        self.order.watermark()
     }
 
     pub fn buffered(&self) -> usize {
-        self.heap.len()
+        self.order.buffered()
     }
 
-    /// This shard's promise to the next stage: its watermark.
-    pub fn source_mark(&self) -> SourceMark {
-        SourceMark {
-            wm: self.watermark,
-            max_ts: self.watermark,
+    /// This shard's promise to the next stage: its watermark, once it has one.
+    pub fn source_mark(&self) -> Option<SourceMark> {
+        self.watermark().map(|w| SourceMark {
+            wm: w,
+            max_ts: w,
             idle: false,
-        }
+        })
     }
 
     /// This shard's mark for the next stage, as a record.
-    pub fn mark(&self) -> Envelope {
-        Envelope::Mark {
+    pub fn mark(&self) -> Option<Envelope> {
+        self.source_mark().map(|mark| Envelope::Mark {
             src: self.shard,
-            mark: self.source_mark(),
-        }
+            mark,
+        })
     }
 
     /// Accept one record; events released are processed, what goes on is appended to `fwd`,
@@ -241,65 +191,21 @@ impl ShardTask {
                     return Ok(());
                 }
                 *last = Some(seq);
-                if ev.ts < self.watermark {
+                if let Err(((ev, c), wm)) = self.order.accept((ev, c)) {
                     self.engine.stats_mut().late += 1;
-                    self.process(ev, c, Some(self.watermark), fwd, d);
-                } else {
-                    self.heap.push(Reverse(Held(ev, c)));
+                    self.process(ev, c, Some(wm), fwd, d);
                 }
             }
             Envelope::Mark { src, mark } => {
-                let slot = self
-                    .marks
-                    .get_mut(src as usize)
-                    .ok_or_else(|| format!("mark from unknown source {src}"))?;
-                let mut m = mark;
-                if let Some(old) = slot {
-                    m.wm = m.wm.max(old.wm);
-                    m.max_ts = m.max_ts.max(old.max_ts);
+                if !self.order.mark(src as usize, mark) {
+                    return Err(format!("mark from unknown source {src}"));
                 }
-                *slot = Some(m);
-                self.advance(fwd, d);
+                while let Some((ev, c)) = self.order.next_ready() {
+                    self.process(ev, c, None, fwd, d);
+                }
             }
         }
         Ok(())
-    }
-
-    /// The watermark the sources allow: the minimum over live sources; when all are idle,
-    /// just past the newest event any of them saw. Nothing until every source has spoken.
-    fn allowed(&self) -> Millis {
-        let mut live = Millis::MAX;
-        let mut newest = Millis::MIN;
-        let mut any_live = false;
-        for m in &self.marks {
-            let Some(m) = m else { return Millis::MIN };
-            newest = newest.max(m.max_ts);
-            if !m.idle {
-                any_live = true;
-                live = live.min(m.wm);
-            }
-        }
-        if any_live {
-            live
-        } else {
-            newest.saturating_add(1)
-        }
-    }
-
-    fn advance(&mut self, fwd: &mut Vec<Forward>, d: &mut Decisions) {
-        let wm = self.allowed();
-        if wm <= self.watermark {
-            return;
-        }
-        self.watermark = wm;
-        while self
-            .heap
-            .peek()
-            .is_some_and(|Reverse(h)| h.0.ts < self.watermark)
-        {
-            let Reverse(Held(ev, c)) = self.heap.pop().expect("peeked");
-            self.process(ev, c, None, fwd, d);
-        }
     }
 
     /// Process one event (`late`: it arrived behind this watermark).

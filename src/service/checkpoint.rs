@@ -18,7 +18,7 @@ use std::io::Read;
 use std::time::Duration;
 
 /// Format version of checkpoints.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// One checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]

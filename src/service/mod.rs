@@ -195,9 +195,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             let s = c.pipeline;
             let engine =
                 Engine::restore(pack.clone(), engine_cfg, s.engine).map_err(anyhow::Error::msg)?;
-            Pipeline::restore(engine, s.pending, s.max_ts, s.watermark)
+            Pipeline::restore(engine, s.order, s.max_ts, parts.len()).map_err(anyhow::Error::msg)?
         }
-        None => Pipeline::new(Engine::new(pack.clone(), engine_cfg)),
+        None => Pipeline::with_sources(Engine::new(pack.clone(), engine_cfg), parts.len()),
     };
     let mut tpl = TopicPartitionList::new();
     for (p, part) in &parts {
@@ -313,27 +313,18 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 }
             }
         }
-        let live: Vec<i64> = parts
-            .values()
-            .filter(|p| !p.idle)
-            .map(|p| p.max_ts)
-            .collect();
-        let wm = if live.is_empty() {
-            parts
-                .values()
-                .map(|p| p.max_ts)
-                .max()
-                .unwrap_or(i64::MIN)
-                .saturating_add(1)
-        } else {
-            live.into_iter()
-                .min()
-                .unwrap_or(i64::MIN)
-                .saturating_sub(lateness)
-        };
-        if wm > i64::MIN + 1 {
-            pipeline.advance_to(wm, &mut d);
+        // Each partition's promise: its newest event time less the lateness, or idle.
+        for (i, part) in parts.values().enumerate() {
+            if part.max_ts > i64::MIN || part.idle {
+                let m = crate::engine::order::SourceMark {
+                    wm: part.max_ts.saturating_sub(lateness),
+                    max_ts: part.max_ts,
+                    idle: part.idle,
+                };
+                pipeline.mark(i, m);
+            }
         }
+        pipeline.release(&mut d);
         out.decisions(&d)?;
         d.clear();
         producer.poll(Duration::ZERO);

@@ -353,7 +353,7 @@ impl Scaled {
                     (i.mark(lateness), Stage::Id)
                 }
                 Work::Shard(st) => match st.stage.next() {
-                    Some(next) if st.watermark() > i64::MIN => (Some(st.source_mark()), next),
+                    Some(next) if st.watermark().is_some() => (st.source_mark(), next),
                     _ => (None, Stage::Card),
                 },
             };
