@@ -1,6 +1,7 @@
 //! The command line (clap derive: typed flags, env fallbacks, generated help) and the commands.
 
 mod bench_kafka;
+pub mod cases;
 mod demo;
 pub mod replay;
 mod rules_cmd;

@@ -1,7 +1,8 @@
 //! `switchguard rules check|test`.
 
 use super::RulesAction;
-use crate::rules::{cases, RulePack};
+use super::cases;
+use crate::rules::RulePack;
 use anyhow::Result;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -13,7 +13,7 @@
 
 pub use crate::control::{AckStatus, TargetKind};
 use crate::event::Millis;
-use crate::state::{key_hash, CowMap};
+use crate::keyed::{key_hash, CowMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

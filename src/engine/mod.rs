@@ -22,7 +22,8 @@ use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
 use crate::state::{Books, Features, Retention};
 use serde::{Deserialize, Serialize};
-use shard::{Carried, Stage, Stages};
+use crate::keyed::{Stage, Stages};
+use shard::Carried;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -298,7 +299,7 @@ impl Engine {
                 let horizon = exec::horizon(rule) + self.cfg.allowed_lateness;
                 if now >= self.rule_sweep[i] {
                     self.rule_state[i].evict(now, horizon);
-                    self.rule_sweep[i] = now + crate::state::sweep_interval(horizon);
+                    self.rule_sweep[i] = now + crate::keyed::sweep_interval(horizon);
                 }
             }
         }

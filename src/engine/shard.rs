@@ -14,112 +14,31 @@
 //!
 //! What does not shard exactly: the lockout guard counts per stage shard, not per cluster.
 
-use crate::event::Event;
 use crate::models::{MerchantNopinScore, TerminalPinScore};
 use crate::rules::compile::Rule;
 use crate::rules::config::ActionKind;
 use crate::rules::fields::Field;
 use crate::rules::{Logic, Problem, RulePack};
-use crate::state::{key_hash, Features, PreAuthView};
+use crate::keyed::Stage;
+use crate::state::{Features, PreAuthView};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// One stage of the sharded engine, in the order an event visits them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Stage {
-    Id,
-    AuthRef,
-    QrRef,
-    Terminal,
-    Merchant,
-    Card,
-}
-
-impl Stage {
-    pub const ALL: [Stage; 6] = [
-        Stage::Id,
-        Stage::AuthRef,
-        Stage::QrRef,
-        Stage::Terminal,
-        Stage::Merchant,
-        Stage::Card,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Id => "id",
-            Stage::AuthRef => "auth_ref",
-            Stage::QrRef => "qr_ref",
-            Stage::Terminal => "terminal",
-            Stage::Merchant => "merchant",
-            Stage::Card => "card",
+/// The stage that computes `field` (event fields are known from the start).
+pub fn of_field(field: Field) -> Stage {
+    use Field::*;
+    match field {
+        PreauthFound | PreauthOpen | PreauthAmount | PreauthMerchant | PreauthAgeH => {
+            Stage::AuthRef
         }
-    }
-
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn next(self) -> Option<Stage> {
-        Stage::ALL.get(self.index() + 1).copied()
-    }
-
-    /// The key this stage shards `ev` by (the event id when the event has none).
-    pub fn key(self, ev: &Event) -> &str {
-        let k = match self {
-            Stage::Id => None,
-            Stage::AuthRef => ev.auth_ref.as_deref(),
-            Stage::QrRef => ev.qr_ref.as_deref(),
-            Stage::Terminal => Some(ev.terminal.as_str()),
-            Stage::Merchant => ev.merchant.as_deref(),
-            Stage::Card => ev.card.as_deref(),
-        };
-        k.unwrap_or(&ev.id)
-    }
-
-    /// The shard (partition of the stage's topic) of `ev` among `shards`.
-    pub fn shard(self, ev: &Event, shards: u32) -> u32 {
-        (key_hash(self.key(ev)) % u64::from(shards.max(1))) as u32
-    }
-
-    /// The stage that computes `field` (event fields are known from the start).
-    pub fn of_field(field: Field) -> Stage {
-        use Field::*;
-        match field {
-            PreauthFound | PreauthOpen | PreauthAmount | PreauthMerchant | PreauthAgeH => {
-                Stage::AuthRef
-            }
-            QrPriorPayments => Stage::QrRef,
-            TerminalSignonAgeH | TerminalSignedOff | TerminalPinScore | TerminalPinAnomalous => {
-                Stage::Terminal
-            }
-            MerchantNopinScore | MerchantNopinAnomalous => Stage::Merchant,
-            CardTx1h | CardTx24h | AmountDev | AmountZ | DensityScore | DensityPct
-            | DensityAnomalous | FraudProbability | FraudAnomalous => Stage::Card,
-            _ => Stage::Id,
+        QrPriorPayments => Stage::QrRef,
+        TerminalSignonAgeH | TerminalSignedOff | TerminalPinScore | TerminalPinAnomalous => {
+            Stage::Terminal
         }
-    }
-}
-
-/// The stages an engine owns: all of them (one engine) or one (a stage shard).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stages(u8);
-
-impl Stages {
-    pub const ALL: Stages = Stages(0b11_1111);
-
-    pub fn only(s: Stage) -> Self {
-        Stages(1 << s.index())
-    }
-
-    #[inline]
-    pub fn has(self, s: Stage) -> bool {
-        self.0 & (1 << s.index()) != 0
-    }
-
-    pub fn is_all(self) -> bool {
-        self == Self::ALL
+        MerchantNopinScore | MerchantNopinAnomalous => Stage::Merchant,
+        CardTx1h | CardTx24h | AmountDev | AmountZ | DensityScore | DensityPct
+        | DensityAnomalous | FraudProbability | FraudAnomalous => Stage::Card,
+        _ => Stage::Id,
     }
 }
 
@@ -169,13 +88,13 @@ pub fn home(rule: &Rule) -> Result<Stage, String> {
     if let Some(f) = rule
         .reads
         .iter()
-        .find(|f| Stage::of_field(**f).index() > home.index())
+        .find(|f| of_field(**f).index() > home.index())
     {
         return Err(format!(
             "it runs at the {} stage but reads `{}`, which the later {} stage computes",
             home.as_str(),
             f.name(),
-            Stage::of_field(*f).as_str()
+            of_field(*f).as_str()
         ));
     }
     Ok(home)

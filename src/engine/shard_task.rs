@@ -14,7 +14,8 @@
 //! event whose sequence number it has already seen from that source.
 
 use super::order::{Ordered, OrderedSnapshot};
-use super::shard::{Carried, Stage};
+use super::shard::Carried;
+use crate::keyed::Stage;
 use super::{Engine, EngineSnapshot};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};

@@ -10,7 +10,7 @@
 //! (ts, id) order, which the batch side reproduces by sorting on (ts, id).
 
 use crate::event::{EntryMode, Event, EventType, Millis, Pin};
-use crate::state::{key_hash, CowMap};
+use crate::keyed::{key_hash, CowMap};
 use polars::prelude::*;
 use polars_time::prelude::{ClosedWindow, RollingOptionsDynamicWindow};
 use serde::{Deserialize, Serialize};
@@ -257,7 +257,7 @@ impl FeatureState {
     /// call: sweeping a million card profiles every minute of event time would make replay
     /// quadratic.
     pub fn evict(&mut self, now: Millis, card_retention: Millis, pin_window: Millis) {
-        use crate::state::sweep_interval;
+        use crate::keyed::sweep_interval;
         if now >= self.next_sweep[0] {
             self.cards.retain(|_, p| p.last >= now - card_retention);
             self.next_sweep[0] = now + sweep_interval(card_retention);

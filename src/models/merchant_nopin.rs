@@ -7,7 +7,7 @@
 //! merchant drifting into forced no-PIN approvals (walkaway collusion) climbs day by day.
 
 use super::stats::beta_binomial_tail_score;
-use crate::state::key_hash;
+use crate::keyed::key_hash;
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

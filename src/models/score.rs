@@ -8,7 +8,7 @@ use super::merchant_nopin::MerchantNopinScore;
 use super::supervised::NI;
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
-use crate::engine::shard::{Stage, Stages};
+use crate::keyed::{Stage, Stages};
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 use super::features::{hour_of_day, DAY};
 use super::stats::poisson_tail_score;
 use crate::event::Millis;
-use crate::state::key_hash;
+use crate::keyed::key_hash;
 use polars::prelude::*;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

@@ -153,7 +153,7 @@ pub struct Trained {
 /// Put history in the engine's order: by (ts, id), each id once (the first read).
 pub fn engine_order(events: &mut Vec<Event>) {
     let mut seen = rustc_hash::FxHashSet::default();
-    events.retain(|e| seen.insert(crate::state::key_hash(&e.id)));
+    events.retain(|e| seen.insert(crate::keyed::key_hash(&e.id)));
     events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
 }
 

@@ -4,10 +4,10 @@
 //! - [`fields`]: what an expression can read;
 //! - [`expr`]: expressions (parsed by evalexpr, compiled to a typed tree);
 //! - [`compile`]: config → runtime [`Rule`], every problem collected;
-//! - [`exec`]: per-rule keyed state and evaluation;
-//! - [`cases`]: the example cases embedded in rule files.
+//! - [`exec`]: per-rule keyed state and evaluation.
+//!
+//! The example cases embedded in rule files run in `app::cases` (they need the engine).
 
-pub mod cases;
 pub mod compile;
 pub mod config;
 pub mod exec;

@@ -1,6 +1,6 @@
 //! Time order of the dedup book, for cheap eviction.
 
-use super::CowMap;
+use crate::keyed::CowMap;
 use crate::event::Millis;
 use std::collections::VecDeque;
 

@@ -8,25 +8,15 @@
 //! - terminal sessions: last sign-on / sign-off per terminal.
 
 mod books;
-mod cow;
 mod dedup;
 
 pub use books::{PreAuth, QrEntry, TermSession};
-pub use cow::CowMap;
 use dedup::DedupOrder;
 
-use crate::engine::shard::{Stage, Stages};
+use crate::keyed::{key_hash, sweep_interval, CowMap, Stage, Stages};
 use crate::event::{Event, EventType, Millis};
 use compact_str::CompactString;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
-use xxhash_rust::xxh3::xxh3_64;
-
-/// Hash of a key's text. Collisions between 64-bit hashes of a few million live keys are
-/// vanishingly rare (~1e-7) and would merge two keys' counters, never crash.
-pub fn key_hash(s: &str) -> u64 {
-    xxh3_64(s.as_bytes())
-}
 
 /// Retention of each book, in event-time milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -93,23 +83,6 @@ pub struct Books {
     terminals: CowMap<TermSession>,
     /// Event time at which each book (dedup, preauth, qr, terminal) is next swept.
     next_sweep: [Millis; 4],
-}
-
-/// How often a map with retention `r` is swept: every eighth of its retention (at least a
-/// minute), so entries outlive their retention by at most 12.5% and a sweep's cost is spread
-/// over many events instead of paid on each.
-pub fn sweep_interval(r: Millis) -> Millis {
-    (r / 8).max(60_000)
-}
-
-/// Serialise a hash map in key order, so equal state gives byte-identical snapshots.
-pub fn sorted<S: serde::Serializer, V: Serialize>(
-    m: &FxHashMap<u64, V>,
-    s: S,
-) -> Result<S::Ok, S::Error> {
-    let mut v: Vec<_> = m.iter().collect();
-    v.sort_unstable_by_key(|(k, _)| **k);
-    s.collect_map(v)
 }
 
 /// Entry counts per book, for metrics and the report.

@@ -3,7 +3,7 @@
 
 use super::tasks::{self, Ingest, Saved, Task, Work};
 use super::{Ctx, Scaled, MARK_EVERY};
-use crate::engine::shard::Stage;
+use crate::keyed::Stage;
 use crate::engine::shard_task::ShardTask;
 use crate::engine::Engine;
 use crate::service::checkpoint;

@@ -3,7 +3,7 @@
 //! Each task's checkpoint is its own record in the state topic, keyed by group, topic and
 //! partition, so whichever instance owns the partition next restores exactly that task.
 
-use crate::engine::shard::Stage;
+use crate::keyed::Stage;
 use crate::engine::shard_task::{ShardSnapshot, ShardTask, SourceMark};
 use crate::event::Millis;
 use crate::service::checkpoint;

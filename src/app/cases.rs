@@ -4,7 +4,7 @@
 //! that reads a model score runs with the loaded models; without models its cases are skipped
 //! (reported as such, never passed).
 
-use super::{Mode, RulePack};
+use crate::rules::{Mode, RulePack};
 use crate::decision::Decisions;
 use crate::decode::Decoder;
 use crate::engine::{Engine, EngineConfig, Pipeline};
@@ -90,4 +90,28 @@ pub fn run_all(pack: &RulePack, models: Option<&Arc<Models>>) -> Vec<CaseResult>
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_rulepack_loads_and_every_example_passes() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let pack = crate::rules::RulePack::load_dir(&dir).expect("default rules are valid");
+        assert_eq!(pack.rules.len(), 18);
+        // The committed models (models/), for the rules that read model scores.
+        let models_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+        let models = crate::models::Models::load_dir(&models_dir).expect("committed models load");
+        let results = run_all(&pack, Some(&std::sync::Arc::new(models)));
+        assert!(results.iter().all(|r| !r.skipped));
+        assert!(results.len() >= 20);
+        let failed: Vec<_> = results.iter().filter(|r| !r.passed()).collect();
+        assert!(failed.is_empty(), "failing examples: {failed:#?}");
+        // Every rule carries at least one example.
+        for r in &pack.rules {
+            assert!(!r.examples.is_empty(), "{} has no example", r.id);
+        }
+    }
 }
