@@ -10,7 +10,7 @@ use crate::rules::compile::Piece;
 use crate::rules::config::ActionKind;
 use crate::rules::exec::Hit;
 use crate::rules::fields::{Field, Val};
-use crate::rules::{Entity, Mode, Rule};
+use crate::rules::{Entity, Mode, Rule, Severity};
 use crate::keyed::{key_hash, sorted};
 use crate::state::Features;
 use compact_str::CompactString;
@@ -24,9 +24,9 @@ pub struct Alert {
     pub alert_id: String,
     pub ts: String,
     pub rule: String,
-    pub severity: String,
-    pub mode: String,
-    pub entity: String,
+    pub severity: Severity,
+    pub mode: Mode,
+    pub entity: Entity,
     pub entity_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub card: Option<String>,
@@ -269,9 +269,9 @@ pub fn decide(
         alert_id,
         ts: format_ts(ev.ts),
         rule: rule.id.to_string(),
-        severity: rule.severity.as_str().to_string(),
-        mode: rule.mode.as_str().to_string(),
-        entity: rule.entity.as_str().to_string(),
+        severity: rule.severity,
+        mode: rule.mode,
+        entity: rule.entity,
         entity_id,
         card: ev.card.as_ref().map(|s| s.to_string()),
         pan_masked: ev.pan_masked.as_ref().map(|s| s.to_string()),
@@ -294,9 +294,9 @@ fn guard_alert(rule: &Rule, ev: &Event, limit: u32) -> Alert {
         alert_id: id128("al_", &["lockout_guard", &rule.id, &ev.id]),
         ts: format_ts(ev.ts),
         rule: "lockout_guard".into(),
-        severity: "critical".into(),
-        mode: "enforce".into(),
-        entity: rule.entity.as_str().into(),
+        severity: Severity::Critical,
+        mode: Mode::Enforce,
+        entity: rule.entity,
         entity_id: rule.id.to_string(),
         card: None,
         pan_masked: None,

@@ -5,12 +5,14 @@
 //! Per event: dedup → features from the shared books → every rule → decisions → fold the
 //! event into the books → evict by event time when due.
 
+mod error;
 pub mod order;
 mod pipeline;
 pub mod shard;
 pub mod shard_task;
 mod stats;
 
+pub use error::{RestoreError, ShardError, Unshardable};
 pub use pipeline::{Pipeline, PipelineSnapshot};
 pub use stats::{RuleStats, Stats};
 
@@ -351,12 +353,12 @@ impl Engine {
         pack: Arc<RulePack>,
         cfg: EngineConfig,
         snap: EngineSnapshot,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, RestoreError> {
         if snap.version != SNAPSHOT_VERSION {
-            return Err(format!(
-                "snapshot version {} is not supported (expected {SNAPSHOT_VERSION})",
-                snap.version
-            ));
+            return Err(RestoreError::Version {
+                found: snap.version,
+                expected: SNAPSHOT_VERSION,
+            });
         }
         let mut e = Engine::new(pack, cfg);
         let mut rules = snap.rules;

@@ -8,7 +8,7 @@
 //! itself ([`Pipeline::mark`], [`Pipeline::release`]).
 
 use super::order::{Ordered, OrderedSnapshot, SourceMark};
-use super::{Engine, EngineSnapshot};
+use super::{Engine, EngineSnapshot, RestoreError};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
@@ -123,10 +123,9 @@ impl Pipeline {
         order: OrderedSnapshot<Event>,
         max_ts: Option<Millis>,
         sources: usize,
-    ) -> Result<Self, String> {
-        let order = Ordered::restore(order, sources).map_err(|(was, now)| {
-            format!("the checkpoint has {was} input partitions, the topic now has {now}")
-        })?;
+    ) -> Result<Self, RestoreError> {
+        let order = Ordered::restore(order, sources)
+            .map_err(|(was, now)| RestoreError::Sources { was, now })?;
         Ok(Self {
             engine,
             order,

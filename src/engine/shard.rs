@@ -19,6 +19,7 @@ use crate::rules::compile::Rule;
 use crate::rules::config::ActionKind;
 use crate::rules::fields::Field;
 use crate::rules::{Logic, Problem, RulePack};
+use super::Unshardable;
 use crate::keyed::Stage;
 use crate::state::{Features, PreAuthView};
 use compact_str::CompactString;
@@ -44,7 +45,7 @@ pub fn of_field(field: Field) -> Stage {
 
 /// The stage whose shard runs `rule`: where the state the rule keeps, and the lock it issues,
 /// live. Refused (with the reason) when no stage can run it exactly.
-pub fn home(rule: &Rule) -> Result<Stage, String> {
+pub fn home(rule: &Rule) -> Result<Stage, Unshardable> {
     let keyed = !matches!(rule.logic, Logic::Match { .. });
     let home = match rule.key.first() {
         Some(Field::Card) => Stage::Card,
@@ -53,16 +54,8 @@ pub fn home(rule: &Rule) -> Result<Stage, String> {
         Some(Field::AuthRef) => Stage::AuthRef,
         Some(Field::QrRef) => Stage::QrRef,
         Some(Field::Id) => Stage::Id,
-        Some(f) if keyed => {
-            return Err(format!(
-                "its state is keyed by `{}` first; scale-out shards only by card, terminal, \
-                 merchant, auth_ref, qr_ref or id (put one of those first in `key`)",
-                f.name()
-            ))
-        }
-        None if keyed => {
-            return Err("a stateful rule without `key` cannot be sharded".into());
-        }
+        Some(f) if keyed => return Err(Unshardable::Key(f.name())),
+        None if keyed => return Err(Unshardable::NoKey),
         _ => match rule.action.as_ref().map(|a| a.kind) {
             Some(ActionKind::LockTerminal) => Stage::Terminal,
             _ => Stage::Card,
@@ -70,18 +63,10 @@ pub fn home(rule: &Rule) -> Result<Stage, String> {
     };
     match rule.action.as_ref().map(|a| a.kind) {
         Some(ActionKind::LockCard) if home != Stage::Card => {
-            return Err(format!(
-                "it locks cards, but its state is keyed by {}; card locks live with the card \
-                 (key it by card first)",
-                home.as_str()
-            ))
+            return Err(Unshardable::CardLock(home.as_str()))
         }
         Some(ActionKind::LockTerminal) if home != Stage::Terminal => {
-            return Err(format!(
-                "it locks terminals, but its state is keyed by {}; terminal locks live with the \
-                 terminal (key it by terminal first)",
-                home.as_str()
-            ))
+            return Err(Unshardable::TerminalLock(home.as_str()))
         }
         _ => {}
     }
@@ -90,12 +75,11 @@ pub fn home(rule: &Rule) -> Result<Stage, String> {
         .iter()
         .find(|f| of_field(**f).index() > home.index())
     {
-        return Err(format!(
-            "it runs at the {} stage but reads `{}`, which the later {} stage computes",
-            home.as_str(),
-            f.name(),
-            of_field(*f).as_str()
-        ));
+        return Err(Unshardable::ReadsLater {
+            home: home.as_str(),
+            field: f.name(),
+            later: of_field(*f).as_str(),
+        });
     }
     Ok(home)
 }

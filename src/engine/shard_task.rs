@@ -16,7 +16,7 @@
 use super::order::{Ordered, OrderedSnapshot};
 use super::shard::Carried;
 use crate::keyed::Stage;
-use super::{Engine, EngineSnapshot};
+use super::{Engine, EngineSnapshot, RestoreError, ShardError};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
@@ -113,15 +113,9 @@ impl ShardTask {
         sources: u32,
         shards_out: u32,
         engine: Engine,
-    ) -> Result<Self, String> {
-        let stage = snap.stage;
-        let order = Ordered::restore(snap.order, sources as usize).map_err(|(was, now)| {
-            format!(
-                "the {} stage's checkpoint has {was} sources, the topics now give {now}: \
-                 partition counts cannot change under a running group (start a new group)",
-                stage.as_str(),
-            )
-        })?;
+    ) -> Result<Self, RestoreError> {
+        let order = Ordered::restore(snap.order, sources as usize)
+            .map_err(|(was, now)| RestoreError::Sources { was, now })?;
         let mut t = Self::new(snap.stage, snap.shard, 0, shards_out, engine);
         t.order = order;
         t.last_seq = snap.last_seq;
@@ -180,13 +174,13 @@ impl ShardTask {
         env: Envelope,
         fwd: &mut Vec<Forward>,
         d: &mut Decisions,
-    ) -> Result<(), String> {
+    ) -> Result<(), ShardError> {
         match env {
             Envelope::Event { src, seq, ev, c } => {
                 let last = self
                     .last_seq
                     .get_mut(src as usize)
-                    .ok_or_else(|| format!("event from unknown source {src}"))?;
+                    .ok_or(ShardError::UnknownSource { what: "event", src })?;
                 if last.is_some_and(|l| seq <= l) {
                     self.repeats += 1;
                     return Ok(());
@@ -199,7 +193,7 @@ impl ShardTask {
             }
             Envelope::Mark { src, mark } => {
                 if !self.order.mark(src as usize, mark) {
-                    return Err(format!("mark from unknown source {src}"));
+                    return Err(ShardError::UnknownSource { what: "mark", src });
                 }
                 while let Some((ev, c)) = self.order.next_ready() {
                     self.process(ev, c, None, fwd, d);

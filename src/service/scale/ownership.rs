@@ -110,11 +110,10 @@ impl Scaled {
                             self.pack.clone(),
                             self.engine_cfg,
                             shard.engine.clone(),
-                        )
-                        .map_err(anyhow::Error::msg)?;
+                        )?;
                         e.set_models(self.models.clone());
                         let t = ShardTask::restore(*shard, sources, self.shards, e)
-                            .map_err(anyhow::Error::msg)?;
+                            .with_context(|| format!("restoring {topic}/{p}"))?;
                         (next_offset, Work::Shard(Box::new(t)))
                     }
                     Some(_) => anyhow::bail!("checkpoint of {topic}/{p} is not a stage task's"),

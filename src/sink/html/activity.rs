@@ -99,14 +99,14 @@ impl Activity {
             }
             let e = self
                 .entities
-                .entry((a.entity.clone(), a.entity_id.clone()))
+                .entry((a.entity.as_str().to_string(), a.entity_id.clone()))
                 .or_insert_with(|| EntityCount {
-                    kind: a.entity.clone(),
+                    kind: a.entity.as_str().to_string(),
                     id: redact(&a.entity_id).into_owned(),
                     ..EntityCount::default()
                 });
             e.alerts += 1;
-            if a.entity == "card" && e.pan_masked.is_none() {
+            if a.entity == crate::rules::Entity::Card && e.pan_masked.is_none() {
                 // Already masked by the decoder; masked again in case a caller sent anything else.
                 e.pan_masked = a.pan_masked.as_deref().map(|p| redact(p).into_owned());
             }
