@@ -38,3 +38,4 @@ pub mod sim;
 pub mod sink;
 pub mod source;
 pub mod state;
+pub mod telemetry;

@@ -136,7 +136,7 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
                     }
                 }
             }
-            Some(Err(e)) => eprintln!("viewer: {e}"),
+            Some(Err(e)) => tracing::warn!("viewer: {e}"),
             None => {}
         }
         let done = switch.is_finished();

@@ -18,6 +18,9 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "switchguard", version, about)]
 pub struct Cli {
+    /// Log lines as human text or JSON (every line masked either way).
+    #[arg(long, global = true, value_enum, default_value_t, env = "SWITCHGUARD_LOG_FORMAT")]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Cmd,
 }
@@ -94,7 +97,7 @@ impl EngineArgs {
         match load_key(self.token_key_file.as_deref(), env)? {
             KeySource::Key(t) => Ok(t),
             KeySource::Missing if allow_dev => {
-                eprintln!("warning: no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key: tokens are not secret");
+                tracing::warn!("no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key: tokens are not secret");
                 Ok(crate::decode::Tokenizer::default())
             }
             KeySource::Missing => anyhow::bail!(
@@ -124,6 +127,7 @@ pub fn load_models(dir: &std::path::Path) -> Option<std::sync::Arc<crate::models
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    crate::telemetry::init(cli.log_format);
     let res = match cli.command {
         Cmd::Replay(a) => replay::command(a),
         Cmd::Simulate(a) => simulate::command(a),
@@ -136,8 +140,8 @@ pub fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            // Errors may quote input (a file name, a cell, a rule line): masked like any output.
-            eprintln!("error: {}", crate::pan::redact(&format!("{e:#}")));
+            // Errors may quote input (a file name, a cell, a rule line): masked like any line.
+            tracing::error!("{e:#}");
             ExitCode::from(2)
         }
     }

@@ -259,7 +259,7 @@ impl Consumer<'_> {
                 self.records += r.records;
                 *self.rejects.entry(r.reason_code.to_string()).or_default() += r.records;
                 if r.reason_code == "bad_header" || r.reason_code == "read_error" {
-                    eprintln!("warning: {}: {}", r.source, r.reason);
+                    tracing::warn!("{}: {}", r.source, r.reason);
                 }
                 self.sink.reject(&r)?;
             }

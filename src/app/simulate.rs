@@ -44,7 +44,7 @@ impl SimulateArgs {
 
 pub fn command(a: SimulateArgs) -> Result<ExitCode> {
     let n = write(&a.config(), &a.out)?;
-    eprintln!("wrote {n} events to {}", a.out.display());
+    tracing::info!("wrote {n} events to {}", a.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
