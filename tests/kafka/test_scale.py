@@ -11,10 +11,10 @@ import pytest
 
 from conftest import Service, consume, produce, replay, simulate
 
-# tansu returns nothing for a fetch that starts inside a record batch; a partition's new owner
-# starts at its checkpoint's offset, so every record is its own batch here (see README).
+# Input and stage topics are batched as producers batch them (many records per batch): a
+# partition's new owner starts at its checkpoint's offset, usually inside a batch.
 EXTRA = ('scale_out = true\nallowed_lateness = "5s"\nidle_timeout = "15s"\n'
-         'max_lockouts_per_minute = 0\n[kafka]\n"batch.num.messages" = "1"\n')
+         'max_lockouts_per_minute = 0\n[kafka]\n')
 
 
 def distinct(records, id_field):
@@ -57,11 +57,11 @@ def test_instances_give_exactly_the_alerts_of_one_engine(stream, instances):
     group = [first]
     try:
         half = len(events) // 2
-        produce(first.topics["input"], events[:half], key_field="id", one_per_batch=True)
+        produce(first.topics["input"], events[:half], key_field="id")
         for _ in range(instances - 1):
             time.sleep(1.0)
             group.append(Service(tmp, extra=EXTRA, like=first).start())
-        produce(first.topics["input"], events[half:], key_field="id", one_per_batch=True)
+        produce(first.topics["input"], events[half:], key_field="id")
         got_a, got_c = wait_settled(first, len(want_a), len(want_c))
         assert set(got_a) == set(want_a), (
             f"{instances} instances: missing {sorted(set(want_a) - set(got_a))[:5]}, "
@@ -87,20 +87,20 @@ def test_a_killed_instance_restarts_from_its_tasks_checkpoints(stream):
     extra_b = EXTRA + '"group.instance.id" = "b"\n'
     try:
         third = len(events) // 3
-        produce(a.topics["input"], events[:third], key_field="id", one_per_batch=True)
+        produce(a.topics["input"], events[:third], key_field="id")
         b = Service(tmp, extra=extra_b, like=a).start()
         deadline = time.time() + 60
         while not (b.metric("switchguard_tasks") > 0 and b.metric("switchguard_checkpoints_total") > 1):
             assert time.time() < deadline, "the second instance never took partitions"
             time.sleep(0.2)
         feeder = threading.Thread(target=produce, args=(a.topics["input"], events[third:2 * third]),
-                                  kwargs=dict(key_field="id", one_per_batch=True))
+                                  kwargs=dict(key_field="id"))
         feeder.start()
         time.sleep(2.0)
         b.kill9()  # mid-stream, between checkpoints
         feeder.join()
         group.append(Service(tmp, extra=extra_b, like=a).start())
-        produce(a.topics["input"], events[2 * third:], key_field="id", one_per_batch=True)
+        produce(a.topics["input"], events[2 * third:], key_field="id")
         got_a, got_c = wait_settled(a, len(want_a), len(want_c))
         assert set(got_a) == set(want_a), (
             f"missing {sorted(set(want_a) - set(got_a))[:5]}, extra {sorted(set(got_a) - set(want_a))[:5]}")
