@@ -61,7 +61,9 @@ def test_instances_give_exactly_the_alerts_of_one_engine(stream, instances):
         for _ in range(instances - 1):
             time.sleep(1.0)
             group.append(Service(tmp, extra=EXTRA, like=first).start())
-        produce(first.topics["input"], events[half:], key_field="id")
+        # A live feed while the group rebalances: partitions (and their state) change owner
+        # mid-stream.
+        produce(first.topics["input"], events[half:], key_field="id", seconds=20)
         got_a, got_c = wait_settled(first, len(want_a), len(want_c))
         assert set(got_a) == set(want_a), (
             f"{instances} instances: missing {sorted(set(want_a) - set(got_a))[:5]}, "
