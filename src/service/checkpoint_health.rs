@@ -94,6 +94,14 @@ impl CheckpointHealth {
         }
     }
 
+    /// The outcome of a blocking checkpoint: `ok`, or `failed` for `reason`.
+    pub fn report<T>(&mut self, outcome: &anyhow::Result<T>, reason: Failure) {
+        match outcome {
+            Ok(_) => self.ok(),
+            Err(e) => self.failed(reason, &format!("{e:#}")),
+        }
+    }
+
     /// Failures in a row so far.
     pub fn in_a_row(&self) -> u32 {
         self.in_a_row

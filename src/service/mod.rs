@@ -275,17 +275,11 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             parts,
             &metrics,
         );
-        match &r {
-            Ok(()) => health.ok(),
-            Err(e) => {
-                let reason = if cfg.exactly_once {
-                    Failure::Transaction
-                } else {
-                    Failure::NotAcknowledged
-                };
-                health.failed(reason, &format!("{e:#}"));
-            }
-        }
+        let reason = match cfg.exactly_once {
+            true => Failure::Transaction,
+            false => Failure::NotAcknowledged,
+        };
+        health.report(&r, reason);
         r
     };
     let mut out = Out {

@@ -103,7 +103,7 @@ def test_kill9_under_a_switch_like_feed_loses_skips_and_adds_nothing(tmp):
         kills += 1
         svc.start()
     feeder.join()
-    assert under_load >= 6, f"only {under_load} kills while the feed ran"
+    assert under_load >= 4, f"only {under_load} kills while the feed ran"
 
     def drained():
         text = svc.get("/metrics")[1]
@@ -120,6 +120,9 @@ def test_kill9_under_a_switch_like_feed_loses_skips_and_adds_nothing(tmp):
     late = svc.metric("switchguard_late_events_total")
     svc.stop()
     assert gaps == 0, f"{gaps} input offsets reported skipped on a log without gaps"
+    # tansu answers a fetch inside a batch with the next batch: restarts behind the feed had
+    # to seek back (with Apache Kafka this count stays 0).
+    assert reseeks > 0, "no restart resumed inside a record batch: the test did not test that"
     print(f"{kills} kills, {reseeks:.0f} seeks back to a batch start")
     for topic, want, field in (("alerts", want_alerts, "alert_id"), ("commands", want_cmds, "command_id")):
         got = by_id(consume(svc.topics[topic]), field)

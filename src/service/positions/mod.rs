@@ -67,7 +67,8 @@ struct Held {
 
 /// Every partition's cursor, with what the notes lead to.
 pub struct Positions {
-    cursors: BTreeMap<(String, i32), Cursor>,
+    /// By topic, then partition (looked up per record without allocating a key).
+    cursors: BTreeMap<String, BTreeMap<i32, Cursor>>,
     held: BTreeMap<(String, i32), Held>,
     policy: GapPolicy,
     metrics: Arc<Metrics>,
@@ -95,15 +96,17 @@ impl Positions {
         ] {
             c.with_label_values(&[topic, &p]);
         }
-        self.cursors.insert(
-            (topic.to_string(), partition),
-            Cursor::new(next, Instant::now()),
-        );
+        self.cursors
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, Cursor::new(next, Instant::now()));
     }
 
     /// Forget every partition not in `keep` (a new assignment).
     pub fn retain(&mut self, keep: &BTreeSet<(String, i32)>) {
-        self.cursors.retain(|k, _| keep.contains(k));
+        for (topic, parts) in self.cursors.iter_mut() {
+            parts.retain(|p, _| keep.contains(&(topic.clone(), *p)));
+        }
     }
 
     /// Whether to process the record at `offset`. Seeks the consumer back when the broker
@@ -115,15 +118,20 @@ impl Positions {
         partition: i32,
         offset: i64,
     ) -> Result<bool> {
-        let key = (topic.to_string(), partition);
-        let Some(c) = self.cursors.get_mut(&key) else {
+        let Some(c) = self
+            .cursors
+            .get_mut(topic)
+            .and_then(|parts| parts.get_mut(&partition))
+        else {
             return Ok(true); // not positioned by us: nothing to check against
         };
         let (verdict, note) = c.accept(offset, Instant::now());
-        match verdict {
-            Verdict::Process => {}
-            Verdict::Discard => {}
-            Verdict::SeekTo(to) => self.seek(consumer, &key, to),
+        if verdict == Verdict::Process && note.is_none() {
+            return Ok(true); // the usual case, kept cheap
+        }
+        let key = (topic.to_string(), partition);
+        if let Verdict::SeekTo(to) = verdict {
+            self.seek(consumer, &key, to);
         }
         if let Some(n) = note {
             self.noted(&key, n)?;
@@ -133,11 +141,13 @@ impl Positions {
 
     /// Partitions waiting for their first record after a seek.
     pub fn seeking(&self) -> BTreeSet<(String, i32)> {
-        self.cursors
-            .iter()
-            .filter(|(_, c)| c.seeking())
-            .map(|(k, _)| k.clone())
-            .collect()
+        let all = self.cursors.iter().flat_map(|(t, parts)| {
+            parts
+                .iter()
+                .filter(|(_, c)| c.seeking())
+                .map(move |(p, _)| (t.clone(), *p))
+        });
+        all.collect()
     }
 
     /// Step back on partitions whose seek delivered nothing for a while although records
@@ -150,9 +160,11 @@ impl Positions {
     ) {
         let now = Instant::now();
         let mut seeks = Vec::new();
-        for (k, c) in self.cursors.iter_mut().filter(|(_, c)| c.seeking()) {
-            if let Some(to) = high(&k.0, k.1).and_then(|h| c.stalled(now, h, STALL)) {
-                seeks.push((k.clone(), to));
+        for (t, parts) in self.cursors.iter_mut() {
+            for (p, c) in parts.iter_mut().filter(|(_, c)| c.seeking()) {
+                if let Some(to) = high(t, *p).and_then(|h| c.stalled(now, h, STALL)) {
+                    seeks.push(((t.clone(), *p), to));
+                }
             }
         }
         for (k, to) in seeks {
@@ -179,7 +191,11 @@ impl Positions {
                      taken as already processed",
                     k.0,
                     k.1,
-                    self.cursors.get(k).and_then(Cursor::next).unwrap_or(asked)
+                    self.cursors
+                        .get(&k.0)
+                        .and_then(|parts| parts.get(&k.1))
+                        .and_then(Cursor::next)
+                        .unwrap_or(asked)
                 );
                 return Ok(());
             }
