@@ -41,13 +41,15 @@ impl Scaled {
         self.open(missing)?;
         let mut tpl = TopicPartitionList::new();
         for (t, p) in &a {
-            let off = self.tasks[&(t.clone(), *p)].next_offset;
-            let off = if off >= 0 {
-                Offset::Offset(off)
+            let next = self.tasks[&(t.clone(), *p)].next_offset;
+            let off = if next >= 0 {
+                Offset::Offset(next)
             } else {
                 Offset::Beginning
             };
             tpl.add_partition_offset(t, *p, off)?;
+            // Kept tasks too: the assignment is a seek, possibly to inside a batch.
+            self.positions.start(t, *p, (next >= 0).then_some(next));
         }
         consumer
             .assign(&tpl)
