@@ -43,7 +43,7 @@ pub enum GapPolicy {
     Log,
     /// Also withdraw readiness until the process restarts.
     Unready,
-    /// Also stop the process (exit 1); a restart resumes from the last checkpoint.
+    /// Also stop the process (exit 2); a restart resumes from the last checkpoint.
     Stop,
 }
 
@@ -248,5 +248,68 @@ impl Positions {
             }
             GapPolicy::Stop => anyhow::bail!("{what} (on_offset_gap = \"stop\")"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn positions(policy: GapPolicy) -> (Positions, Arc<Metrics>, Arc<Health>) {
+        let (m, h) = (Metrics::new(), Arc::new(Health::default()));
+        h.started();
+        let mut p = Positions::new(policy, m.clone(), h.clone());
+        p.start("in", 3, Some(10));
+        (p, m, h)
+    }
+
+    fn gap(p: &mut Positions, from: i64, to: i64) -> Result<()> {
+        p.noted(&("in".to_string(), 3), Note::Gap { from, to })
+    }
+
+    #[test]
+    fn a_gap_is_counted_with_its_offsets_and_logged_at_most_once_a_minute() {
+        let (mut p, m, h) = positions(GapPolicy::Log);
+        let text = m.render();
+        for name in [
+            "switchguard_input_offset_gaps_total",
+            "switchguard_input_offsets_skipped_total",
+            "switchguard_input_reseeks_total",
+        ] {
+            let series = format!("{name}{{partition=\"3\",topic=\"in\"}} 0");
+            assert!(text.contains(&series), "{series} exists from the start");
+        }
+        gap(&mut p, 10, 13).unwrap();
+        gap(&mut p, 20, 21).unwrap();
+        let key = ["in", "3"];
+        assert_eq!(m.offset_gaps.with_label_values(&key).get(), 2);
+        assert_eq!(m.offsets_skipped.with_label_values(&key).get(), 4);
+        let held = &p.held[&("in".to_string(), 3)];
+        assert_eq!(
+            (held.gaps, held.offsets),
+            (1, 1),
+            "the second waits for the next line"
+        );
+        assert!(h.status().is_ok(), "log only");
+    }
+
+    #[test]
+    fn unready_withdraws_readiness_and_stop_ends_the_loop() {
+        let (mut p, _, h) = positions(GapPolicy::Unready);
+        gap(&mut p, 10, 11).unwrap();
+        let why = h.status().unwrap_err();
+        assert!(why.contains("in/3: offsets 10..10 (1 offsets)"), "{why}");
+        let (mut p, _, h) = positions(GapPolicy::Stop);
+        let e = gap(&mut p, 10, 12).unwrap_err().to_string();
+        assert!(
+            e.contains("offsets 10..11") && e.contains("\"stop\""),
+            "{e}"
+        );
+        assert!(h.status().is_ok());
+        let policy: GapPolicy = toml::from_str::<toml::Table>("p = \"unready\"").unwrap()["p"]
+            .clone()
+            .try_into()
+            .unwrap();
+        assert_eq!(policy, GapPolicy::Unready);
     }
 }
