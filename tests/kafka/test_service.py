@@ -68,42 +68,43 @@ def by_id(records, field):
 
 
 def test_kill9_under_a_switch_like_feed_loses_skips_and_adds_nothing(tmp):
-    """kill -9 at random moments while a switch-like producer feeds the input (20 ms linger,
-    many records per batch, four partitions), then every output against a replay of the same
-    file. Restarts resume from checkpoints whose offsets fall inside record batches; tansu
-    answers such a fetch with the next batch, so without the position checks the rest of the
-    batch was skipped (alerts replay does not give, pre-auths never seen)."""
+    """kill -9 at random moments while the service works through what a switch-like producer
+    fed it (20 ms linger, many records per batch, four partitions), then every output against
+    a replay of the same file. Restarts resume from checkpoints whose offsets fall inside
+    record batches; tansu answers such a fetch with the next batch, so without the position
+    checks the rest of the batch was skipped (alerts replay does not give, pre-auths never
+    seen)."""
     events, path = simulate(tmp, cards=6500, days=20, terminals=500, seed=5)
     assert len(events) >= 200_000, len(events)
     want_alerts, want_cmds = replay(tmp, path)
     assert want_cmds, "the stream must produce lockouts"
-    # Under load: tansu answers each fetch after the full fetch.wait.max.ms, so 100 ms keeps
-    # the service behind the feed (about 20k events/s), as a loaded service is. A checkpoint
-    # taken while behind is usually inside a batch; one taken while caught up, at a batch's end.
-    svc = Service(tmp, extra='allowed_lateness = "100ms"\nidle_timeout = "5s"\n'
-                             '[kafka]\n"fetch.wait.max.ms" = "100"\n')
+    # Under load: the switch goes on producing while switchguard is down, so every life starts
+    # behind. Fetches of up to 1 MB a partition, answered after 500 ms (tansu waits the full
+    # fetch.wait.max.ms), keep each life busy for a second or so, and each fetch takes more
+    # than one loop pass: a checkpoint taken while behind falls inside a record batch.
+    svc = Service(tmp, extra='allowed_lateness = "100ms"\nidle_timeout = "5s"\n[kafka]\n'
+                             '"fetch.wait.max.ms" = "500"\n"max.partition.fetch.bytes" = "1048576"\n'
+                             '"fetch.max.bytes" = "4194304"\n')
     svc.start().stop()  # creates the topics
-    # A backlog (the service was down for a while), then the live feed.
-    half = len(events) // 2
-    produce(svc.topics["input"], events[:half])
-    svc.start()
-    feeder = threading.Thread(target=produce, args=(svc.topics["input"], events[half:]),
-                              kwargs=dict(seconds=15))
-    feeder.start()
+    lives = 9
     rng = random.Random(1)
-    kills, reseeks, gaps, under_load = 0, 0.0, 0.0, 0
-    while kills < 8:
-        time.sleep(rng.uniform(0.3, 2.0))
-        if svc.proc.poll() is not None:
-            raise AssertionError(svc.log.read_text())
-        reseeks += svc.metric("switchguard_input_reseeks_total")
-        gaps += svc.metric("switchguard_input_offsets_skipped_total")
-        under_load += feeder.is_alive()
-        svc.kill9()
-        kills += 1
+    kills, reseeks, gaps = 0, 0.0, 0.0
+    for i in range(lives):
+        chunk = events[i * len(events) // lives:(i + 1) * len(events) // lives]
+        cut = len(chunk) * 2 // 3
+        produce(svc.topics["input"], chunk[:cut])  # while switchguard is down
         svc.start()
-    feeder.join()
-    assert under_load >= 4, f"only {under_load} kills while the feed ran"
+        feeder = threading.Thread(target=produce, args=(svc.topics["input"], chunk[cut:]))
+        feeder.start()  # and while it runs
+        if i < lives - 1:
+            time.sleep(rng.uniform(0.3, 1.2))
+            if svc.proc.poll() is not None:
+                raise AssertionError(svc.log.read_text())
+            reseeks += svc.metric("switchguard_input_reseeks_total")
+            gaps += svc.metric("switchguard_input_offsets_skipped_total")
+            svc.kill9()
+            kills += 1
+        feeder.join()
 
     def drained():
         text = svc.get("/metrics")[1]
