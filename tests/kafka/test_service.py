@@ -86,45 +86,49 @@ def test_kill9_under_a_switch_like_feed_loses_skips_and_adds_nothing(tmp):
                              '"fetch.wait.max.ms" = "500"\n"max.partition.fetch.bytes" = "1048576"\n'
                              '"fetch.max.bytes" = "4194304"\n')
     svc.start().stop()  # creates the topics
-    lives = 9
-    rng = random.Random(1)
-    kills, reseeks, gaps = 0, 0.0, 0.0
-    for i in range(lives):
-        chunk = events[i * len(events) // lives:(i + 1) * len(events) // lives]
-        cut = len(chunk) * 2 // 3
-        produce(svc.topics["input"], chunk[:cut])  # while switchguard is down
-        svc.start()
-        feeder = threading.Thread(target=produce, args=(svc.topics["input"], chunk[cut:]))
-        feeder.start()  # and while it runs
-        if i < lives - 1:
-            time.sleep(rng.uniform(0.3, 1.2))
-            if svc.proc.poll() is not None:
-                raise AssertionError(svc.log.read_text())
-            reseeks += svc.metric("switchguard_input_reseeks_total")
-            gaps += svc.metric("switchguard_input_offsets_skipped_total")
-            svc.kill9()
-            kills += 1
-        feeder.join()
+    try:
+        lives = 9
+        rng = random.Random(1)
+        kills, reseeks, gaps = 0, 0.0, 0.0
+        for i in range(lives):
+            chunk = events[i * len(events) // lives:(i + 1) * len(events) // lives]
+            cut = len(chunk) * 2 // 3
+            produce(svc.topics["input"], chunk[:cut])  # while switchguard is down
+            svc.start()
+            feeder = threading.Thread(target=produce, args=(svc.topics["input"], chunk[cut:]))
+            feeder.start()  # and while it runs
+            if i < lives - 1:
+                time.sleep(rng.uniform(0.3, 1.2))
+                if svc.proc.poll() is not None:
+                    raise AssertionError(svc.log.read_text())
+                reseeks += svc.metric("switchguard_input_reseeks_total")
+                gaps += svc.metric("switchguard_input_offsets_skipped_total")
+                svc.kill9()
+                kills += 1
+            feeder.join()
 
-    def drained():
-        text = svc.get("/metrics")[1]
-        return ("switchguard_consumer_lag{" in text and svc.metric("switchguard_consumer_lag") == 0
-                and svc.metric("switchguard_buffered_events") == 0 and svc.metric("switchguard_events_total") > 0)
-    wait_for(drained, timeout=600, what="the service to process every event")
-    time.sleep(2)
-    # Every input record processed exactly once into the state (the engine's counters travel
-    # in the checkpoints): a skipped offset would leave this short.
-    seen = svc.metric("switchguard_events_total") + svc.metric("switchguard_duplicates_total")
-    assert seen == len(events), f"{seen} events counted, {len(events)} produced"
-    reseeks += svc.metric("switchguard_input_reseeks_total")
-    gaps += svc.metric("switchguard_input_offsets_skipped_total")
-    late = svc.metric("switchguard_late_events_total")
-    svc.stop()
-    assert gaps == 0, f"{gaps} input offsets reported skipped on a log without gaps"
-    # tansu answers a fetch inside a batch with the next batch: restarts behind the feed had
-    # to seek back (with Apache Kafka this count stays 0).
-    assert reseeks > 0, "no restart resumed inside a record batch: the test did not test that"
-    print(f"{kills} kills, {reseeks:.0f} seeks back to a batch start")
+        def drained():
+            text = svc.get("/metrics")[1]
+            return ("switchguard_consumer_lag{" in text and svc.metric("switchguard_consumer_lag") == 0
+                    and svc.metric("switchguard_buffered_events") == 0 and svc.metric("switchguard_events_total") > 0)
+        wait_for(drained, timeout=600, what="the service to process every event")
+        time.sleep(2)
+        # Every input record processed exactly once into the state (the engine's counters travel
+        # in the checkpoints): a skipped offset would leave this short.
+        seen = svc.metric("switchguard_events_total") + svc.metric("switchguard_duplicates_total")
+        assert seen == len(events), f"{seen} events counted, {len(events)} produced"
+        reseeks += svc.metric("switchguard_input_reseeks_total")
+        gaps += svc.metric("switchguard_input_offsets_skipped_total")
+        late = svc.metric("switchguard_late_events_total")
+        svc.stop()
+        assert gaps == 0, f"{gaps} input offsets reported skipped on a log without gaps"
+        # tansu answers a fetch inside a batch with the next batch: restarts behind the feed had
+        # to seek back (with Apache Kafka this count stays 0).
+        assert reseeks > 0, "no restart resumed inside a record batch: the test did not test that"
+        print(f"{kills} kills, {reseeks:.0f} seeks back to a batch start")
+    finally:
+        if svc.proc.poll() is None:
+            svc.kill9()  # a failure above left it running
     for topic, want, field in (("alerts", want_alerts, "alert_id"), ("commands", want_cmds, "command_id")):
         got = by_id(consume(svc.topics[topic]), field)
         want_by_id = by_id(want, field)
