@@ -159,5 +159,5 @@ pub fn acknowledged<C: ConsumerContext>(
         }
     }
     metrics.transactions.with_label_values(&["committed"]).inc();
-    metrics.checkpoints.inc();
+    metrics.checkpoint_written();
 }

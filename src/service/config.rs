@@ -53,6 +53,14 @@ pub struct RunConfig {
     pub idle_timeout: String,
     /// Wall-clock interval between checkpoints.
     pub checkpoint_interval: String,
+    /// A checkpoint not acknowledged this long after its snapshot counts as failed (and again
+    /// every further `checkpoint_timeout`).
+    pub checkpoint_timeout: String,
+    /// Readiness is withdrawn after this many checkpoint failures in a row (0: never).
+    pub max_checkpoint_failures: u32,
+    /// What a genuine gap in a consumed partition's offsets does besides its metric and log
+    /// line: `log`, `unready` or `stop`.
+    pub on_offset_gap: super::positions::GapPolicy,
     /// Commit outputs, checkpoint and offsets in one Kafka transaction.
     pub exactly_once: bool,
     /// Share the work with every instance of the group: the input is repartitioned through
@@ -86,6 +94,9 @@ impl Default for RunConfig {
             allowed_lateness: "100ms".into(),
             idle_timeout: "1s".into(),
             checkpoint_interval: "1s".into(),
+            checkpoint_timeout: "10s".into(),
+            max_checkpoint_failures: 3,
+            on_offset_gap: super::positions::GapPolicy::Log,
             exactly_once: false,
             scale_out: false,
             stage_partitions: 0,
@@ -193,6 +204,7 @@ pub struct Timings {
     pub lateness: i64,
     pub idle: std::time::Duration,
     pub checkpoint_every: std::time::Duration,
+    pub checkpoint_timeout: std::time::Duration,
 }
 
 impl RunConfig {
@@ -205,6 +217,7 @@ impl RunConfig {
             lateness: Self::ms(&self.allowed_lateness, "allowed_lateness")?,
             idle: wall(&self.idle_timeout, "idle_timeout")?,
             checkpoint_every: wall(&self.checkpoint_interval, "checkpoint_interval")?,
+            checkpoint_timeout: wall(&self.checkpoint_timeout, "checkpoint_timeout")?,
         })
     }
 

@@ -1,13 +1,15 @@
 //! The input partitions' high watermarks, fetched by a background thread with its own client,
 //! so the service loop never waits on a broker round trip (a blocking `fetch_watermarks` per
 //! partition in the loop stalled it for up to a second at a time). The loop reads them for
-//! consumer lag and for idle detection.
+//! consumer lag and for idle detection. Other partitions can be watched for a while
+//! ([`HighWater::watch`]): scale-out's stage partitions waiting for their first record after a
+//! seek, which [`super::positions::Positions::check_stalls`] needs.
 
 use super::config::RunConfig;
 use super::kafka;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +20,10 @@ const EVERY: Duration = Duration::from_millis(200);
 /// Latest (low, high) watermarks per input partition, with when they were asked for.
 pub struct HighWater {
     map: Mutex<BTreeMap<i32, (i64, i64, Instant)>>,
+    input: String,
+    /// Other partitions to fetch, and their latest high watermarks.
+    watched: Mutex<BTreeSet<(String, i32)>>,
+    others: Mutex<BTreeMap<(String, i32), i64>>,
     stop: AtomicBool,
 }
 
@@ -31,6 +37,9 @@ impl HighWater {
             .context("creating the high-watermark client")?;
         let hw = Arc::new(Self {
             map: Mutex::new(BTreeMap::new()),
+            input: cfg.topics.input.clone(),
+            watched: Mutex::new(BTreeSet::new()),
+            others: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
         let me = hw.clone();
@@ -48,6 +57,14 @@ impl HighWater {
                             me.map.lock().expect("lock").insert(*p, (low, high, asked));
                         }
                     }
+                    let watched = me.watched.lock().expect("lock").clone();
+                    for (t, p) in watched {
+                        if let Ok((_, high)) =
+                            client.fetch_watermarks(&t, p, Duration::from_secs(2))
+                        {
+                            me.others.lock().expect("lock").insert((t, p), high);
+                        }
+                    }
                     std::thread::sleep(EVERY.saturating_sub(round.elapsed()));
                 }
             })
@@ -62,6 +79,29 @@ impl HighWater {
         let (low, high, asked) = self.get(partition)?;
         let pos = if next_offset < 0 { low } else { next_offset };
         (asked >= last_msg).then_some(pos >= high)
+    }
+
+    /// Fetch the high watermarks of `partitions` too (input partitions always are), until the
+    /// next call.
+    pub fn watch(&self, partitions: BTreeSet<(String, i32)>) {
+        let partitions: BTreeSet<(String, i32)> = partitions
+            .into_iter()
+            .filter(|(t, _)| *t != self.input)
+            .collect();
+        self.others
+            .lock()
+            .expect("lock")
+            .retain(|k, _| partitions.contains(k));
+        *self.watched.lock().expect("lock") = partitions;
+    }
+
+    /// The latest high watermark of any partition fetched, if known.
+    pub fn high(&self, topic: &str, partition: i32) -> Option<i64> {
+        if topic == self.input {
+            return self.get(partition).map(|(_, high, _)| high);
+        }
+        let others = self.others.lock().expect("lock");
+        others.get(&(topic.to_string(), partition)).copied()
     }
 
     /// The partition's (low, high) watermarks and when they were asked for, if known.

@@ -45,6 +45,20 @@ impl Deliveries {
         self.next.load(Ordering::Relaxed)
     }
 
+    /// Outputs settled so far: acknowledged or failed.
+    pub fn settled(&self) -> u64 {
+        self.ok.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Outputs registered before `barrier` still waiting for their delivery report.
+    pub fn in_flight_before(&self, barrier: u64) -> usize {
+        self.in_flight
+            .lock()
+            .expect("lock")
+            .range(..barrier)
+            .count()
+    }
+
     /// Every output registered before `barrier` has been acknowledged (or has failed, which
     /// `failed` counts).
     pub fn settled_before(&self, barrier: u64) -> bool {
@@ -92,6 +106,21 @@ impl ProducerContext for Ctx {
 }
 
 pub type Producer = BaseProducer<Ctx>;
+
+/// Serve every delivery report waiting, without blocking. `BaseProducer::poll(0)` serves one
+/// event, and an event reports one produced batch: with one poll per loop pass, reports fell
+/// behind whenever the outputs of a pass went out in more than one batch (always, with
+/// `-X batch.num.messages=1`), so the outputs before a checkpoint never all settled and no
+/// checkpoint was written, without a word.
+pub fn poll_deliveries(producer: &Producer, deliveries: &Deliveries) {
+    loop {
+        let before = deliveries.settled();
+        producer.poll(Duration::ZERO);
+        if deliveries.settled() == before {
+            return;
+        }
+    }
+}
 
 /// Base client configuration: brokers plus every pass-through property.
 pub fn base_config(c: &RunConfig) -> ClientConfig {

@@ -10,13 +10,14 @@ use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// The `outcome` label of `switchguard_events_total`.
 const OUTCOMES: [&str; 2] = ["approved", "declined"];
 /// Every `reason` of `switchguard_rejects_total`: the decoder's own list.
 const REJECT_REASONS: [&str; 9] = crate::decode::DecodeError::CODES;
+/// Every `reason` of `switchguard_checkpoint_failures_total`.
+const CHECKPOINT_FAILURES: [&str; 6] = crate::service::checkpoint_health::Failure::REASONS;
 /// The `rule` label of the lockout guard's own alerts.
 const GUARD_RULE: &str = "lockout_guard";
 
@@ -53,6 +54,17 @@ pub struct Metrics {
     pub repeats: IntCounter,
     /// Scale-out: stage shards (and input partitions) this instance runs.
     pub tasks: IntGaugeVec,
+    /// Genuine gaps in a consumed partition's offsets, and the offsets they skipped.
+    pub offset_gaps: IntCounterVec,
+    pub offsets_skipped: IntCounterVec,
+    /// Seeks back after a broker started a fetch past the resume point.
+    pub reseeks: IntCounterVec,
+    /// Checkpoints that failed or did not complete within `checkpoint_timeout`, by reason.
+    pub checkpoint_failures: IntCounterVec,
+    /// Seconds since the last acknowledged checkpoint (since start before the first), set
+    /// when scraped.
+    checkpoint_age: prometheus::Gauge,
+    last_checkpoint: std::sync::Mutex<std::time::Instant>,
     pub up: IntGauge,
     last: std::sync::Mutex<Stats>,
 }
@@ -94,6 +106,13 @@ impl Metrics {
         )
         .expect("valid");
         r.register(Box::new(buffered.clone()))
+            .expect("unique metric");
+        let checkpoint_age = prometheus::Gauge::new(
+            "switchguard_checkpoint_age_seconds",
+            "Seconds since the last acknowledged checkpoint (since start before the first)",
+        )
+        .expect("valid");
+        r.register(Box::new(checkpoint_age.clone()))
             .expect("unique metric");
         let m = Arc::new(Self {
             events: counter_vec(
@@ -191,6 +210,33 @@ impl Metrics {
                 "Scale-out: input partitions and stage shards this instance runs, by stage",
                 &["stage"],
             ),
+            offset_gaps: counter_vec(
+                &r,
+                "switchguard_input_offset_gaps_total",
+                "Gaps in a consumed partition's offsets the broker will not fill (compaction, \
+                 transaction markers, retention), by topic and partition",
+                &["topic", "partition"],
+            ),
+            offsets_skipped: counter_vec(
+                &r,
+                "switchguard_input_offsets_skipped_total",
+                "Offsets skipped by those gaps, by topic and partition",
+                &["topic", "partition"],
+            ),
+            reseeks: counter_vec(
+                &r,
+                "switchguard_input_reseeks_total",
+                "Seeks further back after the broker started a fetch past the resume point",
+                &["topic", "partition"],
+            ),
+            checkpoint_failures: counter_vec(
+                &r,
+                "switchguard_checkpoint_failures_total",
+                "Checkpoints that failed or did not complete within checkpoint_timeout, by reason",
+                &["reason"],
+            ),
+            checkpoint_age,
+            last_checkpoint: std::sync::Mutex::new(std::time::Instant::now()),
             up,
             buffered,
             registry: r,
@@ -216,6 +262,15 @@ impl Metrics {
             self.rule_reloads.with_label_values(&[outcome]);
             self.model_reloads.with_label_values(&[outcome]);
         }
+        for reason in CHECKPOINT_FAILURES {
+            self.checkpoint_failures.with_label_values(&[reason]);
+        }
+    }
+
+    /// A checkpoint was acknowledged: count it and restart its age.
+    pub fn checkpoint_written(&self) {
+        self.checkpoints.inc();
+        *self.last_checkpoint.lock().expect("lock") = std::time::Instant::now();
     }
 
     /// Add what the engine counted since the last call. `rules` gives a rule's severity and
@@ -276,6 +331,8 @@ impl Metrics {
     }
 
     pub fn render(&self) -> String {
+        let age = self.last_checkpoint.lock().expect("lock").elapsed();
+        self.checkpoint_age.set(age.as_secs_f64());
         let mut out = String::new();
         TextEncoder::new()
             .encode_utf8(&self.registry.gather(), &mut out)
@@ -288,7 +345,7 @@ impl Metrics {
 pub fn serve(
     addr: &str,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<super::health::Health>,
 ) -> anyhow::Result<std::net::SocketAddr> {
     let server = tiny_http::Server::http(addr)
         .map_err(|e| anyhow::anyhow!("metrics endpoint {addr}: {e}"))?;
@@ -303,10 +360,10 @@ pub fn serve(
                 let (code, body, ctype) = match req.url() {
                     "/metrics" => (200, metrics.render(), "text/plain; version=0.0.4"),
                     "/healthz" => (200, "ok\n".to_string(), "text/plain"),
-                    "/readyz" if ready.load(Ordering::Relaxed) => {
-                        (200, "ready\n".to_string(), "text/plain")
-                    }
-                    "/readyz" => (503, "starting\n".to_string(), "text/plain"),
+                    "/readyz" => match health.status() {
+                        Ok(()) => (200, "ready\n".to_string(), "text/plain"),
+                        Err(why) => (503, format!("{why}\n"), "text/plain"),
+                    },
                     _ => (404, "not found\n".to_string(), "text/plain"),
                 };
                 let header =

@@ -13,11 +13,14 @@
 
 mod background;
 pub mod checkpoint;
+pub mod checkpoint_health;
 pub mod config;
+pub mod health;
 mod highwater;
 pub mod kafka;
 pub mod metrics;
 mod out;
+pub mod positions;
 mod reload;
 pub mod scale;
 
@@ -27,10 +30,13 @@ use crate::engine::{Engine, EngineConfig, Pipeline};
 use crate::rules::RulePack;
 use anyhow::{Context, Result};
 use checkpoint::Checkpoint;
+use checkpoint_health::{CheckpointHealth, Failure};
 use config::RunConfig;
+use health::Health;
 use kafka::{Deliveries, Producer};
 use metrics::Metrics;
 use out::{check_deliveries, Out};
+use positions::Positions;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer as _};
@@ -39,6 +45,9 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Most consumer results one loop pass takes.
+const POLL_MAX: usize = 2048;
 
 /// Flags the outside world sets: stop (SIGTERM/SIGINT), reload rules (SIGHUP).
 #[derive(Clone, Default)]
@@ -71,29 +80,39 @@ struct Part {
 }
 
 /// What both service loops start with: the metrics endpoint (not ready yet), the parsed
-/// timings and the engine settings.
+/// timings, the engine settings, and the watchers of input positions and checkpoints.
 struct Start {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     lateness: i64,
     idle: Duration,
     every: Duration,
+    checkpoint_timeout: Duration,
     engine_cfg: EngineConfig,
+    positions: Positions,
+    checkpoints: CheckpointHealth,
 }
 
 impl Start {
     fn new(cfg: &RunConfig) -> Result<Self> {
         let t = cfg.timings()?;
         let metrics = Metrics::new();
-        let ready = Arc::new(AtomicBool::new(false));
-        let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), ready.clone())?;
+        let health = Arc::new(Health::default());
+        let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), health.clone())?;
         eprintln!("switchguard: metrics on http://{addr}/metrics");
         Ok(Self {
+            positions: Positions::new(cfg.on_offset_gap, metrics.clone(), health.clone()),
+            checkpoints: CheckpointHealth::new(
+                cfg.max_checkpoint_failures,
+                metrics.clone(),
+                health.clone(),
+            ),
             metrics,
-            ready,
+            health,
             lateness: t.lateness,
             idle: t.idle,
             every: t.checkpoint_every,
+            checkpoint_timeout: t.checkpoint_timeout,
             engine_cfg: EngineConfig {
                 allowed_lateness: t.lateness,
                 max_lockouts_per_minute: (cfg.max_lockouts_per_minute > 0)
@@ -108,11 +127,14 @@ impl Start {
 pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()> {
     let Start {
         metrics,
-        ready,
+        health,
         lateness,
         idle,
         every,
+        checkpoint_timeout,
         engine_cfg,
+        mut positions,
+        checkpoints,
     } = Start::new(&cfg)?;
     kafka::ensure_topics(&cfg, &[])?;
     let pack = Arc::new(RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?);
@@ -207,6 +229,11 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             Offset::Beginning
         };
         tpl.add_partition_offset(&cfg.topics.input, *p, off)?;
+        positions.start(
+            &cfg.topics.input,
+            *p,
+            (part.next_offset >= 0).then_some(part.next_offset),
+        );
     }
     consumer.assign(&tpl)?;
     metrics.rebalances.inc();
@@ -224,15 +251,12 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
     pipeline.engine_mut().set_models(reloader.initial_models());
     let mut last_checkpoint = Instant::now();
-    let mut background = background::Background::default();
     // At-least-once checkpoints go on their own connection (a transaction cannot).
-    let checkpoint_producer = (!cfg.exactly_once)
-        .then(|| kafka::checkpoint_producer(&cfg, deliveries.clone()))
-        .transpose()?;
+    let mut background = background::Background::new(&cfg, &key, checkpoint_timeout, checkpoints)?;
     // Lag and idleness read the high watermarks a background thread keeps fetching.
     let highwater = highwater::HighWater::spawn(&cfg, partitions.clone())?;
     let mut lag_due = Instant::now();
-    ready.store(true, Ordering::Relaxed);
+    health.started();
     metrics.up.set(1);
     eprintln!(
         "switchguard: consuming {} ({} partitions)",
@@ -240,8 +264,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         parts.len()
     );
 
-    let save = |pipeline: &Pipeline, parts: &BTreeMap<i32, Part>| {
-        checkpoint(
+    let save = |pipeline: &Pipeline, parts: &BTreeMap<i32, Part>, health: &mut CheckpointHealth| {
+        let r = checkpoint(
             &cfg,
             &key,
             &consumer,
@@ -250,7 +274,13 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
             pipeline,
             parts,
             &metrics,
-        )
+        );
+        let reason = match cfg.exactly_once {
+            true => Failure::Transaction,
+            false => Failure::NotAcknowledged,
+        };
+        health.report(&r, reason);
+        r
     };
     let mut out = Out {
         cfg: &cfg,
@@ -262,15 +292,20 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         // old one in force.
         let forced = signals.reload.swap(false, Ordering::Relaxed);
         reloader.poll(forced, pipeline.engine_mut(), &metrics);
-        for res in kafka::poll_batch(&consumer, Duration::from_millis(50), 2048) {
+        let mut polled = 0;
+        for res in kafka::poll_batch(&consumer, Duration::from_millis(50), POLL_MAX) {
+            polled += 1;
             match res {
                 Ok(m) => {
                     let p = m.partition();
                     let part = parts.get_mut(&p).expect("assigned partition");
-                    part.next_offset = m.offset() + 1;
                     part.eof = false;
                     part.idle = false;
                     part.last_msg = Instant::now();
+                    if !positions.accept(&consumer, &cfg.topics.input, p, m.offset())? {
+                        continue; // before the resume point, or the consumer is seeking back
+                    }
+                    part.next_offset = m.offset() + 1;
                     let started = Instant::now();
                     let bytes = m.payload().unwrap_or(b"");
                     match decoder.decode_json(bytes) {
@@ -295,6 +330,9 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 }
                 Err(e) => eprintln!("switchguard: consumer: {e}"),
             }
+        }
+        if polled < POLL_MAX {
+            positions.check_stalls(&consumer, |t, p| highwater.high(t, p));
         }
         // Watermark: the slowest live partition. A partition stops holding it back only when it
         // is confirmed idle: end of partition reported, silent for `idle_timeout`, and its
@@ -327,7 +365,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         pipeline.release(&mut d);
         out.decisions(&d)?;
         d.clear();
-        producer.poll(Duration::ZERO);
+        kafka::poll_deliveries(&producer, &deliveries);
         let rules_now = pipeline.engine().pack().clone();
         metrics.observe(pipeline.engine().stats(), &|id| {
             rules_now.rule(id).map(|r| metrics::RuleInfo {
@@ -356,18 +394,11 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         metrics.buffered.set(pipeline.buffered() as i64);
         if cfg.exactly_once {
             if last_checkpoint.elapsed() >= every {
-                save(&pipeline, &parts)?;
+                save(&pipeline, &parts, &mut background.health)?;
                 last_checkpoint = Instant::now();
             }
-        } else if let Some(checkpoint_producer) = &checkpoint_producer {
-            background.poll(
-                &cfg,
-                &key,
-                &consumer,
-                checkpoint_producer,
-                &deliveries,
-                &metrics,
-            )?;
+        } else {
+            background.poll(&cfg, &consumer, &deliveries, &metrics)?;
             if !background.busy() && last_checkpoint.elapsed() >= every {
                 let t = Instant::now();
                 let snap = snapshot(&cfg, &pipeline, &parts);
@@ -383,11 +414,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         pipeline.buffered()
     );
     // A background checkpoint still in flight lands before the final one, not after it.
-    if let Some(p) = &checkpoint_producer {
-        p.flush(Duration::from_secs(30))
-            .context("flushing the checkpoint producer")?;
-    }
-    save(&pipeline, &parts)?;
+    background.flush(Duration::from_secs(30))?;
+    save(&pipeline, &parts, &mut background.health)?;
     metrics.up.set(0);
     Ok(())
 }
@@ -444,7 +472,7 @@ fn checkpoint(
         match res {
             Ok(()) => {
                 metrics.transactions.with_label_values(&["committed"]).inc();
-                metrics.checkpoints.inc();
+                metrics.checkpoint_written();
                 producer.begin_transaction()?;
             }
             Err(e) => {

@@ -36,11 +36,47 @@ def free_port():
         return s.getsockname()[1]
 
 
+class PrivateBroker:
+    """A tansu broker of one test's own (in-memory, loopback), for tests that freeze it."""
+
+    def __init__(self, tmp: Path):
+        exe = shutil.which("tansu")
+        if not exe:
+            pytest.fail("tansu is not on PATH: run scripts/test, which installs it")
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.log = tmp / f"tansu-{self.port}.log"
+        url = f"tcp://{self.address}"
+        self.proc = subprocess.Popen([exe, "broker", "--storage-engine", "memory://tansu/",
+                                      "--listener-url", url, "--advertised-listener-url", url],
+                                     stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                assert self.proc.poll() is None, self.log.read_text()
+                time.sleep(0.1)
+        raise AssertionError("tansu did not start")
+
+    def freeze(self):
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self):
+        self.proc.send_signal(signal.SIGCONT)
+
+    def stop(self):
+        self.thaw()
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
 class Service:
     """One `switchguard run` child process with its own topics, group and metrics port."""
 
     def __init__(self, tmp: Path, rules: Path = ROOT / "rules", extra: str = "", partitions: int = 4,
-                 like: "Service" = None):
+                 like: "Service" = None, brokers: str = None):
         """like: another instance of the same group (same topics and group, own port)."""
         self.id = uuid.uuid4().hex[:8]
         self.tmp = tmp
@@ -52,7 +88,7 @@ class Service:
         self.config = tmp / f"switchguard-{self.id}.toml"
         topics = "\n".join(f'{k} = "{v}"' for k, v in self.topics.items())
         self.config.write_text(
-            f'brokers = "{broker()}"\ngroup = "{self.group}"\nmetrics_addr = "127.0.0.1:{self.port}"\n'
+            f'brokers = "{brokers or broker()}"\ngroup = "{self.group}"\nmetrics_addr = "127.0.0.1:{self.port}"\n'
             f'rules = "{rules}"\npartitions = {partitions}\ncheckpoint_interval = "300ms"\n{extra}\n[topics]\n{topics}\n'
         )
         self.proc = None
@@ -108,18 +144,22 @@ class Service:
             assert code == 0, f"exit code {code}:\n{self.log.read_text()}"
 
 
-def produce(topic, records, key_field="terminal", one_per_batch=False):
+def produce(topic, records, key_field="terminal", brokers=None, seconds=None):
     """records: dicts (JSON-encoded, keyed by a field) or raw bytes (keyed by b'raw').
+    seconds: spread the sends evenly over about that long (a live feed), else at once.
 
-    one_per_batch: every record in its own record batch. Needed where a consumer restarts at
-    arbitrary offsets: tansu (0.6, memory storage) returns nothing for a fetch that starts
-    inside a record batch, so the rest of that batch would be skipped (Apache Kafka returns the
-    containing batch and the client drops the records before the offset)."""
+    Batched the way a switch's producer batches: kafka-python with a 20 ms linger and a large
+    batch size, so each record batch holds many records and a consumer restarting at a
+    checkpoint's offset usually starts inside one (the service must neither skip nor repeat
+    anything then, on any broker)."""
     # One request in flight: a retried batch can never land after a later one (the switch
     # must keep each partition in event-time order; so must the test's producer).
-    p = KafkaProducer(bootstrap_servers=broker(), linger_ms=5, batch_size=1 if one_per_batch else 262144,
+    p = KafkaProducer(bootstrap_servers=brokers or broker(), linger_ms=20, batch_size=1 << 20,
                       max_request_size=4_000_000, max_in_flight_requests_per_connection=1)
-    for r in records:
+    start = time.time()
+    for i, r in enumerate(records):
+        if seconds and i % 1000 == 0:
+            time.sleep(max(0.0, start + seconds * i / len(records) - time.time()))
         if isinstance(r, (bytes, bytearray)):
             p.send(topic, key=b"raw", value=bytes(r))
         else:

@@ -19,12 +19,14 @@
 mod ownership;
 pub mod tasks;
 
+use super::checkpoint_health::CheckpointHealth;
 use super::config::RunConfig;
 use super::highwater::HighWater;
 use super::kafka::{self, Deliveries};
 use super::metrics::{self, Metrics};
 use super::out::Out;
-use super::{reload, Signals};
+use super::positions::Positions;
+use super::{reload, Signals, POLL_MAX};
 use crate::decision::Decisions;
 use crate::decode::{Decoder, Tokenizer};
 use crate::engine::shard;
@@ -79,7 +81,15 @@ struct Scaled {
     parts_in: u32,
     shards: u32,
     tasks: BTreeMap<(String, i32), Task>,
+    /// Where each owned partition's reads stand (checked record by record).
+    positions: Positions,
     state_reader: BaseConsumer,
+    /// Checkpoint records go on a producer of their own, so a refused one is told apart from
+    /// a lost output.
+    checkpoint_producer: kafka::Producer,
+    checkpoint_deliveries: Arc<Deliveries>,
+    checkpoint_timeout: Duration,
+    checkpoints: CheckpointHealth,
 }
 
 /// Run until `signals.shutdown`; returns after a final checkpoint.
@@ -91,11 +101,14 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     );
     let super::Start {
         metrics,
-        ready,
+        health,
         lateness,
         idle,
         every,
+        checkpoint_timeout,
         engine_cfg,
+        positions,
+        checkpoints,
     } = super::Start::new(&cfg)?;
     let pack = RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?;
     let problems = shard::check(&pack);
@@ -159,6 +172,8 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         .context("creating state reader")?;
     let deliveries = Arc::new(Deliveries::default());
     let producer = kafka::producer(&cfg, deliveries.clone(), Some(metrics.e2e_latency.clone()))?;
+    let checkpoint_deliveries = Arc::new(Deliveries::default());
+    let checkpoint_producer = kafka::checkpoint_producer(&cfg, checkpoint_deliveries.clone())?;
     let mut reloader = reload::Reloader::new(&cfg.rules, &cfg.models);
     let mut s = Scaled {
         models: reloader.initial_models(),
@@ -170,7 +185,12 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         parts_in,
         shards,
         tasks: BTreeMap::new(),
+        positions,
         state_reader,
+        checkpoint_producer,
+        checkpoint_deliveries,
+        checkpoint_timeout,
+        checkpoints,
     };
     eprintln!(
         "switchguard: scale-out: {} rules, input {} ({parts_in} partitions), {} stages x {shards} shards, group {}",
@@ -189,7 +209,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
     let mut fwd: Vec<Forward> = Vec::new();
     let mut last_checkpoint = Instant::now();
     let mut lag_due = Instant::now();
-    ready.store(true, Ordering::Relaxed);
+    health.started();
     metrics.up.set(1);
     while !signals.shutdown.load(Ordering::Relaxed) {
         let forced = signals.reload.swap(false, Ordering::Relaxed);
@@ -206,9 +226,14 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 changes.apply(st.engine_mut());
             }
         }
-        for res in kafka::poll_batch(&consumer, Duration::from_millis(20), 2048) {
+        let mut polled = 0;
+        for res in kafka::poll_batch(&consumer, Duration::from_millis(20), POLL_MAX) {
+            polled += 1;
             if let Some(a) = consumer.context().assigned.lock().expect("lock").take() {
                 s.assigned(&consumer, a, &metrics)?;
+                // Fetched before the assignment put every partition at its task's position:
+                // the broker delivers it again if it is still wanted.
+                continue;
             }
             let m = match res {
                 Ok(m) => m,
@@ -234,10 +259,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 s.open(want)?;
             }
             let shards = s.shards;
-            let task = s.tasks.get_mut(&k).expect("opened");
-            if m.offset() < task.next_offset {
-                continue; // covered by the restored checkpoint
+            if !s.positions.accept(&consumer, &k.0, k.1, m.offset())? {
+                continue; // covered by the restored checkpoint, or seeking back to it
             }
+            let task = s.tasks.get_mut(&k).expect("opened");
             task.next_offset = m.offset() + 1;
             let started = Instant::now();
             let bytes = m.payload().unwrap_or(b"");
@@ -294,8 +319,13 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 .decision_latency
                 .observe(started.elapsed().as_secs_f64());
         }
+        highwater.watch(s.positions.seeking());
+        if polled < POLL_MAX {
+            s.positions
+                .check_stalls(&consumer, |t, p| highwater.high(t, p));
+        }
         s.send_marks(&highwater, &mut out, idle)?;
-        producer.poll(Duration::ZERO);
+        kafka::poll_deliveries(&producer, &deliveries);
         s.observe(&metrics);
         if Instant::now() >= lag_due {
             lag_due = Instant::now() + Duration::from_secs(1);
@@ -319,7 +349,10 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
         }
     }
     eprintln!("switchguard: shutting down ({} tasks)", s.tasks.len());
-    s.checkpoint(&consumer, &producer, &deliveries, &metrics)?;
+    anyhow::ensure!(
+        s.checkpoint(&consumer, &producer, &deliveries, &metrics)?,
+        "the final checkpoint was not written (see above); a restart resumes from the last one"
+    );
     metrics.up.set(0);
     Ok(())
 }

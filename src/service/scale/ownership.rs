@@ -7,6 +7,7 @@ use crate::keyed::Stage;
 use crate::engine::shard_task::ShardTask;
 use crate::engine::Engine;
 use crate::service::checkpoint;
+use crate::service::checkpoint_health::Failure;
 use crate::service::kafka::{Deliveries, Producer};
 use crate::service::metrics::Metrics;
 use crate::service::out::check_deliveries;
@@ -15,7 +16,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl Scaled {
     /// A new assignment: keep the tasks still owned (owned throughout, so their state is
@@ -29,6 +31,7 @@ impl Scaled {
         metrics: &Metrics,
     ) -> Result<()> {
         self.tasks.retain(|k, _| a.contains(k));
+        self.positions.retain(&a);
         let missing: BTreeSet<(String, i32)> = a
             .iter()
             .filter(|k| !self.tasks.contains_key(*k))
@@ -38,13 +41,15 @@ impl Scaled {
         self.open(missing)?;
         let mut tpl = TopicPartitionList::new();
         for (t, p) in &a {
-            let off = self.tasks[&(t.clone(), *p)].next_offset;
-            let off = if off >= 0 {
-                Offset::Offset(off)
+            let next = self.tasks[&(t.clone(), *p)].next_offset;
+            let off = if next >= 0 {
+                Offset::Offset(next)
             } else {
                 Offset::Beginning
             };
             tpl.add_partition_offset(t, *p, off)?;
+            // Kept tasks too: the assignment is a seek, possibly to inside a batch.
+            self.positions.start(t, *p, (next >= 0).then_some(next));
         }
         consumer
             .assign(&tpl)
@@ -129,6 +134,8 @@ impl Scaled {
                 "switchguard: task {topic}/{p} {} at offset {next_offset}",
                 if restored { "restored" } else { "new" }
             );
+            self.positions
+                .start(&topic, p, (next_offset >= 0).then_some(next_offset));
             self.tasks.insert(
                 (topic.clone(), p),
                 Task {
@@ -144,41 +151,75 @@ impl Scaled {
         Ok(())
     }
 
-    /// Outputs acknowledged → one checkpoint record per task → offsets committed.
+    /// Outputs acknowledged → one checkpoint record per task → offsets committed. `Ok(false)`
+    /// when this checkpoint failed (reported to `self.checkpoints`; the next one tries again);
+    /// an error only when outputs were lost, which no checkpoint may ever cover.
     pub(super) fn checkpoint(
-        &self,
+        &mut self,
         consumer: &BaseConsumer<Ctx>,
         producer: &Producer,
         deliveries: &Deliveries,
         metrics: &Metrics,
-    ) -> Result<()> {
-        producer
-            .flush(Duration::from_secs(30))
-            .context("flushing outputs")?;
-        check_deliveries(deliveries)?;
+    ) -> Result<bool> {
+        let timeout = self.checkpoint_timeout;
+        if let Err(e) = producer.flush(timeout) {
+            let n = deliveries.in_flight_before(deliveries.barrier());
+            let detail = format!("{n} output(s) not acknowledged within {timeout:?}: {e}");
+            self.checkpoints.failed(Failure::Timeout, &detail);
+            return Ok(false);
+        }
+        if let Err(e) = check_deliveries(deliveries) {
+            self.checkpoints
+                .failed(Failure::OutputsFailed, &format!("{e:#}"));
+            return Err(e);
+        }
         let mut tpl = TopicPartitionList::new();
+        let failed_before = self.checkpoint_deliveries.failed.load(Ordering::Relaxed);
         for t in self.tasks.values() {
-            let bytes = Saved::of(t).encode()?;
+            let bytes = match Saved::of(t).encode() {
+                Ok(b) => b,
+                Err(e) => {
+                    let detail = format!("encoding task {}/{}: {e:#}", t.topic, t.partition);
+                    self.checkpoints.failed(Failure::EncodeError, &detail);
+                    return Ok(false);
+                }
+            };
             let key = tasks::key(&self.cfg, &t.topic, t.partition);
-            let rec = BaseRecord::with_opaque_to(
-                &self.cfg.topics.state,
-                Box::new((0i64, deliveries.register())),
-            )
-            .key(&key)
-            .payload(&bytes);
-            producer
-                .send(rec)
-                .map_err(|(e, _)| e)
-                .context("producing checkpoint")?;
+            let seq = self.checkpoint_deliveries.register();
+            let rec = BaseRecord::with_opaque_to(&self.cfg.topics.state, Box::new((0i64, seq)))
+                .key(&key)
+                .payload(&bytes);
+            if let Err((e, _)) = self.checkpoint_producer.send(rec) {
+                self.checkpoint_deliveries.forget(seq);
+                let detail = format!("producing the {}-byte record of {key}: {e}", bytes.len());
+                self.checkpoints.failed(Failure::ProduceError, &detail);
+                return Ok(false);
+            }
             if t.next_offset >= 0 {
                 tpl.add_partition_offset(&t.topic, t.partition, Offset::Offset(t.next_offset))?;
             }
         }
-        producer
-            .flush(Duration::from_secs(30))
-            .context("flushing checkpoints")?;
-        check_deliveries(deliveries)?;
+        if let Err(e) = self.checkpoint_producer.flush(timeout) {
+            let detail = format!("checkpoint records not acknowledged within {timeout:?}: {e}");
+            self.checkpoints.failed(Failure::Timeout, &detail);
+            return Ok(false);
+        }
+        if self.checkpoint_deliveries.failed.load(Ordering::Relaxed) > failed_before {
+            let last = self
+                .checkpoint_deliveries
+                .last_error
+                .lock()
+                .expect("lock")
+                .clone();
+            let detail = format!(
+                "the broker did not acknowledge a checkpoint record: {}",
+                last.unwrap_or_default()
+            );
+            self.checkpoints.failed(Failure::NotAcknowledged, &detail);
+            return Ok(false);
+        }
         checkpoint::acknowledged(consumer, &tpl, metrics);
-        Ok(())
+        self.checkpoints.ok();
+        Ok(true)
     }
 }
