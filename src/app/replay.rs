@@ -42,7 +42,10 @@ pub struct ReplayArgs {
 }
 
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
-    let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
+    let pack = RulePack::load_dir_allow_empty(&a.engine.rules).map_err(anyhow::Error::new)?;
+    if let Some(p) = crate::rules::empty_pack_problem(&a.engine.rules, &pack) {
+        eprintln!("WARNING: {p}; replaying with NO RULES (models alone, if any)");
+    }
     let cfg = a.engine.engine_config()?;
     let report = run(
         &a.files,

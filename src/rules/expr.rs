@@ -12,6 +12,7 @@ use crate::state::Features;
 use compact_str::CompactString;
 use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,11 +46,13 @@ impl Lit {
             Lit::Str(_) => Some(Ty::Str),
         }
     }
+    /// A TOML scalar as a constant; `None` for tables, arrays, dates and non-finite floats
+    /// (a `nan` threshold would make every comparison false and silently disable a rule).
     pub fn from_toml(v: &toml::Value) -> Option<Lit> {
         Some(match v {
             toml::Value::String(s) => Lit::Str(s.as_str().into()),
             toml::Value::Integer(i) => Lit::Int(*i),
-            toml::Value::Float(f) => Lit::Float(*f),
+            toml::Value::Float(f) if f.is_finite() => Lit::Float(*f),
             toml::Value::Boolean(b) => Lit::Bool(*b),
             _ => return None,
         })
@@ -62,7 +65,10 @@ pub struct Table {
     pub name: String,
     pub key: Field,
     pub values: FxHashMap<CompactString, Lit>,
+    /// What an unlisted or missing key gets (`Lit::Null` when the table has no default).
     pub default: Lit,
+    /// The table's place in the pack (< 64): its bit in [`Ctx::misses`] and its counter.
+    pub slot: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,9 +93,26 @@ pub enum ArOp {
 impl Table {
     /// The entry for this event's key field (or the default).
     pub fn lookup<'a>(&'a self, ev: &'a Event, f: &'a Features) -> Val<'a> {
+        self.entry(ev, f).unwrap_or(&self.default).val()
+    }
+
+    /// The entry listed for this event's key, if any.
+    fn entry<'a>(&'a self, ev: &'a Event, f: &'a Features) -> Option<&'a Lit> {
         match self.key.read(ev, f) {
-            Val::Str(k) => self.values.get(k).unwrap_or(&self.default).val(),
-            _ => self.default.val(),
+            Val::Str(k) => self.values.get(k),
+            _ => None,
+        }
+    }
+
+    /// [`Table::lookup`] for a rule's decision: a fall-back to the default is marked in
+    /// `c.misses`, so the engine can count decisions that rested on a default.
+    fn lookup_counted<'a>(&'a self, c: &Ctx<'a>) -> Val<'a> {
+        match self.entry(c.ev, c.f) {
+            Some(l) => l.val(),
+            None => {
+                c.misses.set(c.misses.get() | 1u64 << (self.slot % 64));
+                self.default.val()
+            }
         }
     }
 }
@@ -131,6 +154,8 @@ pub struct Ctx<'a> {
     pub ev: &'a Event,
     pub f: &'a Features,
     pub aggs: &'a [Val<'a>],
+    /// Bit `slot` set: table `slot` fell back to its default for this event.
+    pub misses: &'a Cell<u64>,
 }
 
 /// Names an expression may use besides fields: aggregates (window `fire` only), rule params,
@@ -147,7 +172,8 @@ pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), Str
     let (e, ty, names) = compile(src, scope)?;
     if ty != Some(Ty::Bool) {
         return Err(format!(
-            "`{src}` must be a condition (true/false), not a value"
+            "`{}` must be a condition (true/false), not a value",
+            shown(src)
         ));
     }
     Ok((e, names))
@@ -155,17 +181,28 @@ pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), Str
 
 /// Compile `src` to an expression of any type.
 pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), String> {
-    let tree: N = evalexpr::build_operator_tree(src).map_err(|e| format!("`{src}`: {e}"))?;
+    // Bounded before evalexpr (whose parser recurses) and our compiler see it.
+    limits::check_text(src)?;
+    let shown = shown(src);
+    // Messages quote the expression and what evalexpr found, both clipped.
+    let fail = |e: &dyn std::fmt::Display| super::clip(&format!("`{shown}`: {e}"), 400);
+    let tree: N = evalexpr::build_operator_tree(src).map_err(|e| fail(&e))?;
+    limits::check_tree(&tree)?;
     let mut names = Vec::new();
     let (e, ty) = Compiler {
         scope,
         names: &mut names,
     }
     .node(&tree)
-    .map_err(|e| format!("`{src}`: {e}"))?;
+    .map_err(|e| fail(&e))?;
     names.sort();
     names.dedup();
     Ok((e, ty, names))
+}
+
+/// An expression as quoted in a message: at most 120 characters.
+fn shown(src: &str) -> String {
+    super::clip(src, 120)
 }
 
 struct Compiler<'c, 's> {
@@ -193,7 +230,8 @@ impl Compiler<'_, '_> {
                 let lit = match value {
                     Value::String(s) => Lit::Str(s.as_str().into()),
                     Value::Int(i) => Lit::Int(*i),
-                    Value::Float(f) => Lit::Float(*f),
+                    Value::Float(f) if f.is_finite() => Lit::Float(*f),
+                    Value::Float(f) => return Err(format!("`{f}` is not a finite number")),
                     Value::Boolean(b) => Lit::Bool(*b),
                     Value::Empty => Lit::Null,
                     Value::Tuple(_) => return Err("a list is only allowed in one_of()".into()),
@@ -424,6 +462,26 @@ fn num(v: Val) -> Option<f64> {
     }
 }
 
+/// An integer against a real number, exactly: through f64 alone, i64::MAX equals
+/// i64::MAX + 1 (both round to 2^63), so an overflowed sum would compare equal to its bound.
+fn cmp_int_float(i: i64, f: f64) -> Option<std::cmp::Ordering> {
+    use std::cmp::Ordering;
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        None
+    } else if f >= TWO_63 {
+        Some(Ordering::Less)
+    } else if f < -TWO_63 {
+        Some(Ordering::Greater)
+    } else {
+        // In range, truncation is exact; the fraction breaks a tie.
+        Some(
+            i.cmp(&(f.trunc() as i64))
+                .then(0.0.partial_cmp(&f.fract())?),
+        )
+    }
+}
+
 pub(super) fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
     use std::cmp::Ordering;
     let ord = match (a, b) {
@@ -431,6 +489,8 @@ pub(super) fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
         (Val::Int(x), Val::Int(y)) => Some(x.cmp(&y)),
         (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
         (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(&y)),
+        (Val::Int(x), Val::Float(y)) => cmp_int_float(x, y),
+        (Val::Float(x), Val::Int(y)) => cmp_int_float(y, x).map(Ordering::reverse),
         (x, y) => match (num(x), num(y)) {
             (Some(x), Some(y)) => x.partial_cmp(&y),
             _ => None,
@@ -455,10 +515,11 @@ impl Expr {
             Expr::Const(l) => l.val(),
             Expr::Field(f) => f.read(c.ev, c.f),
             Expr::Agg(i) => c.aggs.get(*i).copied().unwrap_or(Val::Null),
-            Expr::Table(t) => t.lookup(c.ev, c.f),
+            Expr::Table(t) => t.lookup_counted(c),
             Expr::Not(a) => Val::Bool(!a.test(c)),
+            // -i64::MIN does not fit: it becomes a real number, like every overflow.
             Expr::Neg(a) => match a.eval(c) {
-                Val::Int(i) => Val::Int(i.wrapping_neg()),
+                Val::Int(i) => i.checked_neg().map_or(Val::Float(-(i as f64)), Val::Int),
                 Val::Float(f) => Val::Float(-f),
                 _ => Val::Null,
             },
@@ -476,6 +537,11 @@ impl Expr {
     }
 }
 
+/// Integer arithmetic is checked: a result that does not fit an i64 is computed in f64
+/// instead of wrapping. A wrapped sum turns a huge amount negative and flips every comparison
+/// it feeds (three taps of 2^62 read as below the limit); in f64 it stays huge, so a decision
+/// keeps its direction, losing only digits no threshold distinguishes. Saturating would also
+/// keep the direction but makes unequal values equal; f64 keeps their order.
 fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
     if let (Val::Int(x), Val::Int(y)) = (a, b) {
         let r = match op {
@@ -503,6 +569,7 @@ fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
     Val::Float(r)
 }
 
+pub mod limits;
 mod shape;
 use shape::specialise;
 
