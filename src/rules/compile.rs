@@ -158,32 +158,8 @@ pub fn compile_rule(
             format!("id must be 1 to {MAX_ID_LEN} lowercase letters, digits and _"),
         );
     }
-    let mut params = BTreeMap::new();
-    for (k, v) in &cfg.params {
-        match Lit::from_toml(v) {
-            Some(l) => {
-                params.insert(k.clone(), l);
-            }
-            None => errs.at(
-                "params",
-                format!(
-                    "param `{}` must be a finite number, a string or a boolean",
-                    short(k)
-                ),
-            ),
-        }
-    }
-    let mut key = Vec::new();
-    for k in &cfg.key {
-        match Field::lookup(k) {
-            Some((f, Ty::Str)) => key.push(f),
-            Some(_) => errs.at(
-                "key",
-                format!("key field `{}` is not a text field", short(k)),
-            ),
-            None => errs.at("key", format!("unknown key field `{}`", short(k))),
-        }
-    }
+    let params = params(&cfg, &mut errs);
+    let key = key_fields(&cfg, &mut errs);
     let scope = Scope {
         aggs: &[],
         params: &params,
@@ -211,15 +187,6 @@ pub fn compile_rule(
     match logic {
         Some(logic) if errs.0.is_empty() && cfg.broken.is_empty() => {
             let facts = super::facts::of_logic(&logic);
-            let mut read_fields: Vec<Field> = Vec::new();
-            let fields = reads
-                .iter()
-                .filter_map(|n| Field::lookup(n).map(|(f, _)| f));
-            for f in fields.flat_map(|f| f.reported().iter().copied()) {
-                if !read_fields.contains(&f) {
-                    read_fields.push(f);
-                }
-            }
             Ok(Rule {
                 id: cfg.id.as_str().into(),
                 description: cfg.description,
@@ -233,7 +200,7 @@ pub fn compile_rule(
                 reason,
                 params,
                 facts,
-                reads: read_fields,
+                reads: reported(&reads),
                 tables: tables
                     .iter()
                     .filter(|(n, _)| reads.contains(n))
@@ -244,6 +211,56 @@ pub fn compile_rule(
         }
         _ => Err(errs.0),
     }
+}
+
+/// The rule's constants.
+fn params(cfg: &RuleConfig, errs: &mut Errs) -> BTreeMap<String, Lit> {
+    let mut params = BTreeMap::new();
+    for (k, v) in &cfg.params {
+        match Lit::from_toml(v) {
+            Some(l) => {
+                params.insert(k.clone(), l);
+            }
+            None => errs.at(
+                "params",
+                format!(
+                    "param `{}` must be a finite number, a string or a boolean",
+                    short(k)
+                ),
+            ),
+        }
+    }
+    params
+}
+
+/// The fields of the state key: text fields only.
+fn key_fields(cfg: &RuleConfig, errs: &mut Errs) -> Vec<Field> {
+    let mut key = Vec::new();
+    for k in &cfg.key {
+        match Field::lookup(k) {
+            Some((f, Ty::Str)) => key.push(f),
+            Some(_) => errs.at(
+                "key",
+                format!("key field `{}` is not a text field", short(k)),
+            ),
+            None => errs.at("key", format!("unknown key field `{}`", short(k))),
+        }
+    }
+    key
+}
+
+/// The fields an alert reports for the names the expressions read, each once.
+fn reported(reads: &[String]) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    let fields = reads
+        .iter()
+        .filter_map(|n| Field::lookup(n).map(|(f, _)| f));
+    for f in fields.flat_map(|f| f.reported().iter().copied()) {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
 }
 
 /// The lockout, if any: its TTL must be a bounded duration longer than zero.

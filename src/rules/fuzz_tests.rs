@@ -9,7 +9,10 @@
 //! events without panicking.
 //!
 //! `SWITCHGUARD_FUZZ_SECS` sets the budget (default 15 s), `SWITCHGUARD_FUZZ_SEED` repeats a
-//! run (the seed is printed; a failure prints its seed and round and the shrunk input).
+//! run (the seed is printed; a failure prints its seed and round and the shrunk input), and
+//! `SWITCHGUARD_FUZZ_LAST=FILE` writes each input to FILE before it is tried (after an abort,
+//! FILE holds the input that caused it); `SWITCHGUARD_FUZZ_TRACE=1` prints each round and
+//! `SWITCHGUARD_FUZZ_ROUND=N` starts at round N, to get there quickly.
 
 use super::*;
 use crate::decision::Decisions;
@@ -304,6 +307,12 @@ fn grammar_file() -> BoxedStrategy<String> {
         .boxed()
 }
 
+/// What the byte-level mutation repeats: structure of TOML and of expressions.
+const PIECES: &[&str] = &[
+    "(", ")", "[", "]", "{", "}", "\"", "'", "\n", "=", "!", "|", "&", ",", "#", "{}", "[]", "[{",
+    "a = [", "{ a = ", "\"\"\"", "'''", "/*", "//", "\\", "-",
+];
+
 /// A default rule file, mutated byte by byte.
 fn mutated_file() -> BoxedStrategy<String> {
     let edit = (
@@ -327,8 +336,8 @@ fn mutated_file() -> BoxedStrategy<String> {
                         b.splice(at..at, slice);
                     }
                     3 => {
-                        let c = b"()[]{}\"'\n=!|&,#"[byte as usize % 15];
-                        b.splice(at..at, std::iter::repeat_n(c, reps));
+                        let piece = PIECES[byte as usize % PIECES.len()].as_bytes();
+                        b.splice(at..at, piece.repeat(reps));
                     }
                     4 => b.truncate(at),
                     _ => {
@@ -443,8 +452,16 @@ fn fuzz(secs: u64, seed: u64) {
     let strategy = prop_oneof![grammar_file(), mutated_file()];
     let events = events();
     let cases = AtomicUsize::new(0);
-    let mut round = 0u64;
+    let last = std::env::var_os("SWITCHGUARD_FUZZ_LAST");
+    let trace = std::env::var_os("SWITCHGUARD_FUZZ_TRACE").is_some();
+    let mut round: u64 = std::env::var("SWITCHGUARD_FUZZ_ROUND")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     while Instant::now() < deadline {
+        if trace {
+            eprintln!("rule fuzz: round {round}");
+        }
         let mut bytes = [0u8; 32];
         bytes[..8].copy_from_slice(&seed.to_le_bytes());
         bytes[8..16].copy_from_slice(&round.to_le_bytes());
@@ -458,6 +475,10 @@ fn fuzz(secs: u64, seed: u64) {
             TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes));
         let result = runner.run(&strategy, |text| {
             cases.fetch_add(1, Ordering::Relaxed);
+            // An overflow aborts the process before proptest can report: keep the input.
+            if let Some(path) = &last {
+                std::fs::write(path, &text).expect("SWITCHGUARD_FUZZ_LAST is writable");
+            }
             check(&text, &events);
             Ok(())
         });

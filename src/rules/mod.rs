@@ -17,6 +17,7 @@ pub mod facts;
 pub mod fields;
 pub mod parse;
 pub mod tables;
+mod toml_guard;
 
 pub use compile::{Entity, Logic, Rule};
 pub use config::{Mode, Severity};

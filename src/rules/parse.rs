@@ -85,6 +85,19 @@ fn take<T: DeserializeOwned>(v: &Spanned<DeValue>) -> Result<T, String> {
 pub fn parse_file(name: &str, text: &str) -> ParsedFile {
     let lines = Lines::of(text);
     let mut out = ParsedFile::default();
+    if let Some(at) = super::toml_guard::too_deep(text) {
+        let (line, col) = (lines.line(at), lines.column(at));
+        out.problems.push(Problem {
+            file: name.to_string(),
+            rule: None,
+            line: Some(line),
+            message: format!(
+                "TOML syntax error at line {line}, column {col}: brackets nested more than {} deep",
+                super::toml_guard::MAX_NESTING
+            ),
+        });
+        return out;
+    }
     let doc = match DeTable::parse(text) {
         Ok(d) => d,
         Err(e) => {

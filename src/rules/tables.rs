@@ -7,10 +7,13 @@
 //! that key. So `rules check` warns about a table without a default, and the engine counts
 //! every decision that fell back to a default (`switchguard_table_defaults_total{table}`).
 
+use super::config::TableConfig;
 use super::expr::{Lit, Table};
 use super::fields::{Field, Ty};
 use super::parse::ParsedFile;
 use super::{short, Problem, RulePack, MAX_TABLES};
+use compact_str::CompactString;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -54,41 +57,8 @@ pub(super) fn build(
                     None
                 }
             };
-            let mut values = rustc_hash::FxHashMap::default();
-            let mut ok = key.is_some();
-            for (k, v) in &cfg.values {
-                match Lit::from_toml(v) {
-                    Some(l) => {
-                        values.insert(k.as_str().into(), l);
-                    }
-                    None => {
-                        ok = false;
-                        problem(format!(
-                            "value for {} must be a finite number, a string or a boolean",
-                            short(k)
-                        ));
-                    }
-                }
-            }
-            let default = match cfg.default.as_ref().map(Lit::from_toml) {
-                None => Lit::Null,
-                Some(Some(l)) => l,
-                Some(None) => {
-                    ok = false;
-                    problem("default must be a finite number, a string or a boolean".into());
-                    Lit::Null
-                }
-            };
-            let kinds = |l: &Lit| std::mem::discriminant(&number_as_one(l));
-            let mut all = values.values().chain(std::iter::once(&default));
-            let first = all.find(|l| !matches!(l, Lit::Null)).map(kinds);
-            if first.is_some_and(|k| all.any(|l| !matches!(l, Lit::Null) && kinds(l) != k)) {
-                ok = false;
-                problem(
-                    "values and default must all be of one type (numbers, text or booleans)".into(),
-                );
-            }
-            if let (true, Some(key)) = (ok, key) {
+            let (values, default) = values(&cfg, &mut problem);
+            if let (Some(key), Some(values)) = (key, values) {
                 let slot = tables.len();
                 let table = Table {
                     name: t.name.clone(),
@@ -102,6 +72,47 @@ pub(super) fn build(
         }
     }
     tables
+}
+
+/// A table's entries and default as constants (`None` after a problem): finite numbers, text
+/// or booleans, all of one type.
+fn values(
+    cfg: &TableConfig,
+    problem: &mut dyn FnMut(String),
+) -> (Option<FxHashMap<CompactString, Lit>>, Lit) {
+    let mut values = FxHashMap::default();
+    let mut ok = true;
+    for (k, v) in &cfg.values {
+        match Lit::from_toml(v) {
+            Some(l) => {
+                values.insert(k.as_str().into(), l);
+            }
+            None => {
+                ok = false;
+                problem(format!(
+                    "value for {} must be a finite number, a string or a boolean",
+                    short(k)
+                ));
+            }
+        }
+    }
+    let default = match cfg.default.as_ref().map(Lit::from_toml) {
+        None => Lit::Null,
+        Some(Some(l)) => l,
+        Some(None) => {
+            ok = false;
+            problem("default must be a finite number, a string or a boolean".into());
+            Lit::Null
+        }
+    };
+    let kinds = |l: &Lit| std::mem::discriminant(&number_as_one(l));
+    let mut all = values.values().chain(std::iter::once(&default));
+    let first = all.find(|l| !matches!(l, Lit::Null)).map(kinds);
+    if first.is_some_and(|k| all.any(|l| !matches!(l, Lit::Null) && kinds(l) != k)) {
+        ok = false;
+        problem("values and default must all be of one type (numbers, text or booleans)".into());
+    }
+    (ok.then_some(values), default)
 }
 
 /// Integers and reals are one type for a table (both numbers).

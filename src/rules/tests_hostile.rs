@@ -370,3 +370,22 @@ fn the_digest_depends_on_content_only() {
     std::fs::write(&pin, text.replace("threshold = 3", "threshold = 4")).unwrap();
     assert_ne!(a, digest(copy.path()), "an edit changes it");
 }
+
+/// Found by the fuzz: malformed TOML on which the toml parser's recursion guard goes
+/// negative and the parser recurses once per `[` (46 KB overflowed an 8 MiB stack).
+#[test]
+fn a_toml_file_that_would_overflow_the_parser_is_refused_first() {
+    let text = format!(
+        "=[{{d{{d 1{}[]r \"\ne{}",
+        "{}".repeat(11_230),
+        "[".repeat(12_040)
+    );
+    let ps = problems(&[src("f.toml", &text)]);
+    assert_eq!(ps.len(), 1);
+    assert!(
+        ps[0].message.contains("nested more than 64 deep"),
+        "{}",
+        ps[0]
+    );
+    assert_eq!(ps[0].line, Some(2));
+}

@@ -154,6 +154,9 @@ fn hostile_expressions_are_refused_without_overflowing_the_stack() {
         format!("one_of(mcc, {})", vec!["7011"; 2000].join(", ")),
         "(".repeat(n),
         ")".repeat(n),
+        // A comment makes the quote no string: the brackets behind it still count.
+        format!("/* \" */ {}1{} > 0", "(".repeat(2000), ")".repeat(2000)),
+        format!("// \"\n{}approved", "!".repeat(1000)),
     ];
     for src in &cases {
         let err = compile_bool(src, &scope)
