@@ -139,11 +139,7 @@ fn streaming_features_equal_the_polars_batch_features() {
     write(dir.path(), &files);
     let models = Arc::new(Models::load_dir(dir.path()).unwrap());
     let batch = batch_features(&ev, &TrainOptions::default()).unwrap();
-    let empty = Arc::new(RulePack {
-        rules: vec![],
-        files: vec![],
-        digest: String::new(),
-    });
+    let empty = Arc::new(RulePack::default());
     let mut engine = Engine::new(empty, EngineConfig::default());
     engine.set_models(Some(models));
     let mut d = Decisions::default();

@@ -42,8 +42,9 @@ pub fn run_all(pack: &RulePack, models: Option<&Arc<Models>>) -> Vec<CaseResult>
             solo.examples.clear();
             let one = RulePack {
                 rules: vec![solo],
-                files: vec![],
-                digest: String::new(),
+                tables: pack.tables.clone(),
+                defined: 1,
+                ..RulePack::default()
             };
             let needs_models = rule.reads.iter().any(|f| f.model().is_some());
             if needs_models && models.is_none() {

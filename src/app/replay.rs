@@ -72,7 +72,10 @@ pub fn refuse_input_as_output(files: &[PathBuf], out: &Path) -> Result<()> {
 
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
     refuse_input_as_output(&a.files, &a.out)?;
-    let pack = RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?;
+    let pack = RulePack::load_dir_allow_empty(&a.engine.rules).map_err(anyhow::Error::new)?;
+    if let Some(p) = crate::rules::empty_pack_problem(&a.engine.rules, &pack) {
+        tracing::warn!("{p}; replaying with NO RULES (models alone, if any)");
+    }
     let cfg = a.engine.engine_config()?;
     let report = run(
         &a.files,

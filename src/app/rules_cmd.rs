@@ -42,6 +42,10 @@ pub fn command(action: RulesAction) -> Result<ExitCode> {
             pack.files.len(),
             pack.digest
         );
+        for note in crate::rules::tables::notes(&pack) {
+            let tag = if note.warning { "warning: " } else { "" };
+            println!("{tag}{}", note.text);
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let models = models_dir.and_then(|d| super::load_models(&d));

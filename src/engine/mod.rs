@@ -14,7 +14,7 @@ mod stats;
 
 pub use error::{RestoreError, ShardError, Unshardable};
 pub use pipeline::{Pipeline, PipelineSnapshot};
-pub use stats::{RuleStats, Stats};
+pub use stats::{RuleStats, Stats, TableStats};
 
 use crate::decision::{decide, Decisions, Guard, LockOutcome, Locks};
 use crate::event::{Event, Millis};
@@ -247,11 +247,12 @@ impl Engine {
             }
         }
         let facts = crate::rules::facts::of_event(ev, &self.feat);
+        let misses = std::cell::Cell::new(0u64);
         for (i, rule) in self.pack.rules.iter().enumerate() {
             if facts & !rule.facts != 0 || !self.active[i] {
                 continue;
             }
-            if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat) {
+            if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat, &misses) {
                 let guard = (&mut self.guard, self.cfg.max_lockouts_per_minute);
                 let before = out.alerts.len();
                 let now = self.late_now.unwrap_or(ev.ts).max(self.clock);
@@ -275,6 +276,7 @@ impl Engine {
                 self.stats.alerts_by_severity[rule.severity as usize] += 1;
             }
         }
+        self.stats.count_table_defaults(misses.get());
         self.books.update(ev, self.own);
         if ev.ts > self.clock {
             self.clock = ev.ts;

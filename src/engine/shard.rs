@@ -92,6 +92,7 @@ pub fn check(pack: &RulePack) -> Vec<Problem> {
             home(r).err().map(|m| Problem {
                 file: r.file.clone(),
                 rule: Some(r.id.to_string()),
+                line: None,
                 message: format!("cannot scale out: {m}"),
             })
         })

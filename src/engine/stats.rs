@@ -18,6 +18,15 @@ pub struct RuleStats {
     pub held_by_guard: u64,
 }
 
+/// Counters for one lookup table of the rule pack.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableStats {
+    pub table: String,
+    /// Events on which a rule's lookup found no entry for the event's key (unlisted or
+    /// missing) and used the table's default (or null, for a table without one).
+    pub defaults: u64,
+}
+
 /// Engine counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -30,6 +39,9 @@ pub struct Stats {
     #[serde(default)]
     pub guard_alerts: u64,
     pub rules: Vec<RuleStats>,
+    /// By table, in the pack's table order (a table's `slot`).
+    #[serde(default)]
+    pub tables: Vec<TableStats>,
 }
 
 impl Stats {
@@ -43,8 +55,36 @@ impl Stats {
                     ..Default::default()
                 })
                 .collect(),
+            tables: pack
+                .tables
+                .iter()
+                .map(|t| TableStats {
+                    table: t.name.clone(),
+                    defaults: 0,
+                })
+                .collect(),
             ..Default::default()
         }
+    }
+
+    /// Count one event's fall-backs to table defaults (`misses`: bit per table slot).
+    #[inline]
+    pub fn count_table_defaults(&mut self, mut misses: u64) {
+        while misses != 0 {
+            let slot = misses.trailing_zeros() as usize;
+            misses &= misses - 1;
+            if let Some(t) = self.tables.get_mut(slot) {
+                t.defaults += 1;
+            }
+        }
+    }
+
+    /// Fall-backs to a default, by table name.
+    pub fn table_defaults(&self) -> std::collections::BTreeMap<String, u64> {
+        self.tables
+            .iter()
+            .map(|t| (t.table.clone(), t.defaults))
+            .collect()
     }
 
     pub fn count_event(&mut self, ev: &Event) {
@@ -67,6 +107,11 @@ impl Stats {
         for r in &mut self.rules {
             if let Some(o) = old.rules.iter().find(|o| o.rule == r.rule) {
                 *r = o.clone();
+            }
+        }
+        for t in &mut self.tables {
+            if let Some(o) = old.tables.iter().find(|o| o.table == t.table) {
+                t.defaults = o.defaults;
             }
         }
     }
@@ -98,6 +143,12 @@ impl Stats {
                     x.held_by_guard += r.held_by_guard;
                 }
                 None => self.rules.push(r.clone()),
+            }
+        }
+        for t in &o.tables {
+            match self.tables.iter_mut().find(|x| x.table == t.table) {
+                Some(x) => x.defaults += t.defaults,
+                None => self.tables.push(t.clone()),
             }
         }
     }

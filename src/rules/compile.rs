@@ -1,10 +1,12 @@
 //! Compile one [`RuleConfig`] into a runtime [`Rule`], collecting every problem rather than
 //! stopping at the first.
 
-use super::config::{ActionKind, ExampleConfig, KindName, Mode, RuleConfig, Severity};
-use super::expr::{compile_bool, Expr, Lit, Scope, Table};
+use super::config::{ActionKind, ExampleConfig, Mode, RuleConfig, Severity};
+use super::expr::{Expr, Lit, Scope, Table};
 use super::fields::{Field, Ty};
+use super::short;
 use compact_str::CompactString;
+use kinds::{check_any_kind, Kinds};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -110,281 +112,83 @@ pub struct Rule {
     pub examples: Vec<ExampleConfig>,
 }
 
-pub fn duration_ms(s: &str) -> Result<i64, String> {
-    humantime::parse_duration(s)
-        .map(|d| d.as_millis() as i64)
-        .map_err(|e| format!("bad duration {s:?} ({e}); use e.g. 90s, 10m, 24h, 30d"))
+pub use super::duration::duration_ms;
+
+/// Longest rule id: ids name metrics series, alerts and state.
+pub const MAX_ID_LEN: usize = 64;
+
+/// One problem found while compiling a rule: the config key it is about (`""` for the rule
+/// as a whole), so the loader can point at that key's line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issue {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// The problems of one rule, collected.
+#[derive(Debug, Default)]
+struct Errs(Vec<Issue>);
+
+impl Errs {
+    fn at(&mut self, key: &'static str, message: impl Into<String>) {
+        self.0.push(Issue {
+            key,
+            message: message.into(),
+        });
+    }
 }
 
 /// Compile `cfg`; on failure return every problem found (messages without file/rule prefix).
+/// Keys in `cfg.broken` were already reported by the loader (malformed or missing): they are
+/// not reported again, and checks that depend on them are skipped.
 pub fn compile_rule(
     cfg: RuleConfig,
     file: &str,
     tables: &BTreeMap<String, Arc<Table>>,
-) -> Result<Rule, Vec<String>> {
-    let mut errs: Vec<String> = Vec::new();
+) -> Result<Rule, Vec<Issue>> {
+    let mut errs = Errs::default();
+    let broken = |k: &str| cfg.broken.contains(k);
     let id_ok = !cfg.id.is_empty()
+        && cfg.id.len() <= MAX_ID_LEN
         && cfg
             .id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if !id_ok {
-        errs.push("id must be non-empty lowercase letters, digits and _".into());
+    if !id_ok && !broken("id") {
+        errs.at(
+            "id",
+            format!("id must be 1 to {MAX_ID_LEN} lowercase letters, digits and _"),
+        );
     }
-    let mut params = BTreeMap::new();
-    for (k, v) in &cfg.params {
-        match Lit::from_toml(v) {
-            Some(l) => {
-                params.insert(k.clone(), l);
-            }
-            None => errs.push(format!("param `{k}` must be a number, string or boolean")),
-        }
-    }
-    let mut key = Vec::new();
-    for k in &cfg.key {
-        match Field::lookup(k) {
-            Some((f, Ty::Str)) => key.push(f),
-            Some(_) => errs.push(format!("key field `{k}` is not a text field")),
-            None => errs.push(format!("unknown key field `{k}`")),
-        }
-    }
-    let mut agg_names: Vec<String> = cfg.aggregates.keys().cloned().collect();
-    let no_aggs: Vec<String> = Vec::new();
+    let params = params(&cfg, &mut errs);
+    let key = key_fields(&cfg, &mut errs);
     let scope = Scope {
-        aggs: &no_aggs,
+        aggs: &[],
         params: &params,
         tables,
     };
     let mut reads: Vec<String> = Vec::new();
-    let kind = cfg.kind;
-    let cond =
-        |name: &str, src: &Option<String>, errs: &mut Vec<String>, reads: &mut Vec<String>| {
-            cond_expr(kind, name, src, &scope, errs, reads)
+    let logic = if broken("kind") {
+        check_any_kind(&cfg, &scope, &mut errs, &mut reads);
+        None
+    } else {
+        let mut c = Kinds {
+            cfg: &cfg,
+            scope: &scope,
+            errs: &mut errs,
+            reads: &mut reads,
         };
-    let dur =
-        |name: &str, src: &Option<String>, errs: &mut Vec<String>| dur_ms(kind, name, src, errs);
-    let unused = |names: &[(&str, bool)], errs: &mut Vec<String>| {
-        for (n, present) in names {
-            if *present {
-                errs.push(format!("`{n}` is not used by kind {:?}", cfg.kind));
-            }
-        }
+        c.logic()
     };
-    let needs_key = |errs: &mut Vec<String>| {
-        if cfg.key.is_empty() {
-            errs.push(format!("kind {:?} needs a `key`", cfg.kind));
-        }
-    };
-    let logic = match cfg.kind {
-        KindName::Match => {
-            unused(
-                &[
-                    ("reset", cfg.reset.is_some()),
-                    ("first", cfg.first.is_some()),
-                    ("then", cfg.then.is_some()),
-                    ("threshold", cfg.threshold.is_some()),
-                    ("within", cfg.within.is_some()),
-                    ("window", cfg.window.is_some()),
-                    ("aggregates", !cfg.aggregates.is_empty()),
-                    ("fire", cfg.fire.is_some()),
-                ],
-                &mut errs,
-            );
-            cond("when", &cfg.when, &mut errs, &mut reads).map(|when| Logic::Match { when })
-        }
-        KindName::Window => {
-            needs_key(&mut errs);
-            unused(
-                &[
-                    ("reset", cfg.reset.is_some()),
-                    ("first", cfg.first.is_some()),
-                    ("then", cfg.then.is_some()),
-                    ("threshold", cfg.threshold.is_some()),
-                    ("within", cfg.within.is_some()),
-                ],
-                &mut errs,
-            );
-            let when = cond("when", &cfg.when, &mut errs, &mut reads);
-            let window = dur("window", &cfg.window, &mut errs);
-            if cfg.aggregates.is_empty() {
-                errs.push("kind Window needs `aggregates`".into());
-            }
-            let mut aggs = Vec::new();
-            for (name, spec) in &cfg.aggregates {
-                match parse_agg(spec, &scope) {
-                    Ok((a, names)) => {
-                        reads.extend(names);
-                        aggs.push(a)
-                    }
-                    Err(e) => errs.push(format!("aggregate `{name}`: {e}")),
-                }
-            }
-            let fire_scope = Scope {
-                aggs: &agg_names,
-                params: &params,
-                tables,
-            };
-            let fire = match &cfg.fire {
-                None => {
-                    errs.push("kind Window needs `fire`".into());
-                    None
-                }
-                Some(s) => match compile_bool(s, &fire_scope) {
-                    Ok((e, names)) => {
-                        reads.extend(names);
-                        Some(e)
-                    }
-                    Err(e) => {
-                        errs.push(format!("fire: {e}"));
-                        None
-                    }
-                },
-            };
-            match (when, window, fire) {
-                (Some(when), Some(window), Some(fire)) if aggs.len() == agg_names.len() => {
-                    Some(Logic::Window {
-                        when,
-                        window,
-                        aggs,
-                        agg_names: std::mem::take(&mut agg_names),
-                        fire,
-                    })
-                }
-                _ => None,
-            }
-        }
-        KindName::Consecutive => {
-            needs_key(&mut errs);
-            unused(
-                &[
-                    ("first", cfg.first.is_some()),
-                    ("then", cfg.then.is_some()),
-                    ("window", cfg.window.is_some()),
-                    ("aggregates", !cfg.aggregates.is_empty()),
-                    ("fire", cfg.fire.is_some()),
-                ],
-                &mut errs,
-            );
-            let when = cond("when", &cfg.when, &mut errs, &mut reads);
-            let reset = match &cfg.reset {
-                None => Some(None),
-                r @ Some(_) => cond("reset", r, &mut errs, &mut reads).map(Some),
-            };
-            let within = dur("within", &cfg.within, &mut errs);
-            let threshold = match cfg.threshold {
-                Some(t) if t >= 1 => Some(t),
-                Some(_) => {
-                    errs.push("threshold must be at least 1".into());
-                    None
-                }
-                None => {
-                    errs.push("kind Consecutive needs `threshold`".into());
-                    None
-                }
-            };
-            match (when, reset, within, threshold) {
-                (Some(when), Some(reset), Some(within), Some(threshold)) => {
-                    Some(Logic::Consecutive {
-                        when,
-                        reset,
-                        threshold,
-                        within,
-                    })
-                }
-                _ => None,
-            }
-        }
-        KindName::Sequence => {
-            needs_key(&mut errs);
-            unused(
-                &[
-                    ("when", cfg.when.is_some()),
-                    ("reset", cfg.reset.is_some()),
-                    ("threshold", cfg.threshold.is_some()),
-                    ("window", cfg.window.is_some()),
-                    ("aggregates", !cfg.aggregates.is_empty()),
-                    ("fire", cfg.fire.is_some()),
-                ],
-                &mut errs,
-            );
-            let first = cond("first", &cfg.first, &mut errs, &mut reads);
-            let then = cond("then", &cfg.then, &mut errs, &mut reads);
-            let within = dur("within", &cfg.within, &mut errs);
-            match (first, then, within) {
-                (Some(first), Some(then), Some(within)) => Some(Logic::Sequence {
-                    first,
-                    then,
-                    within,
-                }),
-                _ => None,
-            }
-        }
-    };
-    let action = cfg.action.as_ref().and_then(|a| match duration_ms(&a.ttl) {
-        Ok(ttl) if ttl > 0 => Some(Action {
-            kind: a.kind,
-            ttl,
-            reason_code: a.reason_code.as_str().into(),
-        }),
-        Ok(_) => {
-            errs.push("action.ttl must be longer than zero".into());
-            None
-        }
-        Err(e) => {
-            errs.push(format!("action.ttl: {e}"));
-            None
-        }
-    });
-    let entity = match cfg.entity.as_deref() {
-        Some(e) => Entity::parse(e).unwrap_or_else(|| {
-            errs.push(format!("entity {e:?} must be card, terminal or merchant"));
-            Entity::Card
-        }),
-        None => match (&cfg.action, key.first()) {
-            (Some(a), _) if a.kind == ActionKind::LockTerminal => Entity::Terminal,
-            (Some(_), _) => Entity::Card,
-            (None, Some(Field::Terminal)) => Entity::Terminal,
-            (None, Some(Field::Merchant)) => Entity::Merchant,
-            _ => Entity::Card,
-        },
-    };
-    let mut names_ok: Vec<&str> = vec!["count", "threshold", "window", "within", "explain"];
-    names_ok.extend(cfg.aggregates.keys().map(String::as_str));
-    names_ok.extend(cfg.params.keys().map(String::as_str));
-    names_ok.extend(tables.keys().map(String::as_str));
-    let reason = match parse_template(&cfg.reason) {
-        Ok(p) => {
-            for piece in &p {
-                if let Piece::Name(n) = piece {
-                    if !names_ok.contains(&n.as_str()) && Field::lookup(n).is_none() {
-                        errs.push(format!("reason: unknown placeholder {{{n}}}"));
-                    }
-                }
-            }
-            p
-        }
-        Err(e) => {
-            errs.push(format!("reason: {e}"));
-            Vec::new()
-        }
-    };
-    if cfg.description.trim().is_empty() {
-        errs.push("description must not be empty".into());
+    let action = action(&cfg, &mut errs);
+    let entity = entity(&cfg, &key, &mut errs);
+    let reason = reason(&cfg, tables, &mut errs);
+    if cfg.description.trim().is_empty() && !broken("description") {
+        errs.at("description", "description must not be empty");
     }
     match logic {
-        Some(logic) if errs.is_empty() => {
+        Some(logic) if errs.0.is_empty() && cfg.broken.is_empty() => {
             let facts = super::facts::of_logic(&logic);
-            let mut read_fields: Vec<Field> = reads
-                .iter()
-                .filter_map(|n| Field::lookup(n).map(|(f, _)| f))
-                .collect();
-            read_fields.dedup();
-            let mut seen = Vec::new();
-            read_fields.retain(|f| {
-                let fresh = !seen.contains(f);
-                seen.push(*f);
-                fresh
-            });
             Ok(Rule {
                 id: cfg.id.as_str().into(),
                 description: cfg.description,
@@ -398,7 +202,7 @@ pub fn compile_rule(
                 reason,
                 params,
                 facts,
-                reads: read_fields,
+                reads: reported(&reads),
                 tables: tables
                     .iter()
                     .filter(|(n, _)| reads.contains(n))
@@ -407,36 +211,123 @@ pub fn compile_rule(
                 examples: cfg.example,
             })
         }
-        _ => Err(errs),
+        _ => Err(errs.0),
     }
 }
 
-fn parse_agg(spec: &str, scope: &Scope) -> Result<(Agg, Vec<String>), String> {
-    let spec = spec.trim();
-    if spec == "count" {
-        return Ok((Agg::Count, vec![]));
-    }
-    let (f, arg) = spec
-        .strip_suffix(')')
-        .and_then(|s| s.split_once('('))
-        .ok_or_else(|| {
-            format!("{spec:?}: expected count, sum(field), distinct(field) or count_if(condition)")
-        })?;
-    match f.trim() {
-        "count_if" => compile_bool(arg, scope).map(|(e, n)| (Agg::CountIf(e), n)),
-        "sum" | "distinct" => {
-            let arg = arg.trim();
-            let (field, ty) = Field::lookup(arg).ok_or_else(|| format!("unknown field `{arg}`"))?;
-            if f.trim() == "sum" {
-                if ty != Ty::Num {
-                    return Err(format!("sum({arg}) needs a numeric field"));
-                }
-                Ok((Agg::Sum(field), vec![arg.to_string()]))
-            } else {
-                Ok((Agg::Distinct(field), vec![arg.to_string()]))
+/// The rule's constants.
+fn params(cfg: &RuleConfig, errs: &mut Errs) -> BTreeMap<String, Lit> {
+    let mut params = BTreeMap::new();
+    for (k, v) in &cfg.params {
+        match Lit::from_toml(v) {
+            Some(l) => {
+                params.insert(k.clone(), l);
             }
+            None => errs.at(
+                "params",
+                format!(
+                    "param `{}` must be a finite number, a string or a boolean",
+                    short(k)
+                ),
+            ),
         }
-        other => Err(format!("unknown aggregate `{other}`")),
+    }
+    params
+}
+
+/// The fields of the state key: text fields only.
+fn key_fields(cfg: &RuleConfig, errs: &mut Errs) -> Vec<Field> {
+    let mut key = Vec::new();
+    for k in &cfg.key {
+        match Field::lookup(k) {
+            Some((f, Ty::Str)) => key.push(f),
+            Some(_) => errs.at(
+                "key",
+                format!("key field `{}` is not a text field", short(k)),
+            ),
+            None => errs.at("key", format!("unknown key field `{}`", short(k))),
+        }
+    }
+    key
+}
+
+/// The fields an alert reports for the names the expressions read, each once.
+fn reported(reads: &[String]) -> Vec<Field> {
+    let mut out: Vec<Field> = Vec::new();
+    let fields = reads
+        .iter()
+        .filter_map(|n| Field::lookup(n).map(|(f, _)| f));
+    for f in fields.flat_map(|f| f.reported().iter().copied()) {
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The lockout, if any: its TTL must be a bounded duration longer than zero.
+fn action(cfg: &RuleConfig, errs: &mut Errs) -> Option<Action> {
+    let a = cfg.action.as_ref()?;
+    match duration_ms(&a.ttl) {
+        Ok(ttl) if ttl > 0 => Some(Action {
+            kind: a.kind,
+            ttl,
+            reason_code: a.reason_code.as_str().into(),
+        }),
+        Ok(_) => {
+            errs.at("action", "action.ttl must be longer than zero");
+            None
+        }
+        Err(e) => {
+            errs.at("action", format!("action.ttl: {e}"));
+            None
+        }
+    }
+}
+
+/// The alert's entity: given, or from the action / the first key field.
+fn entity(cfg: &RuleConfig, key: &[Field], errs: &mut Errs) -> Entity {
+    match cfg.entity.as_deref() {
+        Some(e) => Entity::parse(e).unwrap_or_else(|| {
+            let e = short(e);
+            errs.at(
+                "entity",
+                format!("entity {e:?} must be card, terminal or merchant"),
+            );
+            Entity::Card
+        }),
+        None => match (&cfg.action, key.first()) {
+            (Some(a), _) if a.kind == ActionKind::LockTerminal => Entity::Terminal,
+            (Some(_), _) => Entity::Card,
+            (None, Some(Field::Terminal)) => Entity::Terminal,
+            (None, Some(Field::Merchant)) => Entity::Merchant,
+            _ => Entity::Card,
+        },
+    }
+}
+
+/// The reason template, every `{placeholder}` known.
+fn reason(cfg: &RuleConfig, tables: &BTreeMap<String, Arc<Table>>, errs: &mut Errs) -> Vec<Piece> {
+    let mut names_ok: Vec<&str> = vec!["count", "threshold", "window", "within", "explain"];
+    names_ok.extend(cfg.aggregates.keys().map(String::as_str));
+    names_ok.extend(cfg.params.keys().map(String::as_str));
+    names_ok.extend(tables.keys().map(String::as_str));
+    match parse_template(&cfg.reason) {
+        Ok(p) => {
+            for piece in &p {
+                if let Piece::Name(n) = piece {
+                    if !names_ok.contains(&n.as_str()) && Field::lookup(n).is_none() {
+                        let n: String = n.chars().take(60).collect();
+                        errs.at("reason", format!("reason: unknown placeholder {{{n}}}"));
+                    }
+                }
+            }
+            p
+        }
+        Err(e) => {
+            errs.at("reason", format!("reason: {e}"));
+            Vec::new()
+        }
     }
 }
 
@@ -457,46 +348,4 @@ fn parse_template(s: &str) -> Result<Vec<Piece>, String> {
     Ok(out)
 }
 
-fn cond_expr(
-    kind: KindName,
-    name: &str,
-    src: &Option<String>,
-    scope: &Scope,
-    errs: &mut Vec<String>,
-    reads: &mut Vec<String>,
-) -> Option<Expr> {
-    match src {
-        None => {
-            errs.push(format!("kind {kind:?} needs `{name}`"));
-            None
-        }
-        Some(s) => match compile_bool(s, scope) {
-            Ok((e, names)) => {
-                reads.extend(names);
-                Some(e)
-            }
-            Err(e) => {
-                errs.push(format!("{name}: {e}"));
-                None
-            }
-        },
-    }
-}
-
-fn dur_ms(kind: KindName, name: &str, src: &Option<String>, errs: &mut Vec<String>) -> Option<i64> {
-    match src.as_deref().map(duration_ms) {
-        None => {
-            errs.push(format!("kind {kind:?} needs `{name}`"));
-            None
-        }
-        Some(Ok(0)) => {
-            errs.push(format!("{name} must be longer than zero"));
-            None
-        }
-        Some(Ok(d)) => Some(d),
-        Some(Err(e)) => {
-            errs.push(format!("{name}: {e}"));
-            None
-        }
-    }
-}
+mod kinds;

@@ -6,17 +6,41 @@
 //! reports errors with line and column, and is what Rust tooling already uses.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-/// One file under `rules/`: any number of rules and lookup tables.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RuleFile {
-    #[serde(default)]
-    pub rule: Vec<RuleConfig>,
-    #[serde(default)]
-    pub tables: BTreeMap<String, TableConfig>,
-}
+/// The keys a rule file may have at its top level.
+pub const FILE_KEYS: [&str; 2] = ["rule", "tables"];
+
+/// The keys a `[[rule]]` may have: the fields of [`RuleConfig`].
+pub const RULE_KEYS: [&str; 20] = [
+    "id",
+    "description",
+    "severity",
+    "mode",
+    "kind",
+    "key",
+    "entity",
+    "when",
+    "reset",
+    "first",
+    "then",
+    "threshold",
+    "within",
+    "window",
+    "aggregates",
+    "fire",
+    "params",
+    "reason",
+    "action",
+    "example",
+];
+
+/// The keys a `[tables.NAME]` may have: the fields of [`TableConfig`].
+pub const TABLE_KEYS: [&str; 3] = ["key", "values", "default"];
+
+/// The keys a rule must have.
+pub const REQUIRED_RULE_KEYS: [&str; 6] =
+    ["id", "description", "severity", "mode", "kind", "reason"];
 
 /// A lookup table, e.g. the no-CVM limit per currency: `amount > nocvm_limit`.
 #[derive(Debug, Deserialize)]
@@ -83,9 +107,9 @@ pub enum KindName {
     Sequence,
 }
 
-/// One rule.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// One rule. Read key by key by [`super::parse`], so that every problem of every key is
+/// reported at once; each key's value is deserialised into the type given here.
+#[derive(Debug)]
 pub struct RuleConfig {
     pub id: String,
     pub description: String,
@@ -93,7 +117,6 @@ pub struct RuleConfig {
     pub mode: Mode,
     pub kind: KindName,
     /// Fields whose values together form the state key, e.g. `["card", "merchant"]`.
-    #[serde(default)]
     pub key: Vec<String>,
     /// The alert's entity (`card`, `terminal`, `merchant`); defaults from `key` / `action`.
     pub entity: Option<String>,
@@ -105,17 +128,17 @@ pub struct RuleConfig {
     pub within: Option<String>,
     pub window: Option<String>,
     /// Window aggregates by name: `count`, `sum(field)`, `distinct(field)`, `count_if(cond)`.
-    #[serde(default)]
     pub aggregates: BTreeMap<String, String>,
     pub fire: Option<String>,
     /// Named constants the expressions use (thresholds live here).
-    #[serde(default)]
     pub params: BTreeMap<String, toml::Value>,
     /// One human sentence; `{name}` is replaced by a feature, parameter or event field.
     pub reason: String,
     pub action: Option<ActionConfig>,
-    #[serde(default)]
     pub example: Vec<ExampleConfig>,
+    /// Keys the loader already reported as missing or malformed (their value here is a
+    /// placeholder): not reported again by the compiler, and nothing that needs them is run.
+    pub broken: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

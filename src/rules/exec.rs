@@ -18,6 +18,7 @@ use crate::keyed::{key_hash, CowMap};
 use crate::state::Features;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::VecDeque;
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -95,9 +96,21 @@ fn key_of(rule: &Rule, ev: &Event, f: &Features) -> Option<u64> {
     Some(h)
 }
 
-/// Evaluate `ev` against `rule`, updating `st`. Returns a hit when the rule fires.
-pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option<Hit> {
-    let ctx = Ctx { ev, f, aggs: &[] };
+/// Evaluate `ev` against `rule`, updating `st`. Returns a hit when the rule fires. A table
+/// lookup that falls back to its default sets the table's bit in `misses`.
+pub fn eval(
+    rule: &Rule,
+    st: &mut RuleState,
+    ev: &Event,
+    f: &Features,
+    misses: &Cell<u64>,
+) -> Option<Hit> {
+    let ctx = Ctx {
+        ev,
+        f,
+        aggs: &[],
+        misses,
+    };
     match &rule.logic {
         Logic::Match { when } => {
             if !when.test(&ctx) {
@@ -150,9 +163,9 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
             let in_win = || q.iter().filter(|e| e.ts > lo && e.ts <= ev.ts);
             let mut out: [Val; MAX_AGGS] = [Val::Null; MAX_AGGS];
             for (i, a) in aggs.iter().enumerate() {
-                out[i] = Val::Int(match a {
-                    Agg::Count => in_win().count() as i64,
-                    Agg::CountIf(_) | Agg::Sum(_) => in_win().map(|e| e.vals[i]).sum(),
+                out[i] = match a {
+                    Agg::Count => Val::Int(in_win().count() as i64),
+                    Agg::CountIf(_) | Agg::Sum(_) => sum(in_win().map(|e| e.vals[i])),
                     Agg::Distinct(_) => {
                         let mut d: Vec<i64> = in_win()
                             .map(|e| e.vals[i])
@@ -160,15 +173,16 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
                             .collect();
                         d.sort_unstable();
                         d.dedup();
-                        d.len() as i64
+                        Val::Int(d.len() as i64)
                     }
-                });
+                };
             }
             let aggs_v = &out[..aggs.len()];
             let fctx = Ctx {
                 ev,
                 f,
                 aggs: aggs_v,
+                misses,
             };
             if !fire.test(&fctx) {
                 return None;
@@ -270,6 +284,14 @@ pub fn eval(rule: &Rule, st: &mut RuleState, ev: &Event, f: &Features) -> Option
             fired
         }
     }
+}
+
+/// A window sum without wrapping: added up in i128 (no overflow below 2^64 entries), an i64
+/// when it fits, else the nearest f64, so `total > limit` stays true for a huge total (three
+/// taps of 2^62 used to wrap negative and silence the split-tap rule). See `expr::arith`.
+fn sum<'a>(vals: impl Iterator<Item = i64>) -> Val<'a> {
+    let s: i128 = vals.map(i128::from).sum();
+    i64::try_from(s).map_or(Val::Float(s as f64), Val::Int)
 }
 
 /// Format a duration the way rule files write it (`24h`, `10m`, `90s`).

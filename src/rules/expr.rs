@@ -12,6 +12,7 @@ use crate::state::Features;
 use compact_str::CompactString;
 use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
 use rustc_hash::FxHashMap;
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -45,11 +46,13 @@ impl Lit {
             Lit::Str(_) => Some(Ty::Str),
         }
     }
+    /// A TOML scalar as a constant; `None` for tables, arrays, dates and non-finite floats
+    /// (a `nan` threshold would make every comparison false and silently disable a rule).
     pub fn from_toml(v: &toml::Value) -> Option<Lit> {
         Some(match v {
             toml::Value::String(s) => Lit::Str(s.as_str().into()),
             toml::Value::Integer(i) => Lit::Int(*i),
-            toml::Value::Float(f) => Lit::Float(*f),
+            toml::Value::Float(f) if f.is_finite() => Lit::Float(*f),
             toml::Value::Boolean(b) => Lit::Bool(*b),
             _ => return None,
         })
@@ -62,7 +65,10 @@ pub struct Table {
     pub name: String,
     pub key: Field,
     pub values: FxHashMap<CompactString, Lit>,
+    /// What an unlisted or missing key gets (`Lit::Null` when the table has no default).
     pub default: Lit,
+    /// The table's place in the pack (< 64): its bit in [`Ctx::misses`] and its counter.
+    pub slot: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -87,9 +93,26 @@ pub enum ArOp {
 impl Table {
     /// The entry for this event's key field (or the default).
     pub fn lookup<'a>(&'a self, ev: &'a Event, f: &'a Features) -> Val<'a> {
+        self.entry(ev, f).unwrap_or(&self.default).val()
+    }
+
+    /// The entry listed for this event's key, if any.
+    fn entry<'a>(&'a self, ev: &'a Event, f: &'a Features) -> Option<&'a Lit> {
         match self.key.read(ev, f) {
-            Val::Str(k) => self.values.get(k).unwrap_or(&self.default).val(),
-            _ => self.default.val(),
+            Val::Str(k) => self.values.get(k),
+            _ => None,
+        }
+    }
+
+    /// [`Table::lookup`] for a rule's decision: a fall-back to the default is marked in
+    /// `c.misses`, so the engine can count decisions that rested on a default.
+    fn lookup_counted<'a>(&'a self, c: &Ctx<'a>) -> Val<'a> {
+        match self.entry(c.ev, c.f) {
+            Some(l) => l.val(),
+            None => {
+                c.misses.set(c.misses.get() | 1u64 << (self.slot % 64));
+                self.default.val()
+            }
         }
     }
 }
@@ -131,6 +154,8 @@ pub struct Ctx<'a> {
     pub ev: &'a Event,
     pub f: &'a Features,
     pub aggs: &'a [Val<'a>],
+    /// Bit `slot` set: table `slot` fell back to its default for this event.
+    pub misses: &'a Cell<u64>,
 }
 
 /// Names an expression may use besides fields: aggregates (window `fire` only), rule params,
@@ -147,7 +172,8 @@ pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), Str
     let (e, ty, names) = compile(src, scope)?;
     if ty != Some(Ty::Bool) {
         return Err(format!(
-            "`{src}` must be a condition (true/false), not a value"
+            "`{}` must be a condition (true/false), not a value",
+            shown(src)
         ));
     }
     Ok((e, names))
@@ -155,17 +181,28 @@ pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), Str
 
 /// Compile `src` to an expression of any type.
 pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), String> {
-    let tree: N = evalexpr::build_operator_tree(src).map_err(|e| format!("`{src}`: {e}"))?;
+    // Bounded before evalexpr (whose parser recurses) and our compiler see it.
+    limits::check_text(src)?;
+    let shown = shown(src);
+    // Messages quote the expression and what evalexpr found, both clipped.
+    let fail = |e: &dyn std::fmt::Display| super::clip(&format!("`{shown}`: {e}"), 400);
+    let tree: N = evalexpr::build_operator_tree(src).map_err(|e| fail(&e))?;
+    limits::check_tree(&tree)?;
     let mut names = Vec::new();
     let (e, ty) = Compiler {
         scope,
         names: &mut names,
     }
     .node(&tree)
-    .map_err(|e| format!("`{src}`: {e}"))?;
+    .map_err(|e| fail(&e))?;
     names.sort();
     names.dedup();
     Ok((e, ty, names))
+}
+
+/// An expression as quoted in a message: at most 120 characters.
+fn shown(src: &str) -> String {
+    super::clip(src, 120)
 }
 
 struct Compiler<'c, 's> {
@@ -193,7 +230,8 @@ impl Compiler<'_, '_> {
                 let lit = match value {
                     Value::String(s) => Lit::Str(s.as_str().into()),
                     Value::Int(i) => Lit::Int(*i),
-                    Value::Float(f) => Lit::Float(*f),
+                    Value::Float(f) if f.is_finite() => Lit::Float(*f),
+                    Value::Float(f) => return Err(format!("`{f}` is not a finite number")),
                     Value::Boolean(b) => Lit::Bool(*b),
                     Value::Empty => Lit::Null,
                     Value::Tuple(_) => return Err("a list is only allowed in one_of()".into()),
@@ -412,53 +450,17 @@ fn check_cmp(a: Expr, ta: Option<Ty>, b: Expr, tb: Option<Ty>) -> Result<(Expr, 
     Ok((a, b))
 }
 
-pub(super) fn truthy(v: Val) -> bool {
-    matches!(v, Val::Bool(true))
-}
-
-fn num(v: Val) -> Option<f64> {
-    match v {
-        Val::Int(i) => Some(i as f64),
-        Val::Float(f) => Some(f),
-        _ => None,
-    }
-}
-
-pub(super) fn cmp_vals(op: CmpOp, a: Val, b: Val) -> bool {
-    use std::cmp::Ordering;
-    let ord = match (a, b) {
-        (Val::Null, _) | (_, Val::Null) => return op == CmpOp::Ne,
-        (Val::Int(x), Val::Int(y)) => Some(x.cmp(&y)),
-        (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),
-        (Val::Bool(x), Val::Bool(y)) => Some(x.cmp(&y)),
-        (x, y) => match (num(x), num(y)) {
-            (Some(x), Some(y)) => x.partial_cmp(&y),
-            _ => None,
-        },
-    };
-    match ord {
-        None => op == CmpOp::Ne,
-        Some(o) => match op {
-            CmpOp::Eq => o == Ordering::Equal,
-            CmpOp::Ne => o != Ordering::Equal,
-            CmpOp::Lt => o == Ordering::Less,
-            CmpOp::Le => o != Ordering::Greater,
-            CmpOp::Gt => o == Ordering::Greater,
-            CmpOp::Ge => o != Ordering::Less,
-        },
-    }
-}
-
 impl Expr {
     pub fn eval<'a>(&'a self, c: &Ctx<'a>) -> Val<'a> {
         match self {
             Expr::Const(l) => l.val(),
             Expr::Field(f) => f.read(c.ev, c.f),
             Expr::Agg(i) => c.aggs.get(*i).copied().unwrap_or(Val::Null),
-            Expr::Table(t) => t.lookup(c.ev, c.f),
+            Expr::Table(t) => t.lookup_counted(c),
             Expr::Not(a) => Val::Bool(!a.test(c)),
+            // -i64::MIN does not fit: it becomes a real number, like every overflow.
             Expr::Neg(a) => match a.eval(c) {
-                Val::Int(i) => Val::Int(i.wrapping_neg()),
+                Val::Int(i) => i.checked_neg().map_or(Val::Float(-(i as f64)), Val::Int),
                 Val::Float(f) => Val::Float(-f),
                 _ => Val::Null,
             },
@@ -476,34 +478,11 @@ impl Expr {
     }
 }
 
-fn arith<'a>(op: ArOp, a: Val<'a>, b: Val<'a>) -> Val<'a> {
-    if let (Val::Int(x), Val::Int(y)) = (a, b) {
-        let r = match op {
-            ArOp::Add => x.checked_add(y),
-            ArOp::Sub => x.checked_sub(y),
-            ArOp::Mul => x.checked_mul(y),
-            ArOp::Mod => x.checked_rem(y),
-            ArOp::Div => None,
-        };
-        if let Some(r) = r {
-            return Val::Int(r);
-        }
-    }
-    let (Some(x), Some(y)) = (num(a), num(b)) else {
-        return Val::Null;
-    };
-    let r = match op {
-        ArOp::Add => x + y,
-        ArOp::Sub => x - y,
-        ArOp::Mul => x * y,
-        ArOp::Div | ArOp::Mod if y == 0.0 => return Val::Null,
-        ArOp::Div => x / y,
-        ArOp::Mod => x % y,
-    };
-    Val::Float(r)
-}
-
+pub mod limits;
+mod ops;
 mod shape;
+use ops::arith;
+pub(super) use ops::{cmp_vals, truthy};
 use shape::specialise;
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 
 use super::compile::Logic;
 use super::expr::{CmpOp, Expr};
-use super::fields::Field;
-use crate::event::{Event, EventType};
+use super::fields::{Field, PIN_ATTEMPT_TYPES, PIN_VERIFIED_CODES, WRONG_PIN_CODE};
+use crate::event::{Event, EventType, Pin};
 use crate::state::Features;
 
 const TYPE_AT: u32 = 0;
@@ -114,6 +114,16 @@ fn model_score(e: &Expr) -> bool {
     )
 }
 
+/// The facts of a PIN attempt: one of [`PIN_ATTEMPT_TYPES`], PIN entered.
+fn pin_attempt() -> u64 {
+    let types = PIN_ATTEMPT_TYPES
+        .iter()
+        .fold(0u16, |m, t| m | 1 << *t as u16);
+    let entered = 1u16 << Pin::Entered as u16;
+    in_group(Field::Type, types, false).unwrap_or(ALL)
+        & in_group(Field::Pin, entered, false).unwrap_or(ALL)
+}
+
 /// The facts under which `e` can be true.
 pub fn allowed(e: &Expr) -> u64 {
     let types = |pred: fn(EventType) -> bool| {
@@ -133,6 +143,16 @@ pub fn allowed(e: &Expr) -> u64 {
         Expr::Field(Field::Financial) => types(EventType::is_financial),
         Expr::Not(a) if matches!(**a, Expr::Field(Field::Financial)) => {
             types(|t| !t.is_financial())
+        }
+        Expr::Field(Field::PinAttempt) => pin_attempt(),
+        Expr::Field(Field::WrongPin) => {
+            pin_attempt() & rc_only(1 << rc_bucket(Some(WRONG_PIN_CODE)))
+        }
+        Expr::Field(Field::PinVerified) => {
+            let buckets = PIN_VERIFIED_CODES
+                .iter()
+                .fold(0, |m, c| m | 1 << rc_bucket(Some(c)));
+            pin_attempt() & rc_only(buckets)
         }
         Expr::Field(Field::Approved) => rc_only(1 << 1),
         Expr::Not(a) if matches!(**a, Expr::Field(Field::Approved)) => rc_only(!(1 << 1) & 0xff),
@@ -155,7 +175,7 @@ pub fn allowed(e: &Expr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{EntryMode, Pin};
+    use crate::event::EntryMode;
 
     #[test]
     fn groups_are_disjoint_and_cover_all() {
@@ -219,10 +239,12 @@ mod tests {
                 ev.qr_ref = [None, Some("Q1".into())][i / 13 % 2].clone();
             }
             let facts = of_event(&ev, &f);
+            let misses = std::cell::Cell::new(0);
             let ctx = Ctx {
                 ev: &ev,
                 f: &f,
                 aggs: &[],
+                misses: &misses,
             };
             for rule in &pack.rules {
                 n += 1;

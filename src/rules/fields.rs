@@ -14,6 +14,38 @@ fn boolean<'a>(v: Option<bool>) -> Val<'a> {
 }
 use compact_str::CompactString;
 
+/// The message types on which a cardholder enters a PIN for the issuer to verify.
+pub const PIN_ATTEMPT_TYPES: [EventType; 3] =
+    [EventType::Auth, EventType::Preauth, EventType::Transfer];
+
+/// Response codes that say the issuer checked the PIN and accepted it: approved, or declined
+/// for a reason checked after the PIN (51 insufficient funds, 61 amount limit, 65 count limit).
+pub const PIN_VERIFIED_CODES: [&str; 4] = ["00", "51", "61", "65"];
+
+/// The wrong-PIN response code.
+pub const WRONG_PIN_CODE: &str = "55";
+
+/// A PIN attempt: an auth, preauth or transfer on which a PIN was entered. Only these count
+/// toward or reset a wrong-PIN run: a reversal, refund, cancel or sign-on echoes a response
+/// code without any PIN being tried. Rules read it as `pin_attempt`; the models share it.
+pub fn pin_attempt(ev: &Event) -> bool {
+    ev.pin == Some(Pin::Entered) && PIN_ATTEMPT_TYPES.contains(&ev.kind)
+}
+
+/// A PIN attempt the issuer answered "wrong PIN" (`55`): `wrong_pin`.
+pub fn wrong_pin(ev: &Event) -> bool {
+    pin_attempt(ev) && ev.response_code.as_deref() == Some(WRONG_PIN_CODE)
+}
+
+/// A PIN attempt whose PIN the issuer accepted ([`PIN_VERIFIED_CODES`]): `pin_verified`.
+pub fn pin_verified(ev: &Event) -> bool {
+    pin_attempt(ev)
+        && ev
+            .response_code
+            .as_deref()
+            .is_some_and(|rc| PIN_VERIFIED_CODES.contains(&rc))
+}
+
 /// A readable field. Resolved from its name once, at rule load; read per event by a `match`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Field {
@@ -36,6 +68,9 @@ pub enum Field {
     QrRef,
     Approved,
     Financial,
+    PinAttempt,
+    WrongPin,
+    PinVerified,
     PreauthFound,
     PreauthOpen,
     PreauthAmount,
@@ -146,6 +181,24 @@ pub const FIELDS: &[(&str, Field, Ty, &str)] = &[
         Field::Financial,
         Ty::Bool,
         "auth, preauth, completion, refund or transfer",
+    ),
+    (
+        "pin_attempt",
+        Field::PinAttempt,
+        Ty::Bool,
+        "a PIN attempt: auth, preauth or transfer with pin == \"entered\"",
+    ),
+    (
+        "wrong_pin",
+        Field::WrongPin,
+        Ty::Bool,
+        "a PIN attempt answered 55 (wrong PIN)",
+    ),
+    (
+        "pin_verified",
+        Field::PinVerified,
+        Ty::Bool,
+        "a PIN attempt whose PIN the issuer accepted: 00, or 51/61/65 (declined after the PIN check)",
     ),
     (
         "preauth_found",
@@ -327,6 +380,9 @@ impl Field {
             Field::QrRef => s(&ev.qr_ref),
             Field::Approved => Val::Bool(ev.approved()),
             Field::Financial => Val::Bool(ev.kind.is_financial()),
+            Field::PinAttempt => Val::Bool(pin_attempt(ev)),
+            Field::WrongPin => Val::Bool(wrong_pin(ev)),
+            Field::PinVerified => Val::Bool(pin_verified(ev)),
             Field::PreauthFound => Val::Bool(f.preauth.is_some()),
             Field::PreauthOpen => Val::Bool(f.preauth.as_ref().is_some_and(|p| p.open)),
             Field::PreauthAmount => f.preauth.as_ref().map_or(Val::Null, |p| Val::Int(p.amount)),
@@ -355,6 +411,22 @@ impl Field {
             Field::DensityAnomalous => boolean(f.model.density_anomalous()),
             Field::FraudProbability => num(f.model.fraud_probability),
             Field::FraudAnomalous => boolean(f.model.fraud_anomalous()),
+        }
+    }
+
+    /// What an alert reports for a rule that reads this field: the field itself, or for a
+    /// derived PIN field the event fields it is computed from (the analyst sees `type`, `pin`
+    /// and `response_code` rather than `wrong_pin: true`).
+    pub fn reported(self) -> &'static [Field] {
+        match self {
+            Field::PinAttempt | Field::WrongPin | Field::PinVerified => {
+                &[Field::Type, Field::Pin, Field::ResponseCode]
+            }
+            _ => FIELDS
+                .iter()
+                .find(|(_, f, ..)| *f == self)
+                .map(|(_, f, ..)| std::slice::from_ref(f))
+                .expect("every field is listed"),
         }
     }
 

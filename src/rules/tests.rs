@@ -109,7 +109,7 @@ reason = "r"
         "`threshold` is not used by kind Match",
     );
     has("c.toml", None, "line 3");
-    has("d.toml", None, "colour");
+    has("d.toml", Some("ok_rule"), "unknown key `colour`");
     assert!(err.to_string().contains("problem(s) in rules"));
 }
 

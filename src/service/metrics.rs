@@ -38,6 +38,8 @@ pub struct Metrics {
     pub alerts: IntCounterVec,
     pub lockouts: IntCounterVec,
     pub lockouts_held: IntCounterVec,
+    /// Rule decisions that used a lookup table's default (the event's key is not listed).
+    pub table_defaults: IntCounterVec,
     pub decision_latency: Histogram,
     pub e2e_latency: Histogram,
     /// Time the event loop spends taking a checkpoint's snapshot (every event waits for it).
@@ -158,6 +160,13 @@ impl Metrics {
                 "switchguard_lockouts_held_total",
                 "Lockouts held back by the lockout guard, by rule",
                 &["rule"],
+            ),
+            table_defaults: counter_vec(
+                &r,
+                "switchguard_table_defaults_total",
+                "Events on which a rule's table lookup found no entry for the event's key and \
+                 used the table's default, by table (configure the missing keys)",
+                &["table"],
             ),
             decision_latency: hist(
                 "switchguard_decision_latency_seconds",
@@ -327,6 +336,16 @@ impl Metrics {
                     .inc_by(r.held_by_guard.saturating_sub(old.held_by_guard));
             }
         }
+        for t in &s.tables {
+            let old = last
+                .tables
+                .iter()
+                .find(|o| o.table == t.table)
+                .map_or(0, |o| o.defaults);
+            self.table_defaults
+                .with_label_values(&[&t.table])
+                .inc_by(t.defaults.saturating_sub(old));
+        }
         *last = s.clone();
     }
 
@@ -494,5 +513,27 @@ mod tests {
             get(r#"switchguard_lockouts_total{action="lock_card",rule="r1"}"#),
             Some(2.0)
         );
+    }
+
+    #[test]
+    fn table_defaults_are_counted_by_table() {
+        use crate::engine::TableStats;
+        let m = Metrics::new();
+        let t = |n: u64| TableStats {
+            table: "nocvm_limit".into(),
+            defaults: n,
+        };
+        let mut s = Stats {
+            tables: vec![t(0)],
+            ..Default::default()
+        };
+        m.observe(&s, &|_| None);
+        let series = r#"switchguard_table_defaults_total{table="nocvm_limit"}"#;
+        assert_eq!(sample(&m.render(), series), Some(0.0));
+        s.tables = vec![t(4)];
+        m.observe(&s, &|_| None);
+        s.tables = vec![t(7)];
+        m.observe(&s, &|_| None);
+        assert_eq!(sample(&m.render(), series), Some(7.0));
     }
 }

@@ -142,3 +142,48 @@ impl Changes {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::EngineConfig;
+
+    /// A live reload to hostile or empty rules keeps the rules in force (no stack overflow).
+    #[test]
+    fn a_hostile_or_empty_rule_set_is_refused_and_the_old_rules_stay() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = tempfile::tempdir().unwrap();
+        for f in std::fs::read_dir(root.join("rules")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::copy(&f, dir.path().join(f.file_name().unwrap())).unwrap();
+        }
+        let pack = Arc::new(RulePack::load_dir(dir.path()).unwrap());
+        let digest = pack.digest.clone();
+        let mut engine = Engine::new(pack, EngineConfig::default());
+        let metrics = Metrics::new();
+        let mut reloader = Reloader::new(dir.path(), &dir.path().join("no-models"));
+        let n = 100_000;
+        let hostile = [
+            vec!["approved"; 10_000].join(" || "),
+            format!("{}approved{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}approved", "!".repeat(n)),
+        ];
+        for (i, when) in hostile.iter().enumerate() {
+            let text = format!(
+                "[[rule]]\nid = \"hostile_{i}\"\ndescription = \"d\"\nseverity = \"low\"\n\
+                 mode = \"enforce\"\nkind = \"match\"\nwhen = '{when}'\nreason = \"r\"\n"
+            );
+            std::fs::write(dir.path().join("zz_hostile.toml"), text).unwrap();
+            reloader.poll(true, &mut engine, &metrics);
+            assert_eq!(engine.pack().digest, digest);
+        }
+        for f in std::fs::read_dir(dir.path()).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        reloader.poll(true, &mut engine, &metrics);
+        assert_eq!(engine.pack().digest, digest);
+        assert_eq!(engine.pack().rules.len(), 18);
+        let rejected = metrics.rule_reloads.with_label_values(&["rejected"]).get();
+        assert_eq!(rejected, 4);
+    }
+}

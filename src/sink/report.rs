@@ -144,6 +144,8 @@ pub struct Report {
     pub alerts: u64,
     pub lockouts: u64,
     pub rules: Vec<crate::engine::RuleStats>,
+    /// By lookup table: events on which a rule used the table's default (key not listed).
+    pub table_defaults: BTreeMap<String, u64>,
     pub state_entries: BTreeMap<String, usize>,
     pub elapsed_s: f64,
     pub events_per_s: f64,
@@ -171,6 +173,7 @@ impl Report {
             alerts: stats.alerts(),
             lockouts: stats.lockouts(),
             rules: stats.rules.clone(),
+            table_defaults: stats.table_defaults(),
             state_entries: BTreeMap::new(),
             elapsed_s: 0.0,
             events_per_s: 0.0,
@@ -217,6 +220,18 @@ impl Report {
             self.events_per_s,
             self.elapsed_s
         );
+        let defaults: Vec<String> = self
+            .table_defaults
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        if !defaults.is_empty() {
+            s.push_str(&format!(
+                "table defaults used (keys the tables do not list; see rules check): {}\n",
+                defaults.join(", ")
+            ));
+        }
         if let Some(e) = eval {
             let mut t = Table::new();
             t.load_preset(UTF8_FULL_CONDENSED);

@@ -1,0 +1,293 @@
+//! The kind-specific part of compiling a rule: the settings each kind needs and refuses, its
+//! conditions, durations, window aggregates and `fire`.
+
+use super::{Agg, Errs, Logic};
+use crate::rules::config::{KindName, RuleConfig};
+use crate::rules::duration::duration_ms;
+use crate::rules::exec::MAX_AGGS;
+use crate::rules::expr::{compile_bool, Expr, Scope};
+use crate::rules::fields::{Field, Ty};
+use crate::rules::short;
+
+/// Without a valid `kind`, still check every expression and duration the rule gives, so
+/// their problems are reported in the same run.
+pub(super) fn check_any_kind(
+    cfg: &RuleConfig,
+    scope: &Scope,
+    errs: &mut Errs,
+    reads: &mut Vec<String>,
+) {
+    let mut c = Kinds {
+        cfg,
+        scope,
+        errs,
+        reads,
+    };
+    for (name, src) in [
+        ("when", &cfg.when),
+        ("reset", &cfg.reset),
+        ("first", &cfg.first),
+        ("then", &cfg.then),
+    ] {
+        if src.is_some() {
+            c.cond(name, src);
+        }
+    }
+    for (name, src) in [("window", &cfg.window), ("within", &cfg.within)] {
+        if src.is_some() {
+            c.dur(name, src);
+        }
+    }
+    if !cfg.aggregates.is_empty() || cfg.fire.is_some() {
+        c.window_parts();
+    }
+}
+
+/// The kind-specific part of a rule's compilation.
+pub(super) struct Kinds<'a, 's> {
+    pub cfg: &'a RuleConfig,
+    pub scope: &'a Scope<'s>,
+    pub errs: &'a mut Errs,
+    pub reads: &'a mut Vec<String>,
+}
+
+impl Kinds<'_, '_> {
+    pub(super) fn logic(&mut self) -> Option<Logic> {
+        let cfg = self.cfg;
+        match cfg.kind {
+            KindName::Match => {
+                self.unused(&[
+                    "reset",
+                    "first",
+                    "then",
+                    "threshold",
+                    "within",
+                    "window",
+                    "aggregates",
+                    "fire",
+                ]);
+                self.cond("when", &cfg.when)
+                    .map(|when| Logic::Match { when })
+            }
+            KindName::Window => {
+                self.needs_key();
+                self.unused(&["reset", "first", "then", "threshold", "within"]);
+                let when = self.cond("when", &cfg.when);
+                let window = self.dur("window", &cfg.window);
+                let (aggs, fire) = self.window_parts();
+                Some(Logic::Window {
+                    when: when?,
+                    window: window?,
+                    aggs: aggs?,
+                    agg_names: cfg.aggregates.keys().cloned().collect(),
+                    fire: fire?,
+                })
+            }
+            KindName::Consecutive => {
+                self.needs_key();
+                self.unused(&["first", "then", "window", "aggregates", "fire"]);
+                let when = self.cond("when", &cfg.when);
+                let reset = match &cfg.reset {
+                    None => Some(None),
+                    r @ Some(_) => self.cond("reset", r).map(Some),
+                };
+                let within = self.dur("within", &cfg.within);
+                let threshold = match cfg.threshold {
+                    Some(t) if t >= 1 => Some(t),
+                    Some(_) => {
+                        self.errs.at("threshold", "threshold must be at least 1");
+                        None
+                    }
+                    None => {
+                        self.missing("threshold");
+                        None
+                    }
+                };
+                Some(Logic::Consecutive {
+                    when: when?,
+                    reset: reset?,
+                    threshold: threshold?,
+                    within: within?,
+                })
+            }
+            KindName::Sequence => {
+                self.needs_key();
+                self.unused(&["when", "reset", "threshold", "window", "aggregates", "fire"]);
+                let first = self.cond("first", &cfg.first);
+                let then = self.cond("then", &cfg.then);
+                let within = self.dur("within", &cfg.within);
+                Some(Logic::Sequence {
+                    first: first?,
+                    then: then?,
+                    within: within?,
+                })
+            }
+        }
+    }
+
+    /// A window's aggregates and `fire` (which reads them).
+    fn window_parts(&mut self) -> (Option<Vec<Agg>>, Option<Expr>) {
+        let cfg = self.cfg;
+        if cfg.aggregates.is_empty() {
+            self.missing("aggregates");
+        }
+        if cfg.aggregates.len() > MAX_AGGS {
+            self.errs.at(
+                "aggregates",
+                format!(
+                    "at most {MAX_AGGS} aggregates per rule (has {})",
+                    cfg.aggregates.len()
+                ),
+            );
+        }
+        let mut aggs = Vec::new();
+        for (name, spec) in &cfg.aggregates {
+            match parse_agg(spec, self.scope) {
+                Ok((a, names)) => {
+                    self.reads.extend(names);
+                    aggs.push(a)
+                }
+                Err(e) => {
+                    let name: String = name.chars().take(60).collect();
+                    self.errs
+                        .at("aggregates", format!("aggregate `{name}`: {e}"))
+                }
+            }
+        }
+        let agg_names: Vec<String> = cfg.aggregates.keys().cloned().collect();
+        let fire_scope = Scope {
+            aggs: &agg_names,
+            params: self.scope.params,
+            tables: self.scope.tables,
+        };
+        let fire = match &cfg.fire {
+            None => {
+                self.missing("fire");
+                None
+            }
+            Some(s) => match compile_bool(s, &fire_scope) {
+                Ok((e, names)) => {
+                    self.reads.extend(names);
+                    Some(e)
+                }
+                Err(e) => {
+                    self.errs.at("fire", format!("fire: {e}"));
+                    None
+                }
+            },
+        };
+        let complete = aggs.len() == cfg.aggregates.len() && aggs.len() <= MAX_AGGS;
+        (complete.then_some(aggs), fire)
+    }
+
+    fn cond(&mut self, name: &'static str, src: &Option<String>) -> Option<Expr> {
+        match src {
+            None => {
+                self.missing(name);
+                None
+            }
+            Some(s) => match compile_bool(s, self.scope) {
+                Ok((e, names)) => {
+                    self.reads.extend(names);
+                    Some(e)
+                }
+                Err(e) => {
+                    self.errs.at(name, format!("{name}: {e}"));
+                    None
+                }
+            },
+        }
+    }
+
+    fn dur(&mut self, name: &'static str, src: &Option<String>) -> Option<i64> {
+        match src.as_deref().map(duration_ms) {
+            None => {
+                self.missing(name);
+                None
+            }
+            Some(Ok(0)) => {
+                self.errs
+                    .at(name, format!("{name} must be longer than zero"));
+                None
+            }
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                self.errs.at(name, format!("{name}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A setting the kind needs is absent (unless the loader already reported it broken).
+    fn missing(&mut self, name: &'static str) {
+        let b = &self.cfg.broken;
+        if !b.contains(name) && !b.contains("kind") {
+            let kind = self.cfg.kind;
+            self.errs
+                .at("kind", format!("kind {kind:?} needs `{name}`"));
+        }
+    }
+
+    fn needs_key(&mut self) {
+        if self.cfg.key.is_empty() && !self.cfg.broken.contains("key") {
+            let kind = self.cfg.kind;
+            self.errs.at("kind", format!("kind {kind:?} needs a `key`"));
+        }
+    }
+
+    fn unused(&mut self, names: &[&'static str]) {
+        let cfg = self.cfg;
+        for n in names {
+            let present = match *n {
+                "when" => cfg.when.is_some(),
+                "reset" => cfg.reset.is_some(),
+                "first" => cfg.first.is_some(),
+                "then" => cfg.then.is_some(),
+                "threshold" => cfg.threshold.is_some(),
+                "within" => cfg.within.is_some(),
+                "window" => cfg.window.is_some(),
+                "aggregates" => !cfg.aggregates.is_empty(),
+                "fire" => cfg.fire.is_some(),
+                _ => false,
+            };
+            if present {
+                self.errs
+                    .at(n, format!("`{n}` is not used by kind {:?}", cfg.kind));
+            }
+        }
+    }
+}
+
+/// `count`, `sum(field)`, `distinct(field)` or `count_if(condition)`.
+fn parse_agg(spec: &str, scope: &Scope) -> Result<(Agg, Vec<String>), String> {
+    let spec = spec.trim();
+    if spec == "count" {
+        return Ok((Agg::Count, vec![]));
+    }
+    let (f, arg) = spec
+        .strip_suffix(')')
+        .and_then(|s| s.split_once('('))
+        .ok_or_else(|| {
+            format!(
+                "{:?}: expected count, sum(field), distinct(field) or count_if(condition)",
+                short(spec)
+            )
+        })?;
+    match f.trim() {
+        "count_if" => compile_bool(arg, scope).map(|(e, n)| (Agg::CountIf(e), n)),
+        "sum" | "distinct" => {
+            let arg = arg.trim();
+            let (field, ty) =
+                Field::lookup(arg).ok_or_else(|| format!("unknown field `{}`", short(arg)))?;
+            if f.trim() == "sum" {
+                if ty != Ty::Num {
+                    return Err(format!("sum({arg}) needs a numeric field"));
+                }
+                Ok((Agg::Sum(field), vec![arg.to_string()]))
+            } else {
+                Ok((Agg::Distinct(field), vec![arg.to_string()]))
+            }
+        }
+        other => Err(format!("unknown aggregate `{}`", short(other))),
+    }
+}

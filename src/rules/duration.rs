@@ -1,0 +1,59 @@
+//! Durations as rule files and settings write them (`90s`, `10m`, `24h`, `30d`), bounded.
+//!
+//! One parser for every duration: a rule's `window`, `within` and `action.ttl`, `replay
+//! --lateness`, and the service's `allowed_lateness`, `idle_timeout` and
+//! `checkpoint_interval`. Unbounded, `window = "300000000y"` overflowed the i64 of
+//! milliseconds and wrapped negative (the rule never fired), and `ttl = "300000y"` put the
+//! lock's expiry past the years a timestamp can print. Whatever is accepted here can be
+//! honoured: kept in event-time state, added to any plausible event time, printed as RFC 3339.
+
+/// The longest duration accepted: 366 days, in milliseconds. Longer than every retention
+/// the engine keeps (pre-auths: 45 days) and a leap year of history; a rule that needs more
+/// is better served by a model trained on that history.
+pub const MAX_MS: i64 = 366 * 24 * 3_600_000;
+
+/// Parse a duration to milliseconds: whole milliseconds, at most [`MAX_MS`]. Zero is
+/// accepted (a lateness of `0s`); rules refuse it where it means nothing.
+pub fn duration_ms(s: &str) -> Result<i64, String> {
+    let shown: String = s.chars().take(40).collect();
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|e| format!("bad duration {shown:?} ({e}); use e.g. 90s, 10m, 24h, 30d"))?;
+    if d.subsec_nanos() % 1_000_000 != 0 {
+        return Err(format!(
+            "duration {shown:?} is not a whole number of milliseconds"
+        ));
+    }
+    match i64::try_from(d.as_millis()) {
+        Ok(ms) if ms <= MAX_MS => Ok(ms),
+        _ => Err(format!(
+            "duration {shown:?} is longer than 366 days, the longest switchguard accepts"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(duration_ms("90s"), Ok(90_000));
+        assert_eq!(duration_ms("24h"), Ok(86_400_000));
+        assert_eq!(duration_ms("0s"), Ok(0));
+        assert_eq!(duration_ms("366d"), Ok(MAX_MS));
+        for (s, needle) in [
+            ("367d", "longer than 366 days"),
+            ("300000000y", "longer than 366 days"),
+            ("300000y", "longer than 366 days"),
+            ("18446744073709551615s", ""),
+            ("99999999999999999999999999y", ""),
+            ("1500us", "whole number of milliseconds"),
+            ("ten minutes", "bad duration"),
+            ("", "bad duration"),
+            ("-5s", "bad duration"),
+        ] {
+            let e = duration_ms(s).unwrap_err();
+            assert!(e.contains(needle), "{s}: {e}");
+        }
+    }
+}
