@@ -171,10 +171,43 @@ pub struct Event {
     pub label: Option<CompactString>,
 }
 
+/// The message types on which a cardholder enters a PIN for the issuer to verify.
+pub const PIN_ATTEMPT_TYPES: [EventType; 3] =
+    [EventType::Auth, EventType::Preauth, EventType::Transfer];
+
+/// Response codes that say the issuer checked the PIN and accepted it: approved, or declined
+/// for a reason checked after the PIN (51 insufficient funds, 61 amount limit, 65 count limit).
+pub const PIN_VERIFIED_CODES: [&str; 4] = ["00", "51", "61", "65"];
+
+/// The wrong-PIN response code.
+pub const WRONG_PIN_CODE: &str = "55";
+
 impl Event {
     /// Response code `00`.
     pub fn approved(&self) -> bool {
         self.response_code.as_deref() == Some("00")
+    }
+
+    /// A PIN attempt: an auth, preauth or transfer on which a PIN was entered. Only these
+    /// count toward or reset a wrong-PIN run: a reversal, refund, cancel or sign-on echoes a
+    /// response code without any PIN being tried. Rules read it as `pin_attempt`; the models
+    /// share it.
+    pub fn pin_attempt(&self) -> bool {
+        self.pin == Some(Pin::Entered) && PIN_ATTEMPT_TYPES.contains(&self.kind)
+    }
+
+    /// A PIN attempt the issuer answered "wrong PIN" (`55`): `wrong_pin`.
+    pub fn wrong_pin(&self) -> bool {
+        self.pin_attempt() && self.response_code.as_deref() == Some(WRONG_PIN_CODE)
+    }
+
+    /// A PIN attempt whose PIN the issuer accepted ([`PIN_VERIFIED_CODES`]): `pin_verified`.
+    pub fn pin_verified(&self) -> bool {
+        self.pin_attempt()
+            && self
+                .response_code
+                .as_deref()
+                .is_some_and(|rc| PIN_VERIFIED_CODES.contains(&rc))
     }
 }
 

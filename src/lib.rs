@@ -29,6 +29,7 @@ pub mod decision;
 pub mod decode;
 pub mod engine;
 pub mod event;
+pub mod feature;
 pub mod keyed;
 pub mod models;
 pub mod pan;

@@ -42,7 +42,8 @@ impl<'a> MakeWriter<'a> for MaskedStderr {
 
 /// Install the global subscriber (once; later calls are ignored, as in tests).
 pub fn init(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("SWITCHGUARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("SWITCHGUARD_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(MaskedStderr)

@@ -150,7 +150,7 @@ proptest! {
         for e in arrivals {
             if e.ts < wm {
                 engine.stats_mut().late += 1;
-                engine.process(&e, &mut want);
+                engine.process_late(&e, wm, &mut want);
                 continue;
             }
             max_ts = max_ts.max(e.ts);

@@ -4,11 +4,11 @@
 //! that reads a model score runs with the loaded models; without models its cases are skipped
 //! (reported as such, never passed).
 
-use crate::rules::{Mode, RulePack};
 use crate::decision::Decisions;
 use crate::decode::Decoder;
 use crate::engine::{Engine, EngineConfig, Pipeline};
 use crate::models::Models;
+use crate::rules::{Mode, RulePack};
 use std::sync::Arc;
 
 /// The outcome of one example.

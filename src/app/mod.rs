@@ -19,7 +19,13 @@ use std::process::ExitCode;
 #[command(name = "switchguard", version, about)]
 pub struct Cli {
     /// Log lines as human text or JSON (every line masked either way).
-    #[arg(long, global = true, value_enum, default_value_t, env = "SWITCHGUARD_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value_t,
+        env = "SWITCHGUARD_LOG_FORMAT"
+    )]
     pub log_format: crate::telemetry::LogFormat,
     #[command(subcommand)]
     pub command: Cmd,

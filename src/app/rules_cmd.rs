@@ -1,7 +1,7 @@
 //! `switchguard rules check|test`.
 
-use super::RulesAction;
 use super::cases;
+use super::RulesAction;
 use crate::rules::RulePack;
 use anyhow::Result;
 use std::path::PathBuf;

@@ -6,13 +6,13 @@
 pub mod locks;
 
 use crate::event::{format_ts, Event, Millis};
+use crate::feature::Features;
+use crate::feature::{Field, Val};
+use crate::keyed::{key_hash, sorted};
 use crate::rules::compile::Piece;
 use crate::rules::config::ActionKind;
 use crate::rules::exec::Hit;
-use crate::rules::fields::{Field, Val};
 use crate::rules::{Entity, Mode, Rule, Severity};
-use crate::keyed::{key_hash, sorted};
-use crate::state::Features;
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

@@ -42,7 +42,9 @@ pub enum Unshardable {
          terminal (key it by terminal first)"
     )]
     TerminalLock(&'static str),
-    #[error("it runs at the {home} stage but reads `{field}`, which the later {later} stage computes")]
+    #[error(
+        "it runs at the {home} stage but reads `{field}`, which the later {later} stage computes"
+    )]
     ReadsLater {
         home: &'static str,
         field: &'static str,

@@ -18,14 +18,15 @@ pub use stats::{RuleStats, Stats, TableStats};
 
 use crate::decision::{decide, Decisions, Guard, LockOutcome, Locks};
 use crate::event::{Event, Millis};
+use crate::feature::Carried;
+use crate::feature::Features;
+use crate::keyed::{Stage, Stages};
 use crate::models::features::FeatureState;
 use crate::models::{Models, Scorer};
 use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
-use crate::state::{Books, Features, Retention};
+use crate::state::{Books, Retention};
 use serde::{Deserialize, Serialize};
-use crate::keyed::{Stage, Stages};
-use shard::Carried;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -239,7 +240,7 @@ impl Engine {
         if let Some(c) = carried.as_deref() {
             c.fill(&mut self.feat);
         }
-        self.books.features(ev, &mut self.feat, self.own);
+        crate::feature::join(&self.books, ev, &mut self.feat, self.own);
         if let Some(s) = &mut self.scorer {
             s.score(ev, &mut self.feat.model, self.own);
             if let Some(t) = &mut self.tap {

@@ -7,41 +7,19 @@
 //! models, card rules, card locks). An event visits the stages in that order, each stage
 //! sharded by its key (`hash(key) % shards`, falling back to the event id when the event has
 //! no such key). A stage reads its own state, runs the rules whose state it owns and passes on
-//! what it learnt ([`Carried`]) with the event, so the next stage reads the same feature values
+//! what it learnt ([`crate::feature::Carried`]) with the event, so the next stage reads the same feature values
 //! one engine would have read. Within a stage every event is processed in (ts, id) order.
 //! Rules with no key (match rules) run at the card stage, where every feature is known, unless
 //! they lock terminals (then at the terminal stage, where terminal locks live).
 //!
 //! What does not shard exactly: the lockout guard counts per stage shard, not per cluster.
 
-use crate::models::{MerchantNopinScore, TerminalPinScore};
+use super::Unshardable;
+use crate::feature::Field;
+use crate::keyed::Stage;
 use crate::rules::compile::Rule;
 use crate::rules::config::ActionKind;
-use crate::rules::fields::Field;
 use crate::rules::{Logic, Problem, RulePack};
-use super::Unshardable;
-use crate::keyed::Stage;
-use crate::state::{Features, PreAuthView};
-use compact_str::CompactString;
-use serde::{Deserialize, Serialize};
-
-/// The stage that computes `field` (event fields are known from the start).
-pub fn of_field(field: Field) -> Stage {
-    use Field::*;
-    match field {
-        PreauthFound | PreauthOpen | PreauthAmount | PreauthMerchant | PreauthAgeH => {
-            Stage::AuthRef
-        }
-        QrPriorPayments => Stage::QrRef,
-        TerminalSignonAgeH | TerminalSignedOff | TerminalPinScore | TerminalPinAnomalous => {
-            Stage::Terminal
-        }
-        MerchantNopinScore | MerchantNopinAnomalous => Stage::Merchant,
-        CardTx1h | CardTx24h | AmountDev | AmountZ | DensityScore | DensityPct
-        | DensityAnomalous | FraudProbability | FraudAnomalous => Stage::Card,
-        _ => Stage::Id,
-    }
-}
 
 /// The stage whose shard runs `rule`: where the state the rule keeps, and the lock it issues,
 /// live. Refused (with the reason) when no stage can run it exactly.
@@ -70,15 +48,11 @@ pub fn home(rule: &Rule) -> Result<Stage, Unshardable> {
         }
         _ => {}
     }
-    if let Some(f) = rule
-        .reads
-        .iter()
-        .find(|f| of_field(**f).index() > home.index())
-    {
+    if let Some(f) = rule.reads.iter().find(|f| f.stage().index() > home.index()) {
         return Err(Unshardable::ReadsLater {
             home: home.as_str(),
             field: f.name(),
-            later: of_field(*f).as_str(),
+            later: f.stage().as_str(),
         });
     }
     Ok(home)
@@ -97,53 +71,6 @@ pub fn check(pack: &RulePack) -> Vec<Problem> {
             })
         })
         .collect()
-}
-
-/// What earlier stages learnt about an event, carried with it to the next stage.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Carried {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preauth: Option<PreAuthView>,
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub qr_prior_payments: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signon_ts: Option<i64>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub signed_off: bool,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub related: Vec<CompactString>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub terminal_pin: Option<TerminalPinScore>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merchant_nopin: Option<MerchantNopinScore>,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-impl Carried {
-    /// Put what earlier stages computed into the features before this stage adds its own.
-    pub fn fill(&self, f: &mut Features) {
-        f.preauth.clone_from(&self.preauth);
-        f.qr_prior_payments = self.qr_prior_payments;
-        f.signon_ts = self.signon_ts;
-        f.signed_off = self.signed_off;
-        f.related.clone_from(&self.related);
-        f.model.terminal_pin = self.terminal_pin;
-        f.model.merchant_nopin = self.merchant_nopin;
-    }
-
-    /// Take everything known after this stage, for the next one.
-    pub fn take(&mut self, f: &Features) {
-        self.preauth.clone_from(&f.preauth);
-        self.qr_prior_payments = f.qr_prior_payments;
-        self.signon_ts = f.signon_ts;
-        self.signed_off = f.signed_off;
-        self.related.clone_from(&f.related);
-        self.terminal_pin = f.model.terminal_pin;
-        self.merchant_nopin = f.model.merchant_nopin;
-    }
 }
 
 #[cfg(test)]

@@ -14,11 +14,11 @@
 //! event whose sequence number it has already seen from that source.
 
 use super::order::{Ordered, OrderedSnapshot};
-use super::shard::Carried;
-use crate::keyed::Stage;
 use super::{Engine, EngineSnapshot, RestoreError, ShardError};
 use crate::decision::Decisions;
 use crate::event::{Event, Millis};
+use crate::feature::Carried;
+use crate::keyed::Stage;
 use serde::{Deserialize, Serialize};
 
 pub use super::order::SourceMark;

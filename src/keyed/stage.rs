@@ -63,7 +63,6 @@ impl Stage {
     pub fn shard(self, ev: &Event, shards: u32) -> u32 {
         (key_hash(self.key(ev)) % u64::from(shards.max(1))) as u32
     }
-
 }
 
 /// The stages an engine owns: all of them (one engine) or one (a stage shard).
@@ -86,4 +85,3 @@ impl Stages {
         self == Self::ALL
     }
 }
-

@@ -8,8 +8,8 @@ use super::merchant_nopin::MerchantNopinScore;
 use super::supervised::NI;
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
-use crate::keyed::{Stage, Stages};
 use crate::event::{Event, Millis};
+use crate::keyed::{Stage, Stages};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -36,6 +36,16 @@ impl ModelOut {
             models,
             ..Default::default()
         };
+    }
+
+    /// No model said anything about the event: every model score field reads null (the
+    /// field table's model columns; `feature` tests the two agree).
+    pub fn says_nothing(&self) -> bool {
+        self.card.is_none()
+            && self.terminal_pin.is_none()
+            && self.merchant_nopin.is_none()
+            && self.density.is_none()
+            && self.fraud_probability.is_none()
     }
 
     fn threshold(&self, f: impl Fn(&Models) -> Option<f64>) -> Option<f64> {

@@ -3,8 +3,8 @@
 
 use super::config::{ActionKind, ExampleConfig, Mode, RuleConfig, Severity};
 use super::expr::{Expr, Lit, Scope, Table};
-use super::fields::{Field, Ty};
 use super::short;
+use crate::feature::{Field, Ty};
 use compact_str::CompactString;
 use kinds::{check_any_kind, Kinds};
 use std::collections::BTreeMap;

@@ -12,10 +12,10 @@
 
 use super::compile::{Agg, Logic, Rule};
 use super::expr::Ctx;
-use super::fields::{Field, Val};
 use crate::event::{Event, Millis};
+use crate::feature::Features;
+use crate::feature::{Field, Val};
 use crate::keyed::{key_hash, CowMap};
-use crate::state::Features;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -116,7 +116,7 @@ pub fn eval(
             if !when.test(&ctx) {
                 return None;
             }
-            let mut ids = f.related.clone();
+            let mut ids: Vec<CompactString> = f.related().cloned().collect();
             ids.push(ev.id.clone());
             Some(hit(rule, ids, ev, f, &[]))
         }

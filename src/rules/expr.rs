@@ -6,9 +6,9 @@
 //! Null semantics: a missing field is `null`; `==`, `<`, `>`... with `null` are false, `!=` is
 //! true, arithmetic with `null` is `null`, and `null` is false in a boolean position.
 
-use super::fields::{Field, Ty, Val};
 use crate::event::Event;
-use crate::state::Features;
+use crate::feature::Features;
+use crate::feature::{Field, Ty, Val};
 use compact_str::CompactString;
 use evalexpr::{DefaultNumericTypes, Node, Operator, Value};
 use rustc_hash::FxHashMap;

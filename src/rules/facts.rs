@@ -9,9 +9,10 @@
 
 use super::compile::Logic;
 use super::expr::{CmpOp, Expr};
-use super::fields::{Field, PIN_ATTEMPT_TYPES, PIN_VERIFIED_CODES, WRONG_PIN_CODE};
 use crate::event::{Event, EventType, Pin};
-use crate::state::Features;
+use crate::event::{PIN_ATTEMPT_TYPES, PIN_VERIFIED_CODES, WRONG_PIN_CODE};
+use crate::feature::Features;
+use crate::feature::Field;
 
 const TYPE_AT: u32 = 0;
 const PIN_AT: u32 = 9;
@@ -39,12 +40,7 @@ fn rc_bucket(rc: Option<&str>) -> u32 {
 
 /// Nothing from the models about this event: every score field reads null.
 fn models_silent(f: &Features) -> bool {
-    let m = &f.model;
-    m.card.is_none()
-        && m.terminal_pin.is_none()
-        && m.merchant_nopin.is_none()
-        && m.density.is_none()
-        && m.fraud_probability.is_none()
+    f.model.says_nothing()
 }
 
 /// The facts of one event (with the features the books and models gave it).
@@ -98,20 +94,7 @@ fn rc_only(buckets: u64) -> u64 {
 
 /// A score field of the models: null whenever the models said nothing about the event.
 fn model_score(e: &Expr) -> bool {
-    matches!(
-        e,
-        Expr::Field(
-            Field::CardTx1h
-                | Field::CardTx24h
-                | Field::AmountDev
-                | Field::AmountZ
-                | Field::TerminalPinScore
-                | Field::MerchantNopinScore
-                | Field::DensityScore
-                | Field::DensityPct
-                | Field::FraudProbability
-        )
-    )
+    matches!(e, Expr::Field(f) if f.is_model_score())
 }
 
 /// The facts of a PIN attempt: one of [`PIN_ATTEMPT_TYPES`], PIN entered.

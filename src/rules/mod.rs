@@ -1,7 +1,7 @@
 //! Rules: files under `rules/` (TOML), compiled and validated at load time.
 //!
 //! - [`config`]: the file format as serde types;
-//! - [`fields`]: what an expression can read;
+//! - what an expression can read is the field table of [`crate::feature`];
 //! - [`expr`]: expressions (parsed by evalexpr, compiled to a typed tree);
 //! - [`compile`]: config → runtime [`Rule`], every problem collected;
 //! - [`exec`]: per-rule keyed state and evaluation.
@@ -14,7 +14,7 @@ pub mod duration;
 pub mod exec;
 pub mod expr;
 pub mod facts;
-pub mod fields;
+
 pub mod parse;
 pub mod tables;
 mod toml_guard;

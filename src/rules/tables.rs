@@ -9,9 +9,9 @@
 
 use super::config::TableConfig;
 use super::expr::{Lit, Table};
-use super::fields::{Field, Ty};
 use super::parse::ParsedFile;
 use super::{short, Problem, RulePack, MAX_TABLES};
+use crate::feature::{Field, Ty};
 use compact_str::CompactString;
 use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;

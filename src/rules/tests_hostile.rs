@@ -302,7 +302,9 @@ fn rules_check_describes_tables_and_warns_without_a_default() {
 
 #[test]
 fn pin_fields_count_only_pin_attempts() {
-    use crate::rules::fields::{pin_attempt, pin_verified, wrong_pin};
+    let pin_attempt = |e: &crate::event::Event| e.pin_attempt();
+    let wrong_pin = |e: &crate::event::Event| e.wrong_pin();
+    let pin_verified = |e: &crate::event::Event| e.pin_verified();
     let e = |kind: &str, pin: Option<&str>, rc: &str| {
         let mut e = event("x", 0, 100, Some("CNY"));
         e.kind = crate::event::EventType::parse(kind).unwrap();

@@ -215,8 +215,7 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
                 }
             }
             let s = c.pipeline;
-            let engine =
-                Engine::restore(pack.clone(), engine_cfg, s.engine)?;
+            let engine = Engine::restore(pack.clone(), engine_cfg, s.engine)?;
             Pipeline::restore(engine, s.order, s.max_ts, parts.len()).map_err(anyhow::Error::msg)?
         }
         None => Pipeline::with_sources(Engine::new(pack.clone(), engine_cfg), parts.len()),

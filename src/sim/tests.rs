@@ -128,8 +128,14 @@ fn events_follow_contract() {
         }
         assert!(e.pan.is_some(), "{:?}", e);
         let mid = e.merchant.as_deref().unwrap();
-        assert!(mid.len() == 16 && digits(&mid[..11], 11) && &mid[11..12] == "M", "{mid}");
-        assert!(crate::pan::scan::runs(mid.as_bytes()).is_empty(), "not PAN-shaped: {mid}");
+        assert!(
+            mid.len() == 16 && digits(&mid[..11], 11) && &mid[11..12] == "M",
+            "{mid}"
+        );
+        assert!(
+            crate::pan::scan::runs(mid.as_bytes()).is_empty(),
+            "not PAN-shaped: {mid}"
+        );
         assert!(digits(e.mcc.as_deref().unwrap(), 4));
         assert!(e.amount.unwrap() > 0);
         assert_eq!(e.currency.as_deref(), Some("CNY"));

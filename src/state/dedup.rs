@@ -1,7 +1,7 @@
 //! Time order of the dedup book, for cheap eviction.
 
-use crate::keyed::CowMap;
 use crate::event::Millis;
+use crate::keyed::CowMap;
 use std::collections::VecDeque;
 
 /// The dedup book's entries as (first-seen time, id hash), sorted by time. Events reach the

@@ -13,8 +13,8 @@ mod dedup;
 pub use books::{PreAuth, QrEntry, TermSession};
 use dedup::DedupOrder;
 
-use crate::keyed::{key_hash, sweep_interval, CowMap, Stage, Stages};
 use crate::event::{Event, EventType, Millis};
+use crate::keyed::{key_hash, sweep_interval, CowMap, Stage, Stages};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -41,23 +41,6 @@ impl Default for Retention {
             terminal: 7 * 24 * H,
         }
     }
-}
-
-/// What the books say about one event, computed before rules run.
-#[derive(Debug, Clone, Default)]
-pub struct Features {
-    /// The pre-auth this completion / cancel / reversal refers to, if in the book.
-    pub preauth: Option<PreAuthView>,
-    /// Approved payments of this event's `qr_ref` before it.
-    pub qr_prior_payments: u32,
-    /// Last sign-on of the event's terminal.
-    pub signon_ts: Option<Millis>,
-    /// The terminal signed off after its last sign-on.
-    pub signed_off: bool,
-    /// Earlier events this one is joined to (the pre-auth, earlier QR payments): alerts list them.
-    pub related: Vec<CompactString>,
-    /// What the statistical models say about the event (empty without models).
-    pub model: crate::models::ModelOut,
 }
 
 /// A copy of the joined pre-auth, as the rules see it.
@@ -112,44 +95,21 @@ impl Books {
         new
     }
 
-    /// Compute the event's features from the books as they were *before* it: every book when
-    /// `own` is all stages, else only the books of the stage `own` holds (the rest of `f` was
-    /// filled by earlier stages).
-    pub fn features(&self, ev: &Event, f: &mut Features, own: Stages) {
-        if own.has(Stage::AuthRef) {
-            f.preauth = None;
-            f.related.clear();
-            if matches!(
-                ev.kind,
-                EventType::Completion | EventType::PreauthCancel | EventType::Reversal
-            ) {
-                if let Some(p) = ev
-                    .auth_ref
-                    .as_deref()
-                    .and_then(|r| self.preauths.get(&key_hash(r)))
-                {
-                    f.preauth = Some(p.view());
-                    f.related.push(p.id.clone());
-                }
-            }
-        }
-        if own.has(Stage::QrRef) {
-            f.qr_prior_payments = 0;
-            if let Some(q) = ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r))) {
-                f.qr_prior_payments = q.count;
-                f.related.push(q.first_id.clone());
-            }
-        }
-        if own.has(Stage::Terminal) {
-            f.signon_ts = None;
-            f.signed_off = false;
-            if ev.kind.is_financial() {
-                if let Some(t) = self.terminals.get(&key_hash(&ev.terminal)) {
-                    f.signon_ts = t.sign_on;
-                    f.signed_off = t.signed_off();
-                }
-            }
-        }
+    /// The pre-auth `ev`'s `auth_ref` names, if in the book.
+    pub fn preauth(&self, ev: &Event) -> Option<&PreAuth> {
+        ev.auth_ref
+            .as_deref()
+            .and_then(|r| self.preauths.get(&key_hash(r)))
+    }
+
+    /// The approved payments of `ev`'s `qr_ref`, if any.
+    pub fn qr(&self, ev: &Event) -> Option<&QrEntry> {
+        ev.qr_ref.as_deref().and_then(|r| self.qr.get(&key_hash(r)))
+    }
+
+    /// The sign-on state of `ev`'s terminal, if known.
+    pub fn terminal(&self, ev: &Event) -> Option<&TermSession> {
+        self.terminals.get(&key_hash(&ev.terminal))
     }
 
     /// Fold the event into the books of the stages in `own` (after rules have seen it).

@@ -2,11 +2,11 @@
 //! conditions, durations, window aggregates and `fire`.
 
 use super::{Agg, Errs, Logic};
+use crate::feature::{Field, Ty};
 use crate::rules::config::{KindName, RuleConfig};
 use crate::rules::duration::duration_ms;
 use crate::rules::exec::MAX_AGGS;
 use crate::rules::expr::{compile_bool, Expr, Scope};
-use crate::rules::fields::{Field, Ty};
 use crate::rules::short;
 
 /// Without a valid `kind`, still check every expression and duration the rule gives, so

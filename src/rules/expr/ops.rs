@@ -2,7 +2,7 @@
 //! and integer arithmetic that never wraps.
 
 use super::{ArOp, CmpOp};
-use crate::rules::fields::Val;
+use crate::feature::Val;
 
 pub(in crate::rules) fn truthy(v: Val) -> bool {
     matches!(v, Val::Bool(true))

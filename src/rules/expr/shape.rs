@@ -3,7 +3,7 @@
 
 use super::{cmp_vals, truthy, CmpOp, Ctx, Expr, Lit};
 use crate::event::{EntryMode, Event, EventType, Pin};
-use crate::rules::fields::{Field, Val};
+use crate::feature::{Field, Val};
 use compact_str::CompactString;
 
 /// Rewrite common shapes into their specialised forms (same meaning, fewer branches).

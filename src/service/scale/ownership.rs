@@ -3,9 +3,9 @@
 
 use super::tasks::{self, Ingest, Saved, Task, Work};
 use super::{Ctx, Scaled, MARK_EVERY};
-use crate::keyed::Stage;
 use crate::engine::shard_task::ShardTask;
 use crate::engine::Engine;
+use crate::keyed::Stage;
 use crate::service::checkpoint;
 use crate::service::checkpoint_health::Failure;
 use crate::service::kafka::{Deliveries, Producer};

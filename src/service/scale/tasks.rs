@@ -3,9 +3,9 @@
 //! Each task's checkpoint is its own record in the state topic, keyed by group, topic and
 //! partition, so whichever instance owns the partition next restores exactly that task.
 
-use crate::keyed::Stage;
 use crate::engine::shard_task::{ShardSnapshot, ShardTask, SourceMark};
 use crate::event::Millis;
+use crate::keyed::Stage;
 use crate::service::checkpoint;
 use crate::service::config::RunConfig;
 use anyhow::Result;
