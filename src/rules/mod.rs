@@ -233,7 +233,7 @@ pub(crate) fn clip(s: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
-mod fuzz_tests;
+mod tests_fuzz;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
