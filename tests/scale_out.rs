@@ -16,7 +16,7 @@ use switchguard::event::Event;
 use switchguard::keyed::Stage;
 use switchguard::models::Models;
 use switchguard::rules::RulePack;
-use switchguard::service::scale::tasks::Saved;
+use switchguard::service::runner::tasks::Saved;
 use switchguard::sim::SimConfig;
 
 /// A small deterministic generator (splitmix64), so the interleaving is reproducible.
@@ -129,7 +129,7 @@ fn topology(
         .enumerate()
         .map(|(i, st)| {
             (0..shards)
-                .map(|k| ShardTask::new(*st, k, sources(i), shards, engine(pack, models)))
+                .map(|k| ShardTask::new(Some(*st), k, sources(i), shards, engine(pack, models)))
                 .collect()
         })
         .collect();
@@ -137,7 +137,12 @@ fn topology(
         .iter()
         .map(|row| {
             row.iter()
-                .map(|t| (hex(&Saved::of_shard(t, 0).encode().unwrap()), Vec::new()))
+                .map(|t| {
+                    (
+                        hex(&Saved::of_shard(t, Some(0)).encode().unwrap()),
+                        Vec::new(),
+                    )
+                })
                 .collect()
         })
         .collect();
@@ -198,7 +203,7 @@ fn topology(
             // A checkpoint of one shard.
             let (s, k) = (rng.below(stages), rng.below(shards as usize));
             // Through the service's checkpoint record format, as the service stores it.
-            let saved = Saved::of_shard(&t.tasks[s][k], 0).encode().unwrap();
+            let saved = Saved::of_shard(&t.tasks[s][k], Some(0)).encode().unwrap();
             t.ckpt[s][k] = (hex(&saved), Vec::new());
         }
         if deliveries.is_multiple_of(crash_every) {

@@ -13,10 +13,6 @@ pub fn command(a: RunArgs) -> Result<ExitCode> {
         token_key_file: cfg.token_key_file.clone(),
     };
     let tokenizer = engine.tokenizer_or(cfg.allow_dev_key)?;
-    if cfg.scale_out {
-        service::scale::run(cfg, tokenizer, Signals::install()?)?;
-    } else {
-        service::run(cfg, tokenizer, Signals::install()?)?;
-    }
+    service::run(cfg, tokenizer, Signals::install()?)?;
     Ok(ExitCode::SUCCESS)
 }

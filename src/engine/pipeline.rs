@@ -4,8 +4,8 @@
 //! is late: it is counted and processed at once (never dropped), at stream time.
 //!
 //! Replay has one source, whose promise is its newest event time minus the allowed lateness
-//! ([`Pipeline::push`]). The service has one source per input partition and gives their marks
-//! itself ([`Pipeline::mark`], [`Pipeline::release`]).
+//! ([`Pipeline::push`]). The service puts the same component in front of its engine through
+//! [`super::shard_task::ShardTask`], with one source per input partition.
 
 use super::order::{Ordered, OrderedSnapshot, SourceMark};
 use super::{Engine, EngineSnapshot, RestoreError};
@@ -32,14 +32,9 @@ pub struct PipelineSnapshot {
 impl Pipeline {
     /// A pipeline with one source (replay: [`Pipeline::push`]).
     pub fn new(engine: Engine) -> Self {
-        Self::with_sources(engine, 1)
-    }
-
-    /// A pipeline whose watermark is the minimum over `sources` sources' marks.
-    pub fn with_sources(engine: Engine, sources: usize) -> Self {
         Self {
             engine,
-            order: Ordered::new(sources),
+            order: Ordered::new(1),
             max_ts: None,
         }
     }
@@ -80,22 +75,16 @@ impl Pipeline {
         self.release(out);
     }
 
-    /// Accept one event without moving the watermark (the service gives its sources' marks
-    /// with [`Pipeline::mark`]). A late event is processed at once.
-    pub fn insert(&mut self, ev: Event, out: &mut Decisions) {
+    /// Accept one event without moving the watermark. A late event is processed at once.
+    fn insert(&mut self, ev: Event, out: &mut Decisions) {
         if let Err((ev, wm)) = self.order.accept(ev) {
             self.engine.stats_mut().late += 1;
             self.engine.process_late(&ev, wm, out);
         }
     }
 
-    /// Source `src`'s promise (see [`SourceMark`]).
-    pub fn mark(&mut self, src: usize, m: SourceMark) {
-        self.order.mark(src, m);
-    }
-
     /// Process, in order, every buffered event the watermark passes.
-    pub fn release(&mut self, out: &mut Decisions) {
+    fn release(&mut self, out: &mut Decisions) {
         while let Some(ev) = self.order.next_ready() {
             self.engine.process(&ev, out);
         }

@@ -1,6 +1,8 @@
 //! One shard of one stage of the scale-out topology ([`super::shard`]), pure: records in,
-//! records for the next stage and decisions out. The Kafka edge (`service::scale`) feeds it
-//! from the stage's topic partition; tests feed it from in-memory queues.
+//! records for the next stage and decisions out. The service feeds it from the stage's topic
+//! partition; tests feed it from in-memory queues. A single instance runs one task that owns
+//! every stage (`stage: None`), fed in-process by the input partitions: the same component,
+//! so one loop serves both.
 //!
 //! Ordering: each source (an upstream shard, or an input partition for the first stage)
 //! sends its events in (ts, id) order followed by watermark marks, so a shard releases an
@@ -66,7 +68,8 @@ pub fn ingest(partition: u32, offset: u64, ev: Event, shards: u32) -> Forward {
 
 /// One stage shard: reorder by the sources' marks, drop repeats, run the stage's engine.
 pub struct ShardTask {
-    pub stage: Stage,
+    /// The stage it runs (`None`: every stage, a single instance's one task).
+    pub stage: Option<Stage>,
     pub shard: u32,
     engine: Engine,
     order: Ordered<(Event, Carried)>,
@@ -81,7 +84,7 @@ pub struct ShardTask {
 /// Everything needed to resume a shard exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ShardSnapshot {
-    pub stage: Stage,
+    pub stage: Option<Stage>,
     pub shard: u32,
     pub engine: EngineSnapshot,
     pub order: OrderedSnapshot<(Event, Carried)>,
@@ -90,10 +93,16 @@ pub struct ShardSnapshot {
 }
 
 impl ShardTask {
-    /// A fresh shard; `engine` is set to run `stage` only.
-    pub fn new(stage: Stage, shard: u32, sources: u32, shards_out: u32, engine: Engine) -> Self {
+    /// A fresh shard; `engine` is set to run `stage` only (every stage for `None`).
+    pub fn new(
+        stage: Option<Stage>,
+        shard: u32,
+        sources: u32,
+        shards_out: u32,
+        engine: Engine,
+    ) -> Self {
         let mut engine = engine;
-        engine.set_stage(Some(stage));
+        engine.set_stage(stage);
         Self {
             stage,
             shard,
@@ -219,7 +228,7 @@ impl ShardTask {
         if !fresh {
             return;
         }
-        if let Some(next) = self.stage.next() {
+        if let Some(next) = self.stage.and_then(Stage::next) {
             let seq = self.next_seq;
             self.next_seq += 1;
             fwd.push(Forward {

@@ -233,8 +233,8 @@ pub(crate) fn clip(s: &str, n: usize) -> String {
 }
 
 #[cfg(test)]
-mod tests_fuzz;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_fuzz;
 #[cfg(test)]
 mod tests_hostile;

@@ -3,9 +3,10 @@
 //! polling instead of flushing:
 //!
 //! 1. snapshot now, on the loop (a copy), and note the output sequence number reached;
-//! 2. encode it (JSON + gzip) on a worker thread;
-//! 3. once every output before that number is acknowledged, produce the checkpoint record;
-//! 4. once it is acknowledged, commit the offsets it covers.
+//! 2. encode its records (JSON + gzip: one for a single instance, one per task with
+//!    scale-out) on a worker thread;
+//! 3. once every output before that number is acknowledged, produce the checkpoint records;
+//! 4. once they are acknowledged, commit the offsets they cover.
 //!
 //! Meanwhile the loop goes on consuming and producing: a flush every second made every event
 //! near a checkpoint wait for it (hundreds of milliseconds at p99). A checkpoint still
@@ -13,32 +14,38 @@
 //! [`CheckpointHealth`] (log line, metric, readiness); an incomplete one is kept waiting for,
 //! a failed one is dropped and the next interval tries again.
 
-use super::checkpoint::Checkpoint;
 use super::checkpoint_health::{CheckpointHealth, Failure};
 use super::config::RunConfig;
 use super::kafka::{self, Deliveries, Producer};
 use super::metrics::Metrics;
 use super::out::check_deliveries;
+use super::runner::tasks::Record;
 use anyhow::{Context, Result};
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, Producer as _};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// A checkpoint's records by state-topic key, encoded.
+type Encoded = Vec<(String, Vec<u8>)>;
+
+/// The input positions a checkpoint covers: (topic, partition, next offset).
+pub type Offsets = Vec<(String, i32, i64)>;
+
 /// The checkpoint on its way.
 struct Pending {
     /// Outputs with a lower sequence number precede the snapshot.
     barrier: u64,
-    offsets: BTreeMap<i32, i64>,
-    encoding: Option<JoinHandle<Result<Vec<u8>>>>,
-    bytes: Option<Vec<u8>>,
-    /// Sequence number of the checkpoint record once produced.
+    offsets: Offsets,
+    encoding: Option<JoinHandle<Result<Encoded>>>,
+    bytes: Option<Encoded>,
+    /// Records produced so far, and the sequence number of the last one once all are.
+    produced: usize,
     record: Option<u64>,
     started: Instant,
     /// When it next counts as failed for being incomplete.
@@ -60,24 +67,17 @@ pub struct Background {
     /// so a refused checkpoint record is told apart from a lost output.
     producer: Producer,
     deliveries: Arc<Deliveries>,
-    key: String,
     timeout: Duration,
     pub health: CheckpointHealth,
     pending: Option<Pending>,
 }
 
 impl Background {
-    pub fn new(
-        cfg: &RunConfig,
-        key: &str,
-        timeout: Duration,
-        health: CheckpointHealth,
-    ) -> Result<Self> {
+    pub fn new(cfg: &RunConfig, timeout: Duration, health: CheckpointHealth) -> Result<Self> {
         let deliveries = Arc::new(Deliveries::default());
         Ok(Self {
             producer: kafka::checkpoint_producer(cfg, deliveries.clone())?,
             deliveries,
-            key: key.to_string(),
             timeout,
             health,
             pending: None,
@@ -88,17 +88,77 @@ impl Background {
         self.pending.is_some()
     }
 
-    /// Start a checkpoint of `c` (taken just now), after every output registered so far.
-    pub fn start(&mut self, c: Checkpoint, outputs: &Deliveries) {
+    /// How long a checkpoint may take before it counts as failed.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Write `records` now and wait for them (the final checkpoint); outputs before them must
+    /// be acknowledged already. `Ok(false)` when they were not written (reported to `health`).
+    pub fn write_now(&mut self, cfg: &RunConfig, records: Vec<(String, Record)>) -> Result<bool> {
+        let failed_before = self.deliveries.failed.load(Ordering::Relaxed);
+        for (key, rec) in &records {
+            let bytes = match rec.encode() {
+                Ok(b) => b,
+                Err(e) => {
+                    let detail = format!("encoding {key}: {e:#}");
+                    self.health.failed(Failure::EncodeError, &detail);
+                    return Ok(false);
+                }
+            };
+            let seq = self.deliveries.register();
+            let rec = BaseRecord::with_opaque_to(&cfg.topics.state, Box::new((0i64, seq)))
+                .key(key)
+                .payload(&bytes);
+            if let Err((e, _)) = self.producer.send(rec) {
+                self.deliveries.forget(seq);
+                let detail = format!("producing the {}-byte record {key}: {e}", bytes.len());
+                self.health.failed(Failure::ProduceError, &detail);
+                return Ok(false);
+            }
+        }
+        if let Err(e) = self.producer.flush(self.timeout) {
+            let detail = format!(
+                "checkpoint records not acknowledged within {:?}: {e}",
+                self.timeout
+            );
+            self.health.failed(Failure::Timeout, &detail);
+            return Ok(false);
+        }
+        if self.deliveries.failed.load(Ordering::Relaxed) > failed_before {
+            let last = self.deliveries.last_error.lock().expect("lock").clone();
+            let detail = format!(
+                "the broker did not acknowledge a checkpoint record: {}",
+                last.unwrap_or_default()
+            );
+            self.health.failed(Failure::NotAcknowledged, &detail);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// Start a checkpoint of `records` (snapshots taken just now) covering `offsets`, after
+    /// every output registered so far.
+    pub fn start(
+        &mut self,
+        records: Vec<(String, Record)>,
+        offsets: Offsets,
+        outputs: &Deliveries,
+    ) {
         let barrier = outputs.barrier();
-        let offsets = c.offsets.clone();
-        let encoding = std::thread::spawn(move || c.encode());
+        let encoding = std::thread::spawn(move || {
+            records
+                .into_iter()
+                .map(|(k, r)| Ok((k, r.encode()?)))
+                .collect::<Result<Encoded>>()
+        });
         let now = Instant::now();
         self.pending = Some(Pending {
             barrier,
             offsets,
             encoding: Some(encoding),
             bytes: None,
+            produced: 0,
             record: None,
             started: now,
             due: now + self.timeout,
@@ -107,10 +167,10 @@ impl Background {
 
     /// Move the checkpoint in progress along; true when one completed now. An error only when
     /// outputs were lost (no checkpoint may ever cover them: the process must restart).
-    pub fn poll(
+    pub fn poll<C: ConsumerContext>(
         &mut self,
         cfg: &RunConfig,
-        consumer: &BaseConsumer,
+        consumer: &BaseConsumer<C>,
         outputs: &Deliveries,
         metrics: &Metrics,
     ) -> Result<bool> {
@@ -123,8 +183,8 @@ impl Background {
         match step {
             Step::Done => {
                 let mut tpl = TopicPartitionList::new();
-                for (part, o) in &p.offsets {
-                    tpl.add_partition_offset(&cfg.topics.input, *part, Offset::Offset(*o))?;
+                for (topic, part, o) in &p.offsets {
+                    tpl.add_partition_offset(topic, *part, Offset::Offset(*o))?;
                 }
                 super::checkpoint::acknowledged(consumer, &tpl, metrics);
                 self.health.ok();
@@ -180,30 +240,7 @@ impl Background {
             if let Err(e) = check_deliveries(outputs) {
                 return Ok(Step::Failed(Failure::OutputsFailed, format!("{e:#}")));
             }
-            let bytes = p.bytes.as_deref().expect("encoded");
-            let seq = self.deliveries.register();
-            let rec = BaseRecord::with_opaque_to(&cfg.topics.state, Box::new((0i64, seq)))
-                .key(&self.key)
-                .payload(bytes);
-            return Ok(match self.producer.send(rec) {
-                Ok(()) => {
-                    p.record = Some(seq);
-                    Step::Record
-                }
-                Err((e, _)) => {
-                    // Not produced: nothing will acknowledge it.
-                    self.deliveries.forget(seq);
-                    if let KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) = e {
-                        Step::Record // try again on the next pass
-                    } else {
-                        let size = bytes.len();
-                        Step::Failed(
-                            Failure::ProduceError,
-                            format!("producing the {size}-byte checkpoint record: {e}"),
-                        )
-                    }
-                }
-            });
+            return Ok(self.produce(cfg));
         };
         if !self.deliveries.settled_before(record + 1) {
             return Ok(Step::Record);
@@ -217,6 +254,40 @@ impl Background {
             ));
         }
         Ok(Step::Done)
+    }
+
+    /// Produce the records not produced yet; `Step::Record` once all are (or to retry).
+    fn produce(&mut self, cfg: &RunConfig) -> Step {
+        let p = self.pending.as_mut().expect("pending");
+        let records = p.bytes.as_deref().expect("encoded");
+        while p.produced < records.len() {
+            let (key, bytes) = &records[p.produced];
+            let seq = self.deliveries.register();
+            let rec = BaseRecord::with_opaque_to(&cfg.topics.state, Box::new((0i64, seq)))
+                .key(key)
+                .payload(bytes);
+            match self.producer.send(rec) {
+                Ok(()) => {
+                    p.produced += 1;
+                    if p.produced == records.len() {
+                        p.record = Some(seq);
+                    }
+                }
+                Err((e, _)) => {
+                    // Not produced: nothing will acknowledge it.
+                    self.deliveries.forget(seq);
+                    if let KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) = e {
+                        return Step::Record; // try again on the next pass
+                    }
+                    let size = bytes.len();
+                    return Step::Failed(
+                        Failure::ProduceError,
+                        format!("producing the {size}-byte checkpoint record {key}: {e}"),
+                    );
+                }
+            }
+        }
+        Step::Record
     }
 
     /// Wait for a checkpoint record in flight (before the final, blocking checkpoint).

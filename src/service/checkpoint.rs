@@ -1,5 +1,6 @@
-//! Checkpoints: the whole pipeline state plus the input position it covers, kept in a
-//! compacted Kafka topic (one key per input topic and group), gzip-compressed JSON.
+//! Checkpoints: the engine state plus the input position it covers, kept in a compacted Kafka
+//! topic (one key per single instance, or per scale-out task; the records themselves are
+//! `runner::tasks`), gzip-compressed JSON.
 //!
 //! Why a state topic rather than re-reading the input window: pre-auths live 45 days and QR
 //! references 48 h, far longer than input retention can be assumed to be; a snapshot restores
@@ -8,49 +9,13 @@
 //! that first processed them, so every re-emitted record is byte-identical (same ids).
 
 use super::metrics::Metrics;
-use crate::engine::PipelineSnapshot;
 use anyhow::{Context, Result};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::time::Duration;
-
-/// Format version of checkpoints.
-pub const VERSION: u32 = 2;
-
-/// One checkpoint.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Checkpoint {
-    pub version: u32,
-    pub input_topic: String,
-    /// Next offset to read, per input partition.
-    pub offsets: BTreeMap<i32, i64>,
-    /// Newest event time seen per input partition (the per-partition watermarks).
-    pub partition_max: BTreeMap<i32, i64>,
-    pub pipeline: PipelineSnapshot,
-}
-
-impl Checkpoint {
-    pub fn key(input_topic: &str, group: &str) -> String {
-        format!("checkpoint/{input_topic}/{group}")
-    }
-
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        to_gzip_json(self)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let c: Checkpoint = from_gzip_json(bytes, "checkpoint")?;
-        anyhow::ensure!(
-            c.version == VERSION,
-            "checkpoint version {} is not supported (expected {VERSION})",
-            c.version
-        );
-        Ok(c)
-    }
-}
 
 /// A state-topic record: JSON, gzip-compressed (fast level). Buffered: serde_json writes in
 /// small pieces, and each write straight into the encoder ran a deflate step (a 9.5 MB
@@ -72,21 +37,10 @@ pub fn from_gzip_json<T: serde::de::DeserializeOwned>(bytes: &[u8], what: &str) 
     serde_json::from_slice(&json).with_context(|| format!("{what} is not valid JSON"))
 }
 
-/// Read the newest checkpoint for `key` from the state topic (partition 0), if any. Reads
-/// backwards from the end in windows, so start-up time does not grow with the topic's history
-/// (a broker may compact late, or not at all).
-pub fn load_latest(consumer: &BaseConsumer, topic: &str, key: &str) -> Result<Option<Checkpoint>> {
-    let keys = BTreeSet::from([key.to_string()]);
-    match load_latest_many(consumer, topic, &keys)?.remove(key) {
-        Some(bytes) => Checkpoint::decode(&bytes).map(Some),
-        None => Ok(None),
-    }
-}
-
 /// The newest record of each of `keys` in the state topic (partition 0), read backwards from
 /// the end until every key is found or the start is reached.
-pub fn load_latest_many(
-    consumer: &BaseConsumer,
+pub fn load_latest_many<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     keys: &BTreeSet<String>,
 ) -> Result<BTreeMap<String, Vec<u8>>> {
@@ -105,8 +59,8 @@ pub fn load_latest_many(
 }
 
 /// Into `found`: the payload of the last record of each key not yet found, in `start..end`.
-fn read_window(
-    consumer: &BaseConsumer,
+fn read_window<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     keys: &BTreeSet<String>,
     start: i64,
@@ -155,7 +109,7 @@ pub fn acknowledged<C: ConsumerContext>(
 ) {
     if offsets.count() > 0 {
         if let Err(e) = consumer.commit(offsets, CommitMode::Async) {
-            eprintln!("switchguard: offset commit failed (monitoring only; restarts use the checkpoint's offsets): {e}");
+            tracing::warn!("offset commit failed (monitoring only; restarts use the checkpoint's offsets): {e}");
         }
     }
     metrics.transactions.with_label_values(&["committed"]).inc();

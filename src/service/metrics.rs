@@ -3,13 +3,17 @@
 //! on its own thread; the service has no async runtime to share). Keys (cards, terminals)
 //! never become labels: labels are rule ids, reasons, types, severities, partitions.
 
+use crate::engine::shard_task::ShardTask;
 use crate::engine::Stats;
 use crate::event::EventType;
+use crate::keyed::Stage;
+use crate::rules::RulePack;
 use crate::rules::Severity;
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The `outcome` label of `switchguard_events_total`.
@@ -216,7 +220,8 @@ impl Metrics {
             ),
             tasks: gauge_vec(
                 "switchguard_tasks",
-                "Scale-out: input partitions and stage shards this instance runs, by stage",
+                "Input partitions and shard tasks this instance runs, by stage (`all`: a single \
+                 instance's one task)",
                 &["stage"],
             ),
             offset_gaps: counter_vec(
@@ -285,6 +290,47 @@ impl Metrics {
     /// Add what the engine counted since the last call. `rules` gives a rule's severity and
     /// lockout action (if any) in the loaded rule set; every rule's series exist from the
     /// first call on, at 0 until it hits.
+    /// Engine counters and state sizes summed over `shards` (a single instance's one task, or
+    /// the stage shards a scale-out instance owns).
+    pub fn observe_shards(&self, pack: &RulePack, shards: &[&ShardTask]) {
+        let mut total = Stats::for_pack(pack);
+        let mut sizes: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut buffered = 0;
+        for st in shards {
+            total.absorb(st.engine().stats());
+            for (k, n) in st.engine().state_sizes() {
+                *sizes.entry(k).or_default() += n;
+            }
+            buffered += st.buffered();
+        }
+        self.observe(&total, &|id| {
+            pack.rule(id).map(|r| RuleInfo {
+                severity: r.severity.as_str(),
+                action: r.action.as_ref().map(|a| a.kind.as_str()),
+            })
+        });
+        for (k, n) in sizes {
+            self.state_entries.with_label_values(&[k]).set(n as i64);
+        }
+        self.buffered.set(buffered as i64);
+    }
+
+    /// Tasks by stage: `input` partitions, stage shards, `all` (a single instance's one task).
+    pub fn observe_tasks(&self, inputs: usize, shards: &[&ShardTask]) {
+        let mut by: BTreeMap<&str, i64> = BTreeMap::new();
+        by.insert("input", inputs as i64);
+        for st in shards {
+            *by.entry(st.stage.map_or("all", Stage::as_str)).or_default() += 1;
+        }
+        for stage in ["input", "all"]
+            .into_iter()
+            .chain(Stage::ALL.map(Stage::as_str))
+        {
+            let n = by.get(stage).copied().unwrap_or(0);
+            self.tasks.with_label_values(&[stage]).set(n);
+        }
+    }
+
     pub fn observe(&self, s: &Stats, rules: &dyn Fn(&str) -> Option<RuleInfo>) {
         let mut last = self.last.lock().expect("metrics lock");
         for (i, t) in EventType::ALL.iter().enumerate() {

@@ -58,6 +58,7 @@ impl Reloader {
     }
 
     /// Reload what changed (everything when `forced`, i.e. on SIGHUP) into one engine.
+    #[cfg(test)]
     pub fn poll(&mut self, forced: bool, engine: &mut Engine, metrics: &Metrics) {
         self.changes(forced, metrics, None).apply(engine);
     }
