@@ -127,23 +127,10 @@ pub fn run(
         engine.set_score_tap(Some(s.tap()));
     }
     engine.set_models(models);
-    let pipeline = Pipeline::new(engine);
-    let sink = FileSink::create(out)?;
-    let bar = if progress {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed} {human_pos} events {per_sec} {msg}",
-            )
-            .expect("valid template"),
-        );
-        b
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
+    let bar = progress_bar(progress);
     let mut c = Consumer {
-        pipeline,
-        sink,
+        pipeline: Pipeline::new(engine),
+        sink: FileSink::create(out)?,
         d: Decisions::default(),
         eval: Evaluator::default(),
         activity: Activity::default(),
@@ -154,83 +141,59 @@ pub fn run(
         bar: &bar,
     };
     let started = Instant::now();
-    match threads {
-        Threads::One => {
-            for item in items {
-                c.take(item)?;
-            }
-        }
-        Threads::Two => {
-            // Decoding runs on a reader thread, the engine on this one; batches keep the
-            // hand-over cheap and the order exact.
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
-            let reader = std::thread::spawn(move || {
-                let mut batch = Vec::with_capacity(BATCH);
-                for item in items {
-                    batch.push(item);
-                    if batch.len() == BATCH
-                        && tx
-                            .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-                let _ = tx.send(batch);
-            });
-            for item in rx.into_iter().flatten() {
-                c.take(item)?;
-            }
-            reader
-                .join()
-                .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
-        }
-    }
-    let Consumer {
-        mut pipeline,
-        mut sink,
-        mut d,
-        mut eval,
-        mut activity,
-        rejects,
-        records,
-        blank,
-        ..
-    } = c;
-    pipeline.flush(&mut d);
-    sink.write(&d)?;
-    eval.observe_decisions(&d);
-    activity.observe_decisions(&d);
-    sink.finish()?;
+    drive(items, threads, &mut c)?;
+    let report = c.finish(files, digest, started, out, samples)?;
     bar.finish_and_clear();
-    let elapsed = started.elapsed().as_secs_f64();
-    let engine = pipeline.engine();
-    let mut report = Report::new(
-        files.iter().map(|f| f.display().to_string()).collect(),
-        digest,
-        engine.stats(),
-        rejects,
-    );
-    report.state_entries = engine
-        .state_sizes()
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-    report.records = records;
-    report.blank = blank;
-    report.elapsed_s = elapsed;
-    report.events_per_s = records as f64 / elapsed.max(1e-9);
-    report.evaluation = eval.finish();
-    let path = out.join("report.json");
-    std::fs::write(&path, crate::pan::masked_json_pretty(&report)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    html::write(
-        &out.join("report.html"),
-        &report,
-        &activity,
-        &samples.map(ScoreSamples::finish).unwrap_or_default(),
-    )?;
     Ok(report)
+}
+
+/// A spinner on a terminal, or nothing.
+fn progress_bar(progress: bool) -> indicatif::ProgressBar {
+    if !progress {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {elapsed} {human_pos} events {per_sec} {msg}",
+        )
+        .expect("valid template"),
+    );
+    b
+}
+
+/// Feed every item to `c`, on one thread or with decoding on a reader thread.
+fn drive(
+    items: Box<dyn Iterator<Item = Item> + Send>,
+    threads: Threads,
+    c: &mut Consumer<'_>,
+) -> Result<()> {
+    if threads == Threads::One {
+        return items.into_iter().try_for_each(|item| c.take(item));
+    }
+    // Decoding runs on a reader thread, the engine on this one; batches keep the hand-over
+    // cheap and the order exact.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(16);
+    let reader = std::thread::spawn(move || {
+        let mut batch = Vec::with_capacity(BATCH);
+        for item in items {
+            batch.push(item);
+            if batch.len() == BATCH
+                && tx
+                    .send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)))
+                    .is_err()
+            {
+                return;
+            }
+        }
+        let _ = tx.send(batch);
+    });
+    for item in rx.into_iter().flatten() {
+        c.take(item)?;
+    }
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))
 }
 
 /// The engine side of a replay: takes items in order, feeds the pipeline, writes what it
@@ -250,6 +213,46 @@ struct Consumer<'b> {
 }
 
 impl Consumer<'_> {
+    /// End of input: release what is buffered, close the outputs, write the reports.
+    fn finish(
+        mut self,
+        files: &[PathBuf],
+        digest: String,
+        started: Instant,
+        out: &Path,
+        samples: Option<ScoreSamples>,
+    ) -> Result<Report> {
+        self.pipeline.flush(&mut self.d);
+        self.sink.write(&self.d)?;
+        self.eval.observe_decisions(&self.d);
+        self.activity.observe_decisions(&self.d);
+        self.sink.finish()?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let engine = self.pipeline.engine();
+        let inputs = files.iter().map(|f| f.display().to_string()).collect();
+        let mut report = Report::new(inputs, digest, engine.stats(), self.rejects);
+        report.state_entries = engine
+            .state_sizes()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        report.records = self.records;
+        report.blank = self.blank;
+        report.elapsed_s = elapsed;
+        report.events_per_s = self.records as f64 / elapsed.max(1e-9);
+        report.evaluation = self.eval.finish();
+        let path = out.join("report.json");
+        std::fs::write(&path, crate::pan::masked_json_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        html::write(
+            &out.join("report.html"),
+            &report,
+            &self.activity,
+            &samples.map(ScoreSamples::finish).unwrap_or_default(),
+        )?;
+        Ok(report)
+    }
+
     fn take(&mut self, item: Item) -> Result<()> {
         match item {
             Item::Event(ev) => {

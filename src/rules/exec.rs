@@ -120,170 +120,209 @@ pub fn eval(
             ids.push(ev.id.clone());
             Some(hit(rule, ids, ev, f, &[]))
         }
-        Logic::Window {
-            when,
-            window,
-            aggs,
-            agg_names,
-            fire,
-        } => {
+        Logic::Window { when, .. } => {
             if !when.test(&ctx) {
                 return None;
             }
-            let key = key_of(rule, ev, f)?;
-            let q = st.windows.entry_or_default(key);
-            while q.front().is_some_and(|e| e.ts <= ev.ts - window) {
-                q.pop_front();
-            }
-            let mut vals = [0i64; MAX_AGGS];
-            for (i, a) in aggs.iter().enumerate() {
-                vals[i] = match a {
-                    Agg::Count => 1,
-                    Agg::CountIf(c) => c.test(&ctx) as i64,
-                    Agg::Sum(field) => match field.read(ev, f) {
-                        Val::Int(v) => v,
-                        Val::Float(v) => v as i64,
-                        _ => 0,
-                    },
-                    Agg::Distinct(field) => match field.read(ev, f) {
-                        Val::Str(s) => key_hash(s) as i64,
-                        Val::Int(v) => v,
-                        _ => i64::MIN,
-                    },
-                };
-            }
-            let entry = WinEntry {
-                ts: ev.ts,
-                id: ev.id.clone(),
-                vals,
-            };
-            let pos = q.partition_point(|e| e.ts <= ev.ts);
-            q.insert(pos, entry);
-            let lo = ev.ts - window;
-            let in_win = || q.iter().filter(|e| e.ts > lo && e.ts <= ev.ts);
-            let mut out: [Val; MAX_AGGS] = [Val::Null; MAX_AGGS];
-            for (i, a) in aggs.iter().enumerate() {
-                out[i] = match a {
-                    Agg::Count => Val::Int(in_win().count() as i64),
-                    Agg::CountIf(_) | Agg::Sum(_) => sum(in_win().map(|e| e.vals[i])),
-                    Agg::Distinct(_) => {
-                        let mut d: Vec<i64> = in_win()
-                            .map(|e| e.vals[i])
-                            .filter(|v| *v != i64::MIN)
-                            .collect();
-                        d.sort_unstable();
-                        d.dedup();
-                        Val::Int(d.len() as i64)
-                    }
-                };
-            }
-            let aggs_v = &out[..aggs.len()];
-            let fctx = Ctx {
-                ev,
-                f,
-                aggs: aggs_v,
-                misses,
-            };
-            if !fire.test(&fctx) {
-                return None;
-            }
-            let ids: Vec<CompactString> = in_win().map(|e| e.id.clone()).collect();
-            let named: Vec<(&str, Val)> = agg_names
-                .iter()
-                .map(String::as_str)
-                .zip(aggs_v.iter().copied())
-                .collect();
-            let mut h = hit(rule, ids, ev, f, &named);
-            h.features.insert("window".into(), human(*window).into());
-            Some(h)
+            window(rule, st, &ctx)
         }
-        Logic::Consecutive {
-            when,
-            reset,
-            threshold,
-            within,
-        } => {
-            if !when.test(&ctx) {
-                // A reset clears the key's run; the key is only worked out when it applies.
-                if let Some(r) = reset {
-                    if !st.marks.is_empty() && r.test(&ctx) {
-                        if let Some(key) = key_of(rule, ev, f) {
-                            st.marks.remove(&key);
-                        }
-                    }
+        Logic::Consecutive { .. } => consecutive(rule, st, &ctx),
+        Logic::Sequence { .. } => sequence(rule, st, &ctx),
+    }
+}
+
+/// Each aggregate's contribution of the event entering a window.
+fn contributions(aggs: &[Agg], ctx: &Ctx<'_>) -> [i64; MAX_AGGS] {
+    let (ev, f) = (ctx.ev, ctx.f);
+    let mut vals = [0i64; MAX_AGGS];
+    for (i, a) in aggs.iter().enumerate() {
+        vals[i] = match a {
+            Agg::Count => 1,
+            Agg::CountIf(c) => c.test(ctx) as i64,
+            Agg::Sum(field) => match field.read(ev, f) {
+                Val::Int(v) => v,
+                Val::Float(v) => v as i64,
+                _ => 0,
+            },
+            Agg::Distinct(field) => match field.read(ev, f) {
+                Val::Str(s) => key_hash(s) as i64,
+                Val::Int(v) => v,
+                _ => i64::MIN,
+            },
+        };
+    }
+    vals
+}
+
+/// The aggregates over the entries in a window.
+fn aggregate<'e>(
+    aggs: &[Agg],
+    entries: impl Iterator<Item = &'e WinEntry> + Clone,
+) -> [Val<'static>; MAX_AGGS] {
+    let mut out: [Val; MAX_AGGS] = [Val::Null; MAX_AGGS];
+    for (i, a) in aggs.iter().enumerate() {
+        let mut vals = entries.clone().map(|e| e.vals[i]);
+        out[i] = match a {
+            Agg::Count => Val::Int(vals.count() as i64),
+            Agg::CountIf(_) | Agg::Sum(_) => sum(vals),
+            Agg::Distinct(_) => {
+                let mut d: Vec<i64> = vals.by_ref().filter(|v| *v != i64::MIN).collect();
+                d.sort_unstable();
+                d.dedup();
+                Val::Int(d.len() as i64)
+            }
+        };
+    }
+    out
+}
+
+/// A window rule, for an event that matched `when`.
+fn window(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
+    let Logic::Window {
+        window,
+        aggs,
+        agg_names,
+        fire,
+        ..
+    } = &rule.logic
+    else {
+        unreachable!("a window rule")
+    };
+    let (ev, f) = (ctx.ev, ctx.f);
+    let key = key_of(rule, ev, f)?;
+    let q = st.windows.entry_or_default(key);
+    while q.front().is_some_and(|e| e.ts <= ev.ts - window) {
+        q.pop_front();
+    }
+    let entry = WinEntry {
+        ts: ev.ts,
+        id: ev.id.clone(),
+        vals: contributions(aggs, ctx),
+    };
+    let pos = q.partition_point(|e| e.ts <= ev.ts);
+    q.insert(pos, entry);
+    let lo = ev.ts - window;
+    let in_win = || q.iter().filter(|e| e.ts > lo && e.ts <= ev.ts);
+    let out = aggregate(aggs, in_win());
+    let aggs_v = &out[..aggs.len()];
+    let fctx = Ctx {
+        ev,
+        f,
+        aggs: aggs_v,
+        misses: ctx.misses,
+    };
+    if !fire.test(&fctx) {
+        return None;
+    }
+    let ids: Vec<CompactString> = in_win().map(|e| e.id.clone()).collect();
+    let named: Vec<(&str, Val)> = agg_names
+        .iter()
+        .map(String::as_str)
+        .zip(aggs_v.iter().copied())
+        .collect();
+    let mut h = hit(rule, ids, ev, f, &named);
+    h.features.insert("window".into(), human(*window).into());
+    Some(h)
+}
+
+/// A consecutive rule: `when` extends the key's run, `reset` clears it.
+fn consecutive(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
+    let Logic::Consecutive {
+        when,
+        reset,
+        threshold,
+        within,
+    } = &rule.logic
+    else {
+        unreachable!("a consecutive rule")
+    };
+    let (ev, f) = (ctx.ev, ctx.f);
+    if !when.test(ctx) {
+        // A reset clears the key's run; the key is only worked out when it applies.
+        if let Some(r) = reset {
+            if !st.marks.is_empty() && r.test(ctx) {
+                if let Some(key) = key_of(rule, ev, f) {
+                    st.marks.remove(&key);
                 }
-                return None;
             }
-            let key = key_of(rule, ev, f)?;
-            let q = st.marks.entry_or_default(key);
-            let pos = q.partition_point(|m| m.ts <= ev.ts);
-            q.insert(
-                pos,
-                Mark {
-                    ts: ev.ts,
-                    id: ev.id.clone(),
-                },
-            );
-            while q.front().is_some_and(|m| m.ts <= ev.ts - within) {
-                q.pop_front();
-            }
-            if q.len() < *threshold as usize {
-                return None;
-            }
-            let ids: Vec<CompactString> = q.iter().map(|m| m.id.clone()).collect();
-            st.marks.remove(&key);
-            let n = ids.len() as i64;
-            let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
-            h.features.insert("threshold".into(), (*threshold).into());
-            h.features.insert("within".into(), human(*within).into());
-            Some(h)
         }
-        Logic::Sequence {
-            first,
-            then,
-            within,
-        } => {
-            let is_then = then.test(&ctx);
-            let is_first = first.test(&ctx);
-            // A `then` with no `first` remembered under any key can neither fire nor consume.
-            if !is_first && (!is_then || st.marks.is_empty()) {
-                return None;
+        return None;
+    }
+    let key = key_of(rule, ev, f)?;
+    let q = st.marks.entry_or_default(key);
+    let pos = q.partition_point(|m| m.ts <= ev.ts);
+    q.insert(
+        pos,
+        Mark {
+            ts: ev.ts,
+            id: ev.id.clone(),
+        },
+    );
+    while q.front().is_some_and(|m| m.ts <= ev.ts - within) {
+        q.pop_front();
+    }
+    if q.len() < *threshold as usize {
+        return None;
+    }
+    let ids: Vec<CompactString> = q.iter().map(|m| m.id.clone()).collect();
+    st.marks.remove(&key);
+    let n = ids.len() as i64;
+    let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
+    h.features.insert("threshold".into(), (*threshold).into());
+    h.features.insert("within".into(), human(*within).into());
+    Some(h)
+}
+
+/// A sequence rule: a `then` fires on the key's remembered `first`s; a `first` is remembered.
+fn sequence(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
+    let Logic::Sequence {
+        first,
+        then,
+        within,
+    } = &rule.logic
+    else {
+        unreachable!("a sequence rule")
+    };
+    let (ev, f) = (ctx.ev, ctx.f);
+    let is_then = then.test(ctx);
+    let is_first = first.test(ctx);
+    // A `then` with no `first` remembered under any key can neither fire nor consume.
+    if !is_first && (!is_then || st.marks.is_empty()) {
+        return None;
+    }
+    let key = key_of(rule, ev, f)?;
+    let mut fired = None;
+    if is_then {
+        if let Some(q) = st.marks.get_mut(&key) {
+            q.retain(|m| m.ts > ev.ts - within && m.ts <= ev.ts && m.id != ev.id);
+            if !q.is_empty() {
+                let mut ids: Vec<CompactString> = q.drain(..).map(|m| m.id).collect();
+                ids.push(ev.id.clone());
+                let n = ids.len() as i64;
+                let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
+                h.features.insert("within".into(), human(*within).into());
+                fired = Some(h);
             }
-            let key = key_of(rule, ev, f)?;
-            let mut fired = None;
-            if is_then {
-                if let Some(q) = st.marks.get_mut(&key) {
-                    q.retain(|m| m.ts > ev.ts - within && m.ts <= ev.ts && m.id != ev.id);
-                    if !q.is_empty() {
-                        let mut ids: Vec<CompactString> = q.drain(..).map(|m| m.id).collect();
-                        ids.push(ev.id.clone());
-                        let n = ids.len() as i64;
-                        let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
-                        h.features.insert("within".into(), human(*within).into());
-                        fired = Some(h);
-                    }
-                    if q.is_empty() {
-                        st.marks.remove(&key);
-                    }
-                }
+            if q.is_empty() {
+                st.marks.remove(&key);
             }
-            if is_first {
-                let q = st.marks.entry_or_default(key);
-                let pos = q.partition_point(|m| m.ts <= ev.ts);
-                q.insert(
-                    pos,
-                    Mark {
-                        ts: ev.ts,
-                        id: ev.id.clone(),
-                    },
-                );
-                if q.len() > MAX_FIRSTS {
-                    q.pop_front();
-                }
-            }
-            fired
         }
     }
+    if is_first {
+        let q = st.marks.entry_or_default(key);
+        let pos = q.partition_point(|m| m.ts <= ev.ts);
+        q.insert(
+            pos,
+            Mark {
+                ts: ev.ts,
+                id: ev.id.clone(),
+            },
+        );
+        if q.len() > MAX_FIRSTS {
+            q.pop_front();
+        }
+    }
+    fired
 }
 
 /// A window sum without wrapping: added up in i128 (no overflow below 2^64 entries), an i64

@@ -31,229 +31,135 @@ pub struct RuleInfo {
     pub action: Option<&'static str>,
 }
 
-/// The service's metrics.
-pub struct Metrics {
-    pub registry: Registry,
-    pub events: IntCounterVec,
-    pub rejects: IntCounterVec,
-    pub duplicates: IntCounter,
-    pub late: IntCounter,
-    pub rule_hits: IntCounterVec,
-    pub alerts: IntCounterVec,
-    pub lockouts: IntCounterVec,
-    pub lockouts_held: IntCounterVec,
+/// Declares every metric once: its field, kind, name, help and labels. Gives the struct of
+/// metrics ([`Declared`]) and its registration.
+macro_rules! metrics {
+    ($($(#[doc = $doc:literal])* $field:ident: $kind:ident($name:literal, $help:literal $(, [$($l:literal),*])?);)*) => {
+        /// Every metric of the service (see [`Metrics`], which derefs to it).
+        pub struct Declared {
+            $($(#[doc = $doc])* pub $field: metrics!(@ty $kind),)*
+        }
+
+        impl Declared {
+            fn register(r: &Registry) -> Self {
+                Self {
+                    $($field: metrics!(@new r, $kind, $name, $help $(, [$($l),*])?),)*
+                }
+            }
+        }
+    };
+    (@ty counter) => { IntCounter };
+    (@ty counter_vec) => { IntCounterVec };
+    (@ty gauge) => { IntGauge };
+    (@ty gauge_vec) => { IntGaugeVec };
+    (@ty fgauge) => { prometheus::Gauge };
+    (@ty hist) => { Histogram };
+    (@new $r:ident, counter, $name:literal, $help:literal) => { reg($r, IntCounter::new($name, $help)) };
+    (@new $r:ident, gauge, $name:literal, $help:literal) => { reg($r, IntGauge::new($name, $help)) };
+    (@new $r:ident, fgauge, $name:literal, $help:literal) => { reg($r, prometheus::Gauge::new($name, $help)) };
+    (@new $r:ident, hist, $name:literal, $help:literal) => { reg($r, Histogram::with_opts(HistogramOpts::new($name, $help).buckets(BUCKETS.to_vec()))) };
+    (@new $r:ident, counter_vec, $name:literal, $help:literal, [$($l:literal),*]) => { reg($r, IntCounterVec::new(Opts::new($name, $help), &[$($l),*])) };
+    (@new $r:ident, gauge_vec, $name:literal, $help:literal, [$($l:literal),*]) => { reg($r, IntGaugeVec::new(Opts::new($name, $help), &[$($l),*])) };
+}
+
+/// Latency buckets (seconds) of every histogram.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Register a new metric (the names are constants: a failure is a programming error).
+fn reg<M: prometheus::core::Collector + Clone + 'static>(
+    r: &Registry,
+    m: prometheus::Result<M>,
+) -> M {
+    let m = m.expect("valid metric");
+    r.register(Box::new(m.clone())).expect("unique metric");
+    m
+}
+
+metrics! {
+    events: counter_vec("switchguard_events_total",
+        "Events processed, by message type and outcome (approved/declined)", ["type", "outcome"]);
+    rejects: counter_vec("switchguard_rejects_total", "Records set aside to the DLQ, by reason", ["reason"]);
+    duplicates: counter("switchguard_duplicates_total", "Events dropped as repeated ids");
+    late: counter("switchguard_late_events_total",
+        "Events older than the watermark on arrival (processed anyway)");
+    rule_hits: counter_vec("switchguard_rule_hits_total", "Rule hits by rule and mode", ["rule", "mode"]);
+    alerts: counter_vec("switchguard_alerts_total",
+        "Alerts by rule and severity (the guard's own alerts as rule lockout_guard)", ["rule", "severity"]);
+    lockouts: counter_vec("switchguard_lockouts_total", "Lockout commands issued, by rule and action",
+        ["rule", "action"]);
+    lockouts_held: counter_vec("switchguard_lockouts_held_total",
+        "Lockouts held back by the lockout guard, by rule", ["rule"]);
     /// Rule decisions that used a lookup table's default (the event's key is not listed).
-    pub table_defaults: IntCounterVec,
-    pub decision_latency: Histogram,
-    pub e2e_latency: Histogram,
+    table_defaults: counter_vec("switchguard_table_defaults_total",
+        "Events on which a rule's table lookup found no entry for the event's key and used the table's default, by table (configure the missing keys)",
+        ["table"]);
+    decision_latency: hist("switchguard_decision_latency_seconds", "Decode and engine time per input record");
+    e2e_latency: hist("switchguard_end_to_end_latency_seconds",
+        "Event ts to alert/command acknowledged by the broker");
     /// Time the event loop spends taking a checkpoint's snapshot (every event waits for it).
-    pub snapshot_stall: Histogram,
-    pub consumer_lag: IntGaugeVec,
-    pub state_entries: IntGaugeVec,
-    pub buffered: IntGauge,
-    pub transactions: IntCounterVec,
-    pub checkpoints: IntCounter,
-    pub rebalances: IntCounter,
-    pub rule_reloads: IntCounterVec,
-    pub model_reloads: IntCounterVec,
+    snapshot_stall: hist("switchguard_checkpoint_snapshot_seconds",
+        "Event-loop time taken by each checkpoint's state snapshot");
+    consumer_lag: gauge_vec("switchguard_consumer_lag", "Messages behind the partition's high watermark",
+        ["partition"]);
+    state_entries: gauge_vec("switchguard_state_entries", "Entries held in engine state, by kind", ["kind"]);
+    buffered: gauge("switchguard_buffered_events",
+        "Events held in the reorder buffer until the watermark passes them");
+    transactions: counter_vec("switchguard_transactions_total", "Checkpoints / Kafka transactions by outcome",
+        ["outcome"]);
+    checkpoints: counter("switchguard_checkpoints_total", "Checkpoints written");
+    rebalances: counter("switchguard_rebalances_total", "Partition assignments");
+    rule_reloads: counter_vec("switchguard_rule_reloads_total", "Rule reloads by outcome", ["outcome"]);
+    model_reloads: counter_vec("switchguard_model_reloads_total", "Model reloads by outcome", ["outcome"]);
     /// Scale-out: repeated internal records dropped (re-sent by a restarted upstream shard).
-    pub repeats: IntCounter,
-    /// Scale-out: stage shards (and input partitions) this instance runs.
-    pub tasks: IntGaugeVec,
+    repeats: counter("switchguard_repeats_dropped_total",
+        "Scale-out: internal records dropped as repeats after an upstream restart");
+    /// Input partitions and shard tasks this instance runs.
+    tasks: gauge_vec("switchguard_tasks",
+        "Input partitions and shard tasks this instance runs, by stage (`all`: a single instance's one task)",
+        ["stage"]);
     /// Genuine gaps in a consumed partition's offsets, and the offsets they skipped.
-    pub offset_gaps: IntCounterVec,
-    pub offsets_skipped: IntCounterVec,
+    offset_gaps: counter_vec("switchguard_input_offset_gaps_total",
+        "Gaps in a consumed partition's offsets the broker will not fill (compaction, transaction markers, retention), by topic and partition",
+        ["topic", "partition"]);
+    offsets_skipped: counter_vec("switchguard_input_offsets_skipped_total",
+        "Offsets skipped by those gaps, by topic and partition", ["topic", "partition"]);
     /// Seeks back after a broker started a fetch past the resume point.
-    pub reseeks: IntCounterVec,
+    reseeks: counter_vec("switchguard_input_reseeks_total",
+        "Seeks further back after the broker started a fetch past the resume point", ["topic", "partition"]);
     /// Checkpoints that failed or did not complete within `checkpoint_timeout`, by reason.
-    pub checkpoint_failures: IntCounterVec,
+    checkpoint_failures: counter_vec("switchguard_checkpoint_failures_total",
+        "Checkpoints that failed or did not complete within checkpoint_timeout, by reason", ["reason"]);
     /// Seconds since the last acknowledged checkpoint (since start before the first), set
     /// when scraped.
-    checkpoint_age: prometheus::Gauge,
+    checkpoint_age: fgauge("switchguard_checkpoint_age_seconds",
+        "Seconds since the last acknowledged checkpoint (since start before the first)");
+    up: gauge("switchguard_up", "1 while the service runs");
+}
+
+/// The service's metrics: every declared one, the registry, and what `observe` remembers.
+pub struct Metrics {
+    pub registry: Registry,
+    declared: Declared,
     last_checkpoint: std::sync::Mutex<std::time::Instant>,
-    pub up: IntGauge,
     last: std::sync::Mutex<Stats>,
 }
 
-fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-    r.register(Box::new(c.clone())).expect("unique metric");
-    c
+impl std::ops::Deref for Metrics {
+    type Target = Declared;
+    fn deref(&self) -> &Declared {
+        &self.declared
+    }
 }
 
 impl Metrics {
     pub fn new() -> Arc<Self> {
-        let r = Registry::new();
-        let counter = |name: &str, help: &str| {
-            let c = IntCounter::new(name, help).expect("valid metric");
-            r.register(Box::new(c.clone())).expect("unique metric");
-            c
-        };
-        let hist = |name: &str, help: &str| {
-            let buckets = vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
-            ];
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-                .expect("valid metric");
-            r.register(Box::new(h.clone())).expect("unique metric");
-            h
-        };
-        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
-            r.register(Box::new(g.clone())).expect("unique metric");
-            g
-        };
-        let up = IntGauge::new("switchguard_up", "1 while the service runs").expect("valid");
-        r.register(Box::new(up.clone())).expect("unique metric");
-        let buffered = IntGauge::new(
-            "switchguard_buffered_events",
-            "Events held in the reorder buffer until the watermark passes them",
-        )
-        .expect("valid");
-        r.register(Box::new(buffered.clone()))
-            .expect("unique metric");
-        let checkpoint_age = prometheus::Gauge::new(
-            "switchguard_checkpoint_age_seconds",
-            "Seconds since the last acknowledged checkpoint (since start before the first)",
-        )
-        .expect("valid");
-        r.register(Box::new(checkpoint_age.clone()))
-            .expect("unique metric");
+        let registry = Registry::new();
         let m = Arc::new(Self {
-            events: counter_vec(
-                &r,
-                "switchguard_events_total",
-                "Events processed, by message type and outcome (approved/declined)",
-                &["type", "outcome"],
-            ),
-            rejects: counter_vec(
-                &r,
-                "switchguard_rejects_total",
-                "Records set aside to the DLQ, by reason",
-                &["reason"],
-            ),
-            duplicates: counter(
-                "switchguard_duplicates_total",
-                "Events dropped as repeated ids",
-            ),
-            late: counter(
-                "switchguard_late_events_total",
-                "Events older than the watermark on arrival (processed anyway)",
-            ),
-            rule_hits: counter_vec(
-                &r,
-                "switchguard_rule_hits_total",
-                "Rule hits by rule and mode",
-                &["rule", "mode"],
-            ),
-            alerts: counter_vec(
-                &r,
-                "switchguard_alerts_total",
-                "Alerts by rule and severity (the guard's own alerts as rule lockout_guard)",
-                &["rule", "severity"],
-            ),
-            lockouts: counter_vec(
-                &r,
-                "switchguard_lockouts_total",
-                "Lockout commands issued, by rule and action",
-                &["rule", "action"],
-            ),
-            lockouts_held: counter_vec(
-                &r,
-                "switchguard_lockouts_held_total",
-                "Lockouts held back by the lockout guard, by rule",
-                &["rule"],
-            ),
-            table_defaults: counter_vec(
-                &r,
-                "switchguard_table_defaults_total",
-                "Events on which a rule's table lookup found no entry for the event's key and \
-                 used the table's default, by table (configure the missing keys)",
-                &["table"],
-            ),
-            decision_latency: hist(
-                "switchguard_decision_latency_seconds",
-                "Decode and engine time per input record",
-            ),
-            e2e_latency: hist(
-                "switchguard_end_to_end_latency_seconds",
-                "Event ts to alert/command acknowledged by the broker",
-            ),
-            snapshot_stall: hist(
-                "switchguard_checkpoint_snapshot_seconds",
-                "Event-loop time taken by each checkpoint's state snapshot",
-            ),
-            consumer_lag: gauge_vec(
-                "switchguard_consumer_lag",
-                "Messages behind the partition's high watermark",
-                &["partition"],
-            ),
-            state_entries: gauge_vec(
-                "switchguard_state_entries",
-                "Entries held in engine state, by kind",
-                &["kind"],
-            ),
-            transactions: counter_vec(
-                &r,
-                "switchguard_transactions_total",
-                "Checkpoints / Kafka transactions by outcome",
-                &["outcome"],
-            ),
-            checkpoints: counter("switchguard_checkpoints_total", "Checkpoints written"),
-            rebalances: counter("switchguard_rebalances_total", "Partition assignments"),
-            rule_reloads: counter_vec(
-                &r,
-                "switchguard_rule_reloads_total",
-                "Rule reloads by outcome",
-                &["outcome"],
-            ),
-            model_reloads: counter_vec(
-                &r,
-                "switchguard_model_reloads_total",
-                "Model reloads by outcome",
-                &["outcome"],
-            ),
-            repeats: counter(
-                "switchguard_repeats_dropped_total",
-                "Scale-out: internal records dropped as repeats after an upstream restart",
-            ),
-            tasks: gauge_vec(
-                "switchguard_tasks",
-                "Input partitions and shard tasks this instance runs, by stage (`all`: a single \
-                 instance's one task)",
-                &["stage"],
-            ),
-            offset_gaps: counter_vec(
-                &r,
-                "switchguard_input_offset_gaps_total",
-                "Gaps in a consumed partition's offsets the broker will not fill (compaction, \
-                 transaction markers, retention), by topic and partition",
-                &["topic", "partition"],
-            ),
-            offsets_skipped: counter_vec(
-                &r,
-                "switchguard_input_offsets_skipped_total",
-                "Offsets skipped by those gaps, by topic and partition",
-                &["topic", "partition"],
-            ),
-            reseeks: counter_vec(
-                &r,
-                "switchguard_input_reseeks_total",
-                "Seeks further back after the broker started a fetch past the resume point",
-                &["topic", "partition"],
-            ),
-            checkpoint_failures: counter_vec(
-                &r,
-                "switchguard_checkpoint_failures_total",
-                "Checkpoints that failed or did not complete within checkpoint_timeout, by reason",
-                &["reason"],
-            ),
-            checkpoint_age,
+            declared: Declared::register(&registry),
+            registry,
             last_checkpoint: std::sync::Mutex::new(std::time::Instant::now()),
-            up,
-            buffered,
-            registry: r,
             last: std::sync::Mutex::new(Stats::default()),
         });
         m.init_series();

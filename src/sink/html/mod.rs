@@ -156,10 +156,27 @@ fn num_td(out: &mut String, n: impl std::fmt::Display) {
 
 /// The whole page. `scores` may be empty: the models section then says no models are loaded.
 pub fn render(report: &Report, activity: &Activity, scores: &[ScoreSeries]) -> String {
-    let mut charts_n = 0usize;
     let mut body = String::with_capacity(64 * 1024);
     let b = &mut body;
+    header_section(b, report, activity);
+    let mut charts_n = timeline_section(b, activity);
+    rules_section(b, report);
+    entities_section(b, activity);
+    charts_n += models_section(b, scores);
+    rejects_section(b, report);
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
+         style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>switchguard replay report</title><style>{STYLE}</style></head>\n\
+         <body data-expected-charts=\"{charts_n}\">\n{body}\
+         <footer id=\"selfcheck\" data-selfcheck=\"pending\">rendering self-check: needs \
+         JavaScript</footer>\n<script>{SELF_CHECK}</script>\n</body></html>\n"
+    )
+}
 
+fn header_section(b: &mut String, report: &Report, activity: &Activity) {
     b.push_str("<header><h1>switchguard replay report</h1><p class=\"meta\">");
     let _ = write!(
         b,
@@ -188,8 +205,10 @@ pub fn render(report: &Report, activity: &Activity, scores: &[ScoreSeries]) -> S
         let _ = write!(b, "<div class=\"tile\"><b>{}</b>{}</div>", esc(&v), esc(k));
     }
     b.push_str("</div></section>\n");
+}
 
-    // Timelines.
+/// Alerts and lockouts over event time; the number of charts drawn.
+fn timeline_section(b: &mut String, activity: &Activity) -> usize {
     b.push_str("<section id=\"timeline\"><h2>Alerts and lockouts over time</h2>");
     let (first, last) = activity.timeline_span().unwrap_or((0, 0));
     let buckets = Buckets::for_span(first, last);
@@ -201,6 +220,7 @@ pub fn render(report: &Report, activity: &Activity, scores: &[ScoreSeries]) -> S
         esc(buckets.label)
     );
     let n_rules = activity.rules().len();
+    let mut n = 0;
     for (id, title, points) in [
         ("alerts", "Alerts by rule", &activity.alerts),
         ("lockouts", "Lockout commands by rule", &activity.lockouts),
@@ -211,72 +231,68 @@ pub fn render(report: &Report, activity: &Activity, scores: &[ScoreSeries]) -> S
             "<figure class=\"chart\" data-chart=\"{id}\">{}</figure>",
             charts::timeline(title, &buckets, &lines)
         );
-        charts_n += 1;
+        n += 1;
     }
     b.push_str("</section>\n");
+    n
+}
 
-    rules_section(b, report);
-    entities_section(b, activity);
+/// One line under a score histogram: how many, the mean, how many reach the threshold.
+fn score_meta(s: &ScoreSeries) -> String {
+    let finite: Vec<f64> = s.values.iter().copied().filter(|v| v.is_finite()).collect();
+    let mut meta = format!("{} scores", s.values.len());
+    if finite.len() < s.values.len() {
+        let _ = write!(meta, " ({} not finite)", s.values.len() - finite.len());
+    }
+    if !finite.is_empty() {
+        let mean = finite.iter().sum::<f64>() / finite.len() as f64;
+        let _ = write!(meta, ", mean {mean:.4}");
+    }
+    if let Some(t) = s.threshold {
+        let above = finite.iter().filter(|v| **v >= t).count();
+        let _ = write!(
+            meta,
+            ", threshold {t}: {above} at or above ({:.2}%)",
+            100.0 * above as f64 / finite.len().max(1) as f64
+        );
+    }
+    meta
+}
 
-    // Models.
+/// Score distributions of the models loaded; the number of charts drawn.
+fn models_section(b: &mut String, scores: &[ScoreSeries]) -> usize {
     b.push_str("<section id=\"models\"><h2>Model score distributions</h2>");
     if scores.is_empty() {
-        b.push_str("<p>No models loaded: no score distributions in this replay.</p>");
-    } else {
-        b.push_str("<div class=\"models\">");
-        for s in scores {
-            let finite: Vec<f64> = s.values.iter().copied().filter(|v| v.is_finite()).collect();
-            let mut meta = format!("{} scores", s.values.len());
-            if finite.len() < s.values.len() {
-                let _ = write!(meta, " ({} not finite)", s.values.len() - finite.len());
-            }
-            if !finite.is_empty() {
-                let mean = finite.iter().sum::<f64>() / finite.len() as f64;
-                let _ = write!(meta, ", mean {mean:.4}");
-            }
-            if let Some(t) = s.threshold {
-                let above = finite.iter().filter(|v| **v >= t).count();
-                let _ = write!(
-                    meta,
-                    ", threshold {t}: {above} at or above ({:.2}%)",
-                    100.0 * above as f64 / finite.len().max(1) as f64
-                );
-            }
-            let _ = write!(
-                b,
-                "<figure class=\"chart\" data-chart=\"score\" data-model=\"{}\">{}\
-                 <figcaption class=\"meta\">{}</figcaption></figure>",
-                esc(&s.name),
-                charts::histogram(s),
-                esc(&meta)
-            );
-            charts_n += 1;
-        }
-        b.push_str("</div>");
+        b.push_str("<p>No models loaded: no score distributions in this replay.</p></section>\n");
+        return 0;
     }
-    b.push_str("</section>\n");
-
-    if !report.rejects_by_reason.is_empty() {
-        b.push_str("<section id=\"rejects\"><h2>Rejected records</h2><table>");
-        b.push_str("<tr><th>reason</th><th>records</th></tr>");
-        for (k, v) in &report.rejects_by_reason {
-            let _ = write!(b, "<tr><td>{}</td>", esc(k));
-            num_td(b, v);
-            b.push_str("</tr>");
-        }
-        b.push_str("</table></section>\n");
+    b.push_str("<div class=\"models\">");
+    for s in scores {
+        let _ = write!(
+            b,
+            "<figure class=\"chart\" data-chart=\"score\" data-model=\"{}\">{}\
+             <figcaption class=\"meta\">{}</figcaption></figure>",
+            esc(&s.name),
+            charts::histogram(s),
+            esc(&score_meta(s))
+        );
     }
+    b.push_str("</div></section>\n");
+    scores.len()
+}
 
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; \
-         style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>switchguard replay report</title><style>{STYLE}</style></head>\n\
-         <body data-expected-charts=\"{charts_n}\">\n{body}\
-         <footer id=\"selfcheck\" data-selfcheck=\"pending\">rendering self-check: needs \
-         JavaScript</footer>\n<script>{SELF_CHECK}</script>\n</body></html>\n"
-    )
+fn rejects_section(b: &mut String, report: &Report) {
+    if report.rejects_by_reason.is_empty() {
+        return;
+    }
+    b.push_str("<section id=\"rejects\"><h2>Rejected records</h2><table>");
+    b.push_str("<tr><th>reason</th><th>records</th></tr>");
+    for (k, v) in &report.rejects_by_reason {
+        let _ = write!(b, "<tr><td>{}</td>", esc(k));
+        num_td(b, v);
+        b.push_str("</tr>");
+    }
+    b.push_str("</table></section>\n");
 }
 
 fn rules_section(b: &mut String, report: &Report) {
