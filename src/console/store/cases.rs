@@ -98,7 +98,7 @@ pub(crate) async fn attach(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now
             .bind(c.max_severity.max(sev))
             .bind(if newer { &a.rule } else { &c.last_rule })
             .bind(if newer { &a.reason } else { &c.last_reason })
-            .bind(c.pan_masked.clone().or_else(|| a.pan_masked.clone()))
+            .bind(c.pan_masked.clone().or_else(|| card_mask(a)))
             .bind(now)
             .bind(c.id)
             .execute(&mut **tx)
@@ -114,7 +114,7 @@ pub(crate) async fn attach(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now
             )
             .bind(&a.entity)
             .bind(&a.entity_id)
-            .bind(&a.pan_masked)
+            .bind(card_mask(a))
             .bind(now)
             .bind(t)
             .bind(sev)
@@ -136,6 +136,12 @@ pub(crate) async fn attach(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now
     )
     .await?;
     Ok(id)
+}
+
+/// The masked PAN a case shows: a card case's own (a terminal's alerts carry the PAN of
+/// whichever card triggered them, which is not the case's entity).
+fn card_mask(a: &Alert) -> Option<String> {
+    (a.entity == "card").then(|| a.pan_masked.clone()).flatten()
 }
 
 /// Append one history row.

@@ -59,6 +59,7 @@ pub fn router(state: Shared) -> Router {
         .route("/live", get(live::stream))
         .route("/static/style.css", get(style))
         .route("/static/console.js", get(script))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .layer(middleware::from_fn(cross_site_check))
         .layer(middleware::from_fn(security_headers))
@@ -85,7 +86,8 @@ async fn not_found() -> impl IntoResponse {
 }
 
 /// Headers on every response: a strict CSP (scripts and styles from this origin only, no
-/// inline script, no fetch elsewhere, no framing), no MIME sniffing, no referrer, no caching.
+/// inline script, no fetch elsewhere, no framing), no MIME sniffing, no referrer to other
+/// sites, no caching.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
@@ -97,7 +99,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
         ),
     );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: with no-referrer, browsers send `Origin: null` on
+    // form posts, which the cross-site check must refuse.
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
