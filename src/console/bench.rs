@@ -103,7 +103,11 @@ pub async fn run(a: BenchArgs) -> Result<ExitCode> {
         sort: "severity".into(),
         ..Default::default()
     };
-    for (name, f) in [("first page", &q), ("rule filter", &by_rule), ("page 200 by severity", &deep)] {
+    for (name, f) in [
+        ("first page", &q),
+        ("rule filter", &by_rule),
+        ("page 200 by severity", &deep),
+    ] {
         views::inbox(&db, f).await?; // warm
         let mut best = f64::MAX;
         for _ in 0..5 {

@@ -325,7 +325,9 @@ mod tests {
         .unwrap();
         assert_eq!(c.target(), Some(("622588******0018".into(), "card")));
         assert_eq!(ts_ms(&c.ts), Some(1_790_787_900_000));
-        assert!(!serde_json::to_string(&c).unwrap().contains("6225880000000018"));
+        assert!(!serde_json::to_string(&c)
+            .unwrap()
+            .contains("6225880000000018"));
     }
 
     #[test]

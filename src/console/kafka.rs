@@ -58,15 +58,22 @@ impl KafkaConfig {
 
     /// Create the console's topics when missing (some brokers do not auto-create).
     pub fn ensure_topics(&self) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> =
-            self.client().create().context("creating Kafka admin client")?;
+        let admin: AdminClient<DefaultClientContext> = self
+            .client()
+            .create()
+            .context("creating Kafka admin client")?;
         let meta = admin
             .inner()
             .fetch_metadata(None, Duration::from_secs(10))
             .context("reading cluster metadata")?;
         let topics: Vec<NewTopic> = [&self.alerts, &self.commands, &self.control, &self.evidence]
             .into_iter()
-            .filter(|n| !meta.topics().iter().any(|m| m.name() == n.as_str() && !m.partitions().is_empty()))
+            .filter(|n| {
+                !meta
+                    .topics()
+                    .iter()
+                    .any(|m| m.name() == n.as_str() && !m.partitions().is_empty())
+            })
             .map(|n| NewTopic::new(n, self.partitions, TopicReplication::Fixed(1)))
             .collect();
         if topics.is_empty() {
@@ -126,7 +133,9 @@ pub fn ingest_loop(
                 }
             };
             let (topic, part, off) = (m.topic().to_string(), m.partition(), m.offset());
-            let Some(kind) = kind_of.get(&topic) else { continue };
+            let Some(kind) = kind_of.get(&topic) else {
+                continue;
+            };
             let source = format!("{topic}/{part}@{off}");
             records.push(match m.payload() {
                 Some(p) => ingest::parse(*kind, p, &source),
@@ -141,8 +150,10 @@ pub fn ingest_loop(
         if reached.is_empty() {
             continue;
         }
-        let offsets: Vec<(String, i64, i64)> =
-            reached.iter().map(|((t, p), o)| (t.clone(), *p as i64, *o)).collect();
+        let offsets: Vec<(String, i64, i64)> = reached
+            .iter()
+            .map(|((t, p), o)| (t.clone(), *p as i64, *o))
+            .collect();
         let applied = loop {
             match rt.block_on(ingest::apply(&db, records.clone(), &offsets)) {
                 Ok(a) => break a,
@@ -173,12 +184,18 @@ fn refresh(
     let mut added = false;
     for (_, topic) in inputs {
         let meta = consumer.fetch_metadata(Some(topic), Duration::from_secs(5))?;
-        let Some(t) = meta.topics().iter().find(|t| t.name() == topic) else { continue };
-        let stored: BTreeMap<i64, i64> = rt.block_on(ingest::offsets(db, topic))?.into_iter().collect();
+        let Some(t) = meta.topics().iter().find(|t| t.name() == topic) else {
+            continue;
+        };
+        let stored: BTreeMap<i64, i64> = rt
+            .block_on(ingest::offsets(db, topic))?
+            .into_iter()
+            .collect();
         for p in t.partitions() {
-            let key = (topic.clone(), p.id());
-            if !next.contains_key(&key) {
-                next.insert(key, stored.get(&(p.id() as i64)).copied().unwrap_or(-1));
+            if let std::collections::btree_map::Entry::Vacant(e) =
+                next.entry((topic.clone(), p.id()))
+            {
+                e.insert(stored.get(&(p.id() as i64)).copied().unwrap_or(-1));
                 added = true;
             }
         }
@@ -186,7 +203,11 @@ fn refresh(
     if added {
         let mut tpl = TopicPartitionList::new();
         for ((t, p), o) in next.iter() {
-            let off = if *o < 0 { Offset::Beginning } else { Offset::Offset(*o) };
+            let off = if *o < 0 {
+                Offset::Beginning
+            } else {
+                Offset::Offset(*o)
+            };
             tpl.add_partition_offset(t, *p, off)?;
         }
         consumer.assign(&tpl)?;

@@ -41,9 +41,13 @@ pub async fn load_dir(db: &Db, dir: &Path, on_batch: &dyn Fn(&Applied)) -> Resul
         if !path.exists() {
             continue;
         }
-        let f = std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
+        let f =
+            std::fs::File::open(&path).with_context(|| format!("opening {}", path.display()))?;
         let mut batch = Vec::with_capacity(BATCH);
-        let mut lines = std::io::BufReader::new(f).split(b'\n').enumerate().peekable();
+        let mut lines = std::io::BufReader::new(f)
+            .split(b'\n')
+            .enumerate()
+            .peekable();
         while let Some((n, line)) = lines.next() {
             let line = line.with_context(|| format!("reading {}", path.display()))?;
             if !line.iter().all(u8::is_ascii_whitespace) {

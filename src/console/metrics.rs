@@ -57,14 +57,45 @@ impl Metrics {
             "Commands with no ack from the switch yet",
         )
         .expect("metric");
-        r.register(Box::new(unacknowledged.clone())).expect("register");
+        r.register(Box::new(unacknowledged.clone()))
+            .expect("register");
         Metrics {
-            records: counter(&r, "switchguard_console_records_total", "Records ingested by kind and outcome", &["kind", "outcome"]),
-            logins: counter(&r, "switchguard_console_logins_total", "Login attempts by outcome", &["outcome"]),
-            actions: counter(&r, "switchguard_console_actions_total", "Analyst actions by kind", &["action"]),
-            cases: gauge(&r, "switchguard_console_cases", "Cases by status", &["status"]),
-            dispositions: gauge(&r, "switchguard_console_disposed_alerts", "Alerts in disposed cases by rule and disposition", &["rule", "disposition"]),
-            active_locks: gauge(&r, "switchguard_console_active_locks", "Locks in force at stream time, by kind", &["kind"]),
+            records: counter(
+                &r,
+                "switchguard_console_records_total",
+                "Records ingested by kind and outcome",
+                &["kind", "outcome"],
+            ),
+            logins: counter(
+                &r,
+                "switchguard_console_logins_total",
+                "Login attempts by outcome",
+                &["outcome"],
+            ),
+            actions: counter(
+                &r,
+                "switchguard_console_actions_total",
+                "Analyst actions by kind",
+                &["action"],
+            ),
+            cases: gauge(
+                &r,
+                "switchguard_console_cases",
+                "Cases by status",
+                &["status"],
+            ),
+            dispositions: gauge(
+                &r,
+                "switchguard_console_disposed_alerts",
+                "Alerts in disposed cases by rule and disposition",
+                &["rule", "disposition"],
+            ),
+            active_locks: gauge(
+                &r,
+                "switchguard_console_active_locks",
+                "Locks in force at stream time, by kind",
+                &["kind"],
+            ),
             precision,
             unacknowledged,
             registry: r,
@@ -74,12 +105,14 @@ impl Metrics {
     /// Count one ingested batch.
     pub fn ingested(&self, a: &super::store::ingest::Applied) {
         let r = &self.records;
-        r.with_label_values(&["alert", "new"]).inc_by(a.new_alerts.len() as u64);
+        r.with_label_values(&["alert", "new"])
+            .inc_by(a.new_alerts.len() as u64);
         r.with_label_values(&["alert", "repeat"]).inc_by(a.repeats);
         r.with_label_values(&["command", "new"]).inc_by(a.commands);
         r.with_label_values(&["control", "new"]).inc_by(a.controls);
         r.with_label_values(&["evidence", "new"]).inc_by(a.evidence);
-        r.with_label_values(&["any", "reject"]).inc_by(a.rejects.len() as u64);
+        r.with_label_values(&["any", "reject"])
+            .inc_by(a.rejects.len() as u64);
     }
 
     /// Read the database gauges and render every metric.
@@ -102,7 +135,8 @@ impl Metrics {
                 self.precision.with_label_values(&[&p.rule]).set(x);
             }
         }
-        self.unacknowledged.set(views::unacknowledged_count(db).await?);
+        self.unacknowledged
+            .set(views::unacknowledged_count(db).await?);
         self.active_locks.reset();
         let now = views::stream_time(db).await?;
         for l in views::active_locks(db, now).await? {

@@ -59,7 +59,11 @@ pub enum ConsoleCmd {
 #[derive(Debug, Clone, Args)]
 pub struct DbArg {
     /// SQLite file path, or a postgres:// URL.
-    #[arg(long, default_value = "console.db", env = "SWITCHGUARD_CONSOLE_DATABASE")]
+    #[arg(
+        long,
+        default_value = "console.db",
+        env = "SWITCHGUARD_CONSOLE_DATABASE"
+    )]
     pub database: String,
 }
 
@@ -100,10 +104,18 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArg,
     /// Address of the web server; loopback unless you say otherwise.
-    #[arg(long, default_value = "127.0.0.1:8088", env = "SWITCHGUARD_CONSOLE_LISTEN")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8088",
+        env = "SWITCHGUARD_CONSOLE_LISTEN"
+    )]
     pub listen: SocketAddr,
     /// Address of /metrics (Prometheus), apart from the login-only web port.
-    #[arg(long, default_value = "127.0.0.1:9465", env = "SWITCHGUARD_CONSOLE_METRICS_ADDR")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:9465",
+        env = "SWITCHGUARD_CONSOLE_METRICS_ADDR"
+    )]
     pub metrics_addr: SocketAddr,
     /// Kafka brokers; without them the console works offline (replay directories only) and
     /// cannot lock or unlock.
@@ -185,7 +197,9 @@ async fn user(cmd: UserCmd) -> Result<ExitCode> {
                 Ok(p) => p,
                 Err(_) => {
                     let mut line = String::new();
-                    std::io::stdin().read_line(&mut line).context("reading the password")?;
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
                     line.trim_end_matches(['\r', '\n']).to_string()
                 }
             };
@@ -267,7 +281,11 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .with_context(|| format!("binding {}", a.metrics_addr))?;
     let mrouter = metrics_router(db.clone(), metrics);
     tokio::spawn(async move { axum::serve(mlistener, mrouter).await });
-    println!("console: http://{} (metrics on http://{}/metrics)", listener.local_addr()?, a.metrics_addr);
+    println!(
+        "console: http://{} (metrics on http://{}/metrics)",
+        listener.local_addr()?,
+        a.metrics_addr
+    );
     let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -296,7 +314,10 @@ fn metrics_router(db: Db, m: Arc<metrics::Metrics>) -> axum::Router {
                 async move {
                     match m.render(&db).await {
                         Ok(s) => (axum::http::StatusCode::OK, s),
-                        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+                        Err(e) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("{e:#}"),
+                        ),
                     }
                 }
             }),

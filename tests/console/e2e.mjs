@@ -21,14 +21,28 @@ const shots = env("ARTIFACTS");
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const shot = (page, name) => page.screenshot({ path: join(shots, name), fullPage: true });
 
+// Find an entity's case in the inbox (retrying while its alert may still be on its way) and
+// open it.
+async function openCase(page, entity) {
+  for (let i = 0; i < 60; i++) {
+    await page.goto(`${base}/inbox?q=${encodeURIComponent(entity)}`);
+    if (await page.locator("#cases tbody tr a").count()) break;
+    await page.waitForTimeout(500);
+  }
+  await Promise.all([page.waitForURL(/\/cases\/\d+$/), page.click("#cases tbody tr a")]);
+  return page.url();
+}
+
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
   args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"],
 });
 const result = {};
+let page;
 try {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+  page.on("framenavigated", (f) => console.error(`navigated: ${f.url()}`));
   const problems = [];
   page.on("pageerror", (e) => problems.push(`page error: ${e.message}`));
   page.on("dialog", (d) => { problems.push(`dialog: ${d.message()}`); d.dismiss(); });
@@ -55,13 +69,15 @@ try {
   await shot(page, "inbox.png");
 
   // Open the card's case from the inbox.
-  await page.goto(`${base}/inbox?q=${encodeURIComponent(env("CASE_ENTITY"))}`);
-  await Promise.all([page.waitForURL(/\/cases\/\d+$/), page.click("#cases tbody tr a")]);
-  const caseUrl = page.url();
-  result.explanation = (await page.locator(".alert .reason").first().textContent()).trim();
+  const caseUrl = await openCase(page, env("CASE_ENTITY"));
+  const pin = page.locator(".alert", { hasText: "pin_consecutive_wrong" });
+  result.explanation = (await pin.locator(".reason").textContent()).trim();
   if (!/wrong PIN/i.test(result.explanation)) throw new Error(`explanation: ${result.explanation}`);
-  await page.locator(".alert details summary").first().click();
-  result.events = await page.locator(".alert table.events tbody tr").count();
+  await pin.locator("details summary").click();
+  result.features = await pin.locator("table.features tr").count();
+  result.events = await pin.locator("table.events tbody tr").count();
+  const models = page.locator(".alert .explain");
+  result.model_explanation = (await models.count()) ? (await models.first().textContent()).trim() : "";
   await shot(page, "case.png");
 
   // Dispose it.
@@ -84,8 +100,7 @@ try {
   await shot(page, "precision.png");
 
   // A hostile alert: its markup is shown as text and never runs.
-  await page.goto(`${base}/inbox?q=${encodeURIComponent(env("XSS_ENTITY"))}`);
-  await Promise.all([page.waitForURL(/\/cases\/\d+$/), page.click("#cases tbody tr a")]);
+  await openCase(page, env("XSS_ENTITY"));
   const text = await page.locator("main").textContent();
   result.xss_shown_as_text = text.includes(env("XSS_TEXT"));
   result.xss_executed = (await page.evaluate(() => window.__xss)) ?? null;
@@ -94,6 +109,7 @@ try {
   console.log("DONE " + JSON.stringify(result));
 } catch (e) {
   console.error(e);
+  if (page) await shot(page, "failure.png").catch(() => {});
   console.log("FAILED " + String(e.message || e).replace(/\n/g, " "));
   process.exitCode = 1;
 } finally {

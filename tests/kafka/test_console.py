@@ -117,13 +117,18 @@ def test_kill9_mid_stream_loses_and_doubles_nothing(tmp, backend):
     db = Database(backend, tmp)
     add_user(db, "alice", "analyst", PASSWORD)
     console = Console(tmp, db).start()
-    n = 1500
+    n = 2000
     records = [alert(i, f"tok_{i % 300:04d}") for i in range(n)]
-    sender = threading.Thread(target=lambda: produce(console.topics["alerts"], records, key_field="entity_id",
-                                                     one_per_batch=True))
+
+    def paced():
+        # 40 chunks a little apart, so the stream is still flowing when the console dies.
+        for k in range(0, n, 50):
+            produce(console.topics["alerts"], records[k:k + 50], key_field="entity_id", one_per_batch=True)
+            time.sleep(0.15)
+    sender = threading.Thread(target=paced)
     try:
         sender.start()
-        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM alerts") > 100, what="first alerts")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM alerts") >= 50, what="first alerts")
         alice = Client(console)
         assert alice.login("alice", PASSWORD)[0] == 303
         assert alice.post("/cases/1/act", {"op": "comment", "comment": "before the crash", "csrf": alice.csrf})[0] == 303
@@ -190,6 +195,7 @@ def test_end_to_end_in_chromium(tmp, backend):
         evidence = [{"alert_id": a["alert_id"], "ts": a["ts"], "rule": a["rule"],
                      "events": [dict(by_id[i], merchant=by_id[i]["merchant"]) for i in a["event_ids"]]} for a in alerts]
         produce(console.topics["evidence"], evidence, key_field="alert_id")
+        wait_for(lambda: db.scalar("SELECT COUNT(*) FROM evidence") >= len(alerts), what="the evidence stored")
         # A hostile alert: markup in the merchant, terminal and reason must show as text.
         produce(svc.topics["alerts"], [alert(7, "tok_xss", merchant=XSS, terminal=f"<img src=x onerror=\"window.__xss=2\">",
                                              reason=f"reason {XSS}")], key_field="entity_id")
@@ -213,7 +219,7 @@ def test_end_to_end_in_chromium(tmp, backend):
             node.kill()
         console.stop()
         svc.stop()
-    assert result["live_rows"] >= 3 and result["explanation"] and result["events"] >= 3
+    assert result["live_rows"] >= 3 and result["explanation"] and result["events"] == 3 and result["features"] >= 3
     assert result["xss_shown_as_text"] and result["xss_executed"] is None
     assert result["disposition"] == "confirmed_fraud"
     # The release went to the switch's control topic as a control record, with the analyst.
@@ -234,4 +240,5 @@ def test_end_to_end_in_chromium(tmp, backend):
     labels = [json.loads(l) for l in labels]
     assert labels and all(l["disposition"] == "confirmed_fraud" and l["actor"] == "alice" and l["entity_id"] == "CARD-E2E-1"
                           for l in labels)
-    assert labels[0]["event_ids"] == ["x0", "x1", "x2"]
+    pin = [l for l in labels if l["rule"] == "pin_consecutive_wrong"]
+    assert len(pin) == 1 and pin[0]["event_ids"] == ["x0", "x1", "x2"], labels

@@ -76,7 +76,12 @@ pub(crate) fn case_of(r: &sqlx::any::AnyRow) -> Case {
 
 /// Attach a new alert to its entity's open case, opening one if there is none. Returns the
 /// case id. Runs inside the ingest transaction.
-pub(crate) async fn attach(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now: i64) -> Result<i64> {
+pub(crate) async fn attach(
+    tx: &mut Transaction<'_, Any>,
+    a: &Alert,
+    t: i64,
+    now: i64,
+) -> Result<i64> {
     let open = sqlx::query(&format!(
         "SELECT {CASE_COLS} FROM cases WHERE entity = $1 AND entity_id = $2 AND status <> 'closed'"
     ))
@@ -122,7 +127,15 @@ pub(crate) async fn attach(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now
             .bind(&a.reason)
             .fetch_one(&mut **tx)
             .await?;
-            history(tx, id, now, "switchguard", "opened", &format!("first alert {}", a.alert_id)).await?;
+            history(
+                tx,
+                id,
+                now,
+                "switchguard",
+                "opened",
+                &format!("first alert {}", a.alert_id),
+            )
+            .await?;
             id
         }
     };
@@ -175,14 +188,16 @@ pub(crate) async fn audit(
     target: &str,
     detail: &str,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO audit (at_ms, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(at)
-        .bind(actor)
-        .bind(action)
-        .bind(target)
-        .bind(detail)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO audit (at_ms, actor, action, target, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(target)
+    .bind(detail)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
@@ -276,7 +291,15 @@ pub async fn change(db: &Db, case_id: i64, actor: &str, change: &Change) -> Resu
         }
     };
     history(&mut tx, case_id, now, actor, action, &detail).await?;
-    audit(&mut tx, now, actor, action, &format!("case {case_id}"), &detail).await?;
+    audit(
+        &mut tx,
+        now,
+        actor,
+        action,
+        &format!("case {case_id}"),
+        &detail,
+    )
+    .await?;
     tx.commit().await?;
     Ok(())
 }

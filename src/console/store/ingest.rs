@@ -116,8 +116,16 @@ pub struct Applied {
 
 /// Write `records` and the offsets they reach (topic, partition, next offset) in one
 /// transaction: after a crash either both are there or neither.
-pub async fn apply(db: &Db, records: Vec<Record>, offsets: &[(String, i64, i64)]) -> Result<Applied> {
-    let mut tx = db.pool.begin().await.context("starting an ingest transaction")?;
+pub async fn apply(
+    db: &Db,
+    records: Vec<Record>,
+    offsets: &[(String, i64, i64)],
+) -> Result<Applied> {
+    let mut tx = db
+        .pool
+        .begin()
+        .await
+        .context("starting an ingest transaction")?;
     let mut out = Applied::default();
     let now = super::now_ms();
     for r in records {

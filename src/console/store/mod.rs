@@ -142,6 +142,9 @@ mod tests {
         assert_eq!(url_of("console.db").1, Backend::Sqlite);
         assert_eq!(url_of("console.db").0, "sqlite://console.db?mode=rwc");
         assert_eq!(url_of("postgres://u:p@h/db").1, Backend::Postgres);
-        assert_eq!(redact_url("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
     }
 }

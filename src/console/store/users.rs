@@ -77,7 +77,11 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 fn verify(password: &str, phc: &str) -> bool {
     PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -142,7 +146,11 @@ pub async fn login(db: &Db, name: &str, password: &str, from: &str) -> Result<Op
     let ok = verify(password, hash.as_deref().unwrap_or(DUMMY)) && hash.is_some();
     let mut tx = db.pool.begin().await?;
     let now = now_ms();
-    let shown = if valid_name(name) { name } else { "(invalid name)" };
+    let shown = if valid_name(name) {
+        name
+    } else {
+        "(invalid name)"
+    };
     let token = if ok {
         let token = random_token();
         sqlx::query(

@@ -113,7 +113,12 @@ pub async fn inbox(db: &Db, f: &InboxQuery) -> Result<InboxPage> {
         _ => format!("c.last_alert_ms {dir}, c.id {dir}"),
     };
     let count_sql = format!("SELECT COUNT(*) AS n FROM cases c {wh}");
-    let total: i64 = i(&bind_all(sqlx::query(&count_sql), &args).fetch_one(&db.pool).await?, "n");
+    let total: i64 = i(
+        &bind_all(sqlx::query(&count_sql), &args)
+            .fetch_one(&db.pool)
+            .await?,
+        "n",
+    );
     let pages = ((total + PER_PAGE - 1) / PER_PAGE).max(1);
     let page = f.page.clamp(1, pages);
     let sql = format!(
@@ -125,7 +130,9 @@ pub async fn inbox(db: &Db, f: &InboxQuery) -> Result<InboxPage> {
             .join(", "),
         (page - 1) * PER_PAGE
     );
-    let rows = bind_all(sqlx::query(&sql), &args).fetch_all(&db.pool).await?;
+    let rows = bind_all(sqlx::query(&sql), &args)
+        .fetch_all(&db.pool)
+        .await?;
     Ok(InboxPage {
         cases: rows.iter().map(case_of).collect(),
         total,
@@ -298,9 +305,11 @@ const UNACKED: &str =
 
 /// How many commands have no acknowledgement yet.
 pub async fn unacknowledged_count(db: &Db) -> Result<i64> {
-    let r = sqlx::query(&format!("SELECT COUNT(*) AS n FROM commands c WHERE {UNACKED}"))
-        .fetch_one(&db.pool)
-        .await?;
+    let r = sqlx::query(&format!(
+        "SELECT COUNT(*) AS n FROM commands c WHERE {UNACKED}"
+    ))
+    .fetch_one(&db.pool)
+    .await?;
     Ok(i(&r, "n"))
 }
 
@@ -380,9 +389,10 @@ pub async fn precision(db: &Db) -> Result<Vec<RulePrecision>> {
 
 /// Cases per status.
 pub async fn case_counts(db: &Db) -> Result<Vec<(String, i64)>> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status ORDER BY status")
-        .fetch_all(&db.pool)
-        .await?;
+    let rows =
+        sqlx::query("SELECT status, COUNT(*) AS n FROM cases GROUP BY status ORDER BY status")
+            .fetch_all(&db.pool)
+            .await?;
     Ok(rows.iter().map(|r| (s(r, "status"), i(r, "n"))).collect())
 }
 

@@ -4,7 +4,7 @@
 //! and recorded only once the broker has acknowledged them. Every handler checks the role and
 //! the session's CSRF token first.
 
-use super::auth::User;
+use super::auth::{Denied, User};
 use super::{internal, FormData, Shared};
 use crate::console::contract::{ControlRecord, Disposition};
 use crate::console::store::cases::{self, Change, Refused};
@@ -20,7 +20,7 @@ fn refused(msg: impl std::fmt::Display) -> Response {
 }
 
 /// Role and CSRF checks shared by every action; the parsed form on success.
-fn gate(user: &User, body: &[u8]) -> Result<FormData, Response> {
+fn gate(user: &User, body: &[u8]) -> Result<FormData, Denied> {
     user.require(Role::Analyst)?;
     let f = FormData::parse(body);
     user.check_csrf(f.get("csrf"))?;
@@ -44,7 +44,7 @@ pub async fn case_action(
 ) -> Response {
     let f = match gate(&user, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let change = match f.get("op") {
         "status" => Change::Status(f.get("status").to_string()),
@@ -77,7 +77,7 @@ pub async fn case_action(
 pub async fn bulk(State(st): State<Shared>, user: User, body: Bytes) -> Response {
     let f = match gate(&user, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let ids: Vec<i64> = f.all("id").iter().filter_map(|s| s.parse().ok()).collect();
     if ids.is_empty() || ids.len() > 200 {
@@ -138,7 +138,10 @@ pub fn control_record(
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
     let mut rec = ControlRecord {
-        id: format!("console-{}", id.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        id: format!(
+            "console-{}",
+            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        ),
         ts: crate::event::format_ts(now).into(),
         control: op.to_string(),
         ttl,
@@ -163,7 +166,7 @@ pub async fn lock_action(
 ) -> Response {
     let f = match gate(&user, &body) {
         Ok(f) => f,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Some(writer) = st.control.clone() else {
         return refused("this console has no control topic (started without --brokers)");
@@ -175,7 +178,15 @@ pub async fn lock_action(
     };
     let now = now_ms();
     let op = f.get("op").to_string();
-    let rec = match control_record(&op, &c.entity, &c.entity_id, f.get("ttl"), f.get("reason"), &user.0.name, now) {
+    let rec = match control_record(
+        &op,
+        &c.entity,
+        &c.entity_id,
+        f.get("ttl"),
+        f.get("reason"),
+        &user.0.name,
+        now,
+    ) {
         Ok(r) => r,
         Err(m) => return refused(m),
     };
@@ -201,10 +212,21 @@ pub async fn lock_action(
             "{} {}{}: {}",
             rec.id,
             op,
-            rec.ttl.as_deref().map(|t| format!(" {t}")).unwrap_or_default(),
+            rec.ttl
+                .as_deref()
+                .map(|t| format!(" {t}"))
+                .unwrap_or_default(),
             rec.reason.as_deref().unwrap_or_default()
         );
-        cases::history(&mut tx, id, now, &user.0.name, &format!("{op}_requested"), &detail).await?;
+        cases::history(
+            &mut tx,
+            id,
+            now,
+            &user.0.name,
+            &format!("{op}_requested"),
+            &detail,
+        )
+        .await?;
         cases::audit(&mut tx, now, &user.0.name, &op, &c.entity_id, &detail).await?;
         tx.commit().await?;
         Ok(())
@@ -223,7 +245,16 @@ mod tests {
 
     #[test]
     fn control_records_carry_actor_reason_and_target() {
-        let r = control_record("unlock", "card", "tok_a", "", " customer verified ", "alice", 0).unwrap();
+        let r = control_record(
+            "unlock",
+            "card",
+            "tok_a",
+            "",
+            " customer verified ",
+            "alice",
+            0,
+        )
+        .unwrap();
         assert_eq!(r.control, "unlock");
         assert_eq!(r.card.as_deref(), Some("tok_a"));
         assert_eq!(r.actor.as_deref(), Some("alice"));
@@ -231,14 +262,23 @@ mod tests {
         assert!(r.id.starts_with("console-") && r.id.len() == 40);
         assert_eq!(r.ttl, None);
         let l = control_record("lock", "terminal", "T1", "", "x", "a", 0).unwrap();
-        assert_eq!((l.terminal.as_deref(), l.ttl.as_deref()), (Some("T1"), Some("24h")));
+        assert_eq!(
+            (l.terminal.as_deref(), l.ttl.as_deref()),
+            (Some("T1"), Some("24h"))
+        );
         assert_ne!(l.id, r.id);
     }
 
     #[test]
     fn bad_lock_actions_are_refused() {
-        assert!(control_record("lock", "card", "t", "", "  ", "a", 0).is_err(), "no reason");
-        assert!(control_record("extend", "card", "t", "", "r", "a", 0).is_err(), "extend needs ttl");
+        assert!(
+            control_record("lock", "card", "t", "", "  ", "a", 0).is_err(),
+            "no reason"
+        );
+        assert!(
+            control_record("extend", "card", "t", "", "r", "a", 0).is_err(),
+            "extend needs ttl"
+        );
         assert!(control_record("extend", "card", "t", "5s", "r", "a", 0).is_err());
         assert!(control_record("lock", "merchant", "M", "", "r", "a", 0).is_err());
         assert!(control_record("delete", "card", "t", "", "r", "a", 0).is_err());

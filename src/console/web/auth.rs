@@ -54,25 +54,36 @@ impl Throttle {
 /// The logged-in user of a request.
 pub struct User(pub SessionUser, pub String);
 
+/// A refused request: its status and a short reason (small, unlike a whole response).
+#[derive(Debug)]
+pub struct Denied(pub StatusCode, pub &'static str);
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
 impl User {
     /// Refuse unless the user has at least `role`.
-    pub fn require(&self, role: Role) -> Result<(), Response> {
+    pub fn require(&self, role: Role) -> Result<(), Denied> {
         if self.0.role >= role {
             Ok(())
         } else {
-            Err((StatusCode::FORBIDDEN, "your role may not do this").into_response())
+            Err(Denied(StatusCode::FORBIDDEN, "your role may not do this"))
         }
     }
 
     /// Refuse unless `token` is this session's CSRF token (compared in constant time).
-    pub fn check_csrf(&self, token: &str) -> Result<(), Response> {
+    pub fn check_csrf(&self, token: &str) -> Result<(), Denied> {
         let a = self.0.csrf.as_bytes();
         let b = token.as_bytes();
-        let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+        let same =
+            a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
         if same && !a.is_empty() {
             Ok(())
         } else {
-            Err((StatusCode::FORBIDDEN, "missing or wrong CSRF token").into_response())
+            Err(Denied(StatusCode::FORBIDDEN, "missing or wrong CSRF token"))
         }
     }
 }
@@ -131,7 +142,10 @@ pub async fn login(
     body: Bytes,
 ) -> Response {
     let f = FormData::parse(&body);
-    let (name, password) = (f.get("user").trim().to_string(), f.get("password").to_string());
+    let (name, password) = (
+        f.get("user").trim().to_string(),
+        f.get("password").to_string(),
+    );
     let ip = addr.ip().to_string();
     let keys = [format!("user:{name}"), format!("ip:{ip}")];
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
@@ -167,7 +181,7 @@ pub async fn login(
 /// POST /logout: end the session (CSRF-checked), clear the cookie.
 pub async fn logout(State(st): State<Shared>, user: User, body: Bytes) -> Response {
     if let Err(r) = user.check_csrf(FormData::parse(&body).get("csrf")) {
-        return r;
+        return r.into_response();
     }
     if let Err(e) = users::logout(&st.db, &user.1, &user.0.name).await {
         return internal(e);
@@ -187,8 +201,14 @@ mod tests {
             assert!(t.allowed(&["user:a", "ip:1"]));
             t.failed(&["user:a", "ip:1"]);
         }
-        assert!(!t.allowed(&["user:a", "ip:2"]), "the user is throttled from anywhere");
-        assert!(!t.allowed(&["user:b", "ip:1"]), "the address is throttled for any user");
+        assert!(
+            !t.allowed(&["user:a", "ip:2"]),
+            "the user is throttled from anywhere"
+        );
+        assert!(
+            !t.allowed(&["user:b", "ip:1"]),
+            "the address is throttled for any user"
+        );
         assert!(t.allowed(&["user:b", "ip:2"]));
     }
 }

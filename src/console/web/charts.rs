@@ -4,9 +4,11 @@
 
 use std::collections::BTreeMap;
 
-/// Colours for rules (Okabe-Ito, readable by colour-blind people), reused past eight rules.
-const PALETTE: [&str; 8] = [
+/// Colours for rules: Okabe-Ito first (readable by colour-blind people), then darker and
+/// lighter variants; reused past sixteen rules.
+const PALETTE: [&str; 16] = [
     "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000",
+    "#003f63", "#8c6100", "#00583f", "#7a3600", "#7f4b68", "#a6d8f5", "#9c9300", "#7f7f7f",
 ];
 
 /// One rectangle with its hover text.
@@ -53,7 +55,8 @@ pub fn hourly(rows: &[(String, i64, i64)], now: i64) -> Chart {
         r.dedup();
         r
     };
-    let color = |rule: &str| PALETTE[rules.iter().position(|r| *r == rule).unwrap_or(0) % 8];
+    let color =
+        |rule: &str| PALETTE[rules.iter().position(|r| *r == rule).unwrap_or(0) % PALETTE.len()];
     let mut per_hour: BTreeMap<i64, Vec<(&str, i64)>> = BTreeMap::new();
     for (rule, h, n) in rows {
         if (first..=last).contains(h) {
@@ -134,7 +137,12 @@ mod tests {
         ];
         let c = hourly(&rows, now);
         assert_eq!(c.bars.len(), 3);
-        let tallest: f64 = c.bars.iter().filter(|b| b.title.starts_with(&hour_label(100 * h))).map(|b| b.h).sum();
+        let tallest: f64 = c
+            .bars
+            .iter()
+            .filter(|b| b.title.starts_with(&hour_label(100 * h)))
+            .map(|b| b.h)
+            .sum();
         assert!((tallest - (c.bottom - 10.0)).abs() < 1e-6, "{tallest}");
         assert_eq!(c.legend.len(), 2);
         assert!(!c.empty);

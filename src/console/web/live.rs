@@ -18,20 +18,17 @@ pub async fn stream(
     let rx = st.live.subscribe();
     let closing = st.closing.clone();
     let s = stream::unfold((rx, closing), |(mut rx, mut closing)| async move {
-        {
-            let r = tokio::select! {
-                r = rx.recv() => r,
-                _ = closing.wait_for(|c| *c) => return None,
-            };
-            match r {
-                Ok(json) => return Some((Ok(Event::default().event("alert").data(json)), (rx, closing))),
-                // A slow browser missed some: tell it to reload rather than show a gap.
-                Err(RecvError::Lagged(n)) => {
-                    return Some((Ok(Event::default().event("lagged").data(n.to_string())), (rx, closing)))
-                }
-                Err(RecvError::Closed) => return None,
-            }
-        }
+        let r = tokio::select! {
+            r = rx.recv() => r,
+            _ = closing.wait_for(|c| *c) => return None,
+        };
+        let event = match r {
+            Ok(json) => Event::default().event("alert").data(json),
+            // A slow browser missed some: tell it to reload rather than show a gap.
+            Err(RecvError::Lagged(n)) => Event::default().event("lagged").data(n.to_string()),
+            Err(RecvError::Closed) => return None,
+        };
+        Some((Ok(event), (rx, closing)))
     });
     Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

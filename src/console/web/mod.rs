@@ -98,10 +98,16 @@ async fn security_headers(req: Request, next: Next) -> Response {
              connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     // `same-origin`, not `no-referrer`: with no-referrer, browsers send `Origin: null` on
     // form posts, which the cross-site check must refuse.
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
@@ -122,7 +128,10 @@ async fn cross_site_check(req: Request, next: Next) -> Response {
         return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
     }
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let host = h
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
         let o_host = origin.split("://").nth(1).unwrap_or("");
         if origin == "null" || o_host != host {
             return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();
@@ -134,11 +143,7 @@ async fn cross_site_check(req: Request, next: Next) -> Response {
 /// An HTML page from a template, or a 500 that says nothing of the internals.
 pub(crate) fn html<T: askama::Template>(t: &T) -> Response {
     match t.render() {
-        Ok(body) => (
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
         Err(e) => {
             eprintln!("console: template error: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()

@@ -272,7 +272,11 @@ pub fn cmd_view(c: &CommandView) -> CmdView {
             None => r.target.clone(),
         },
         expires: r.expires_ms.map(format_ts).unwrap_or_default(),
-        origin: r.rule.clone().or_else(|| r.actor.clone()).unwrap_or_default(),
+        origin: r
+            .rule
+            .clone()
+            .or_else(|| r.actor.clone())
+            .unwrap_or_default(),
         reason: match (&c.reason, &c.control_id) {
             (Some(x), Some(id)) => format!("{} — {x} ({id})", r.reason_code),
             (Some(x), None) => format!("{} — {x}", r.reason_code),

@@ -52,7 +52,11 @@ fn query_string(f: &views::InboxQuery, page: i64) -> String {
 }
 
 async fn rules_seen(db: &Db) -> anyhow::Result<Vec<String>> {
-    Ok(views::precision(db).await?.into_iter().map(|r| r.rule).collect())
+    Ok(views::precision(db)
+        .await?
+        .into_iter()
+        .map(|r| r.rule)
+        .collect())
 }
 
 pub async fn inbox(
@@ -70,8 +74,16 @@ pub async fn inbox(
     };
     let t = InboxTpl {
         nav: Nav::of(&user, "inbox"),
-        prev: if page.page > 1 { query_string(&f, page.page - 1) } else { String::new() },
-        next: if page.page < page.pages { query_string(&f, page.page + 1) } else { String::new() },
+        prev: if page.page > 1 {
+            query_string(&f, page.page - 1)
+        } else {
+            String::new()
+        },
+        next: if page.page < page.pages {
+            query_string(&f, page.page + 1)
+        } else {
+            String::new()
+        },
         rows: page.cases.iter().map(case_row).collect(),
         total: page.total,
         page: page.page,
@@ -124,12 +136,19 @@ async fn case_page(st: &Shared, user: &User, id: i64) -> anyhow::Result<Option<C
         c: case_row(&c),
         lockable,
         has_control: st.control.is_some(),
-        alerts: alerts.iter().map(|a| alert_view(a, evidence.get(&a.alert_id))).collect(),
+        alerts: alerts
+            .iter()
+            .map(|a| alert_view(a, evidence.get(&a.alert_id)))
+            .collect(),
         locks: locks.iter().map(lock_view).collect(),
         commands: cmds.iter().map(cmd_view).collect(),
         controls,
         earlier: earlier.iter().map(case_row).collect(),
-        comments: history.iter().filter(|h| h.action == "comment").map(hist_view).collect(),
+        comments: history
+            .iter()
+            .filter(|h| h.action == "comment")
+            .map(hist_view)
+            .collect(),
         history: history.iter().map(hist_view).collect(),
         dispositions: crate::console::contract::Disposition::ALL
             .iter()
@@ -190,7 +209,11 @@ pub async fn overview(State(st): State<Shared>, user: User) -> Response {
             now: crate::event::format_ts(now),
             chart: charts::hourly(&views::alerts_per_hour(&st.db, now).await?, now),
             counts: views::case_counts(&st.db).await?,
-            locks: views::active_locks(&st.db, now).await?.iter().map(lock_view).collect(),
+            locks: views::active_locks(&st.db, now)
+                .await?
+                .iter()
+                .map(lock_view)
+                .collect(),
             unacked,
             unacked_rows: rows.iter().map(cmd_view).collect(),
             precision: precision_rows(&views::precision(&st.db).await?),
@@ -237,7 +260,15 @@ pub async fn labels(State(st): State<Shared>, user: User) -> Response {
         }
         let mut tx = st.db.pool.begin().await?;
         let now = crate::console::store::now_ms();
-        cases::audit(&mut tx, now, &user.0.name, "labels_export", "labels", &format!("{} lines", labels.len())).await?;
+        cases::audit(
+            &mut tx,
+            now,
+            &user.0.name,
+            "labels_export",
+            "labels",
+            &format!("{} lines", labels.len()),
+        )
+        .await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -246,7 +277,10 @@ pub async fn labels(State(st): State<Shared>, user: User) -> Response {
         Ok(body) => (
             [
                 (header::CONTENT_TYPE, "application/x-ndjson"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"labels.jsonl\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"labels.jsonl\"",
+                ),
             ],
             body,
         )
@@ -264,7 +298,7 @@ struct AuditTpl {
 
 pub async fn audit(State(st): State<Shared>, user: User) -> Response {
     if let Err(r) = user.require(Role::Admin) {
-        return r;
+        return r.into_response();
     }
     match views::audit_log(&st.db, 500).await {
         Ok(rows) => html(&AuditTpl {
