@@ -263,6 +263,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let state = Arc::new(web::AppState {
         closing,
+        rules: Default::default(),
         db: db.clone(),
         live,
         control,

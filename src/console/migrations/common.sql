@@ -2,6 +2,8 @@
 -- migration).
 CREATE UNIQUE INDEX cases_one_open ON cases (entity, entity_id) WHERE status <> 'closed';
 CREATE INDEX cases_last ON cases (last_alert_ms);
+CREATE INDEX cases_severity ON cases (max_severity, last_alert_ms);
+CREATE INDEX cases_alerts ON cases (alert_count);
 CREATE INDEX cases_entity ON cases (entity_id);
 CREATE INDEX history_case ON case_history (case_id, id);
 CREATE TABLE alerts (

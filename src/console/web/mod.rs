@@ -37,6 +37,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Set to true at shutdown: live streams end so the server can stop.
     pub closing: tokio::sync::watch::Receiver<bool>,
+    /// The rule ids for the inbox's filter, re-read at most every 30 s (reading them is a
+    /// scan of every alert).
+    pub rules: tokio::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
 pub type Shared = Arc<AppState>;

@@ -7,7 +7,7 @@ use super::model::{alert_view, case_row, cmd_view, hist_view, lock_view, AlertVi
 use super::model::{CmdView, HistView, LockView, Nav};
 use super::{charts, html, internal, Shared};
 use crate::console::store::users::Role;
-use crate::console::store::{cases, views, Db};
+use crate::console::store::{cases, views};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -24,6 +24,7 @@ struct InboxTpl {
     f: views::InboxQuery,
     rows: Vec<CaseRow>,
     total: i64,
+    capped: bool,
     page: i64,
     pages: i64,
     prev: String,
@@ -51,12 +52,16 @@ fn query_string(f: &views::InboxQuery, page: i64) -> String {
     format!("/inbox?{}", s.finish())
 }
 
-async fn rules_seen(db: &Db) -> anyhow::Result<Vec<String>> {
-    Ok(views::precision(db)
-        .await?
-        .into_iter()
-        .map(|r| r.rule)
-        .collect())
+async fn rules_seen(st: &Shared) -> anyhow::Result<Vec<String>> {
+    let mut cached = st.rules.lock().await;
+    if let Some((at, rules)) = cached.as_ref() {
+        if at.elapsed() < std::time::Duration::from_secs(30) {
+            return Ok(rules.clone());
+        }
+    }
+    let rules = views::rules(&st.db).await?;
+    *cached = Some((std::time::Instant::now(), rules.clone()));
+    Ok(rules)
 }
 
 pub async fn inbox(
@@ -68,7 +73,7 @@ pub async fn inbox(
         Ok(p) => p,
         Err(e) => return internal(e),
     };
-    let rules = match rules_seen(&st.db).await {
+    let rules = match rules_seen(&st).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
@@ -86,6 +91,7 @@ pub async fn inbox(
         },
         rows: page.cases.iter().map(case_row).collect(),
         total: page.total,
+        capped: page.capped,
         page: page.page,
         pages: page.pages,
         rules,
