@@ -19,11 +19,14 @@
 //! - [`source`] / [`sink`]: file input and output (the I/O edges);
 //! - [`sim`]: the traffic simulator;
 //! - [`service`]: the streaming service (Kafka source/sink, checkpoints, metrics);
-//! - [`app`]: the commands (`run`, `replay`, `simulate`, `rules`, `demo`).
+//! - [`console`]: the risk team's web console (its own tokio runtime and database; talks to
+//!   the core only through topics and contracts);
+//! - [`app`]: the commands (`run`, `replay`, `simulate`, `rules`, `demo`, `console`).
 //!
 //! `decode`, `state`, `rules`, `decision` and `engine` do no I/O and never read a clock.
 
 pub mod app;
+pub mod console;
 pub mod control;
 pub mod decision;
 pub mod decode;

@@ -51,6 +51,8 @@ pub enum Cmd {
     Train(train::TrainArgs),
     /// Streaming benchmark against a real broker: throughput and lockout latency at fixed rates.
     BenchKafka(bench_kafka::BenchArgs),
+    /// The risk team's console: alert inbox, cases, lock actions, labels for training.
+    Console(crate::console::ConsoleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +144,7 @@ pub fn main() -> ExitCode {
         Cmd::Demo(a) => demo::command(a),
         Cmd::BenchKafka(a) => bench_kafka::command(a),
         Cmd::Train(a) => train::command(a),
+        Cmd::Console(a) => crate::console::command(a),
     };
     match res {
         Ok(code) => code,

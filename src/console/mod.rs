@@ -1,0 +1,337 @@
+//! `switchguard console`: the risk team's web application. It ingests alerts, commands,
+//! control records and evidence from Kafka (or a replay output directory) into its own
+//! database (SQLite file or PostgreSQL), groups alerts into cases, and lets analysts work
+//! them: inbox, case page, overview, per-rule precision, lock/unlock/extend through the
+//! control topic, dispositions exported as training labels. It talks to the core only through
+//! topics and the contracts in [`contract`]. It runs its own tokio runtime; the core has none.
+
+pub mod bench;
+pub mod contract;
+pub mod kafka;
+pub mod load;
+pub mod locks;
+pub mod metrics;
+pub mod store;
+pub mod web;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use store::users::Role;
+use store::Db;
+
+/// `switchguard console ...`
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    #[command(subcommand)]
+    pub cmd: ConsoleCmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConsoleCmd {
+    /// Serve the console (and ingest from Kafka when --brokers is given).
+    Serve(ServeArgs),
+    /// Load a replay output directory into the database (idempotent).
+    Load {
+        dir: PathBuf,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        cmd: UserCmd,
+    },
+    /// Training labels from dispositions.
+    Labels {
+        #[command(subcommand)]
+        cmd: LabelsCmd,
+    },
+    /// Benchmark: ingest rate and inbox page time on synthetic alerts (not a test).
+    Bench(bench::BenchArgs),
+}
+
+/// The database option shared by every console command.
+#[derive(Debug, Clone, Args)]
+pub struct DbArg {
+    /// SQLite file path, or a postgres:// URL.
+    #[arg(
+        long,
+        default_value = "console.db",
+        env = "SWITCHGUARD_CONSOLE_DATABASE"
+    )]
+    pub database: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Add a user (or set an existing user's role and password). The password is read from
+    /// the first line of standard input, or SWITCHGUARD_CONSOLE_PASSWORD; never a flag.
+    Add {
+        name: String,
+        /// viewer, analyst or admin.
+        #[arg(long, default_value = "analyst")]
+        role: String,
+        #[command(flatten)]
+        db: DbArg,
+    },
+    /// List users and roles.
+    List {
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabelsCmd {
+    /// Write the labels file (JSONL; `switchguard train --labels FILE`).
+    Export {
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        db: DbArg,
+    },
+}
+
+/// `console serve` options.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Address of the web server; loopback unless you say otherwise.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:8088",
+        env = "SWITCHGUARD_CONSOLE_LISTEN"
+    )]
+    pub listen: SocketAddr,
+    /// Address of /metrics (Prometheus), apart from the login-only web port.
+    #[arg(
+        long,
+        default_value = "127.0.0.1:9465",
+        env = "SWITCHGUARD_CONSOLE_METRICS_ADDR"
+    )]
+    pub metrics_addr: SocketAddr,
+    /// Kafka brokers; without them the console works offline (replay directories only) and
+    /// cannot lock or unlock.
+    #[arg(long, env = "SWITCHGUARD_BROKERS")]
+    pub brokers: Option<String>,
+    /// librdkafka properties passed through, e.g. -X security.protocol=SASL_SSL.
+    #[arg(short = 'X', value_parser = parse_kv)]
+    pub props: Vec<(String, String)>,
+    #[arg(long, default_value = "risk.alerts")]
+    pub alerts_topic: String,
+    #[arg(long, default_value = "switch.commands")]
+    pub commands_topic: String,
+    #[arg(long, default_value = "switch.control")]
+    pub control_topic: String,
+    #[arg(long, default_value = "risk.evidence")]
+    pub evidence_topic: String,
+    /// Partitions of topics the console creates when missing.
+    #[arg(long, default_value_t = 4)]
+    pub partitions: i32,
+    /// Replay output directories to load at start.
+    #[arg(long)]
+    pub load: Vec<PathBuf>,
+    /// Mark the session cookie Secure (when served behind TLS).
+    #[arg(long)]
+    pub secure_cookies: bool,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+}
+
+/// Entry point of `switchguard console`.
+pub fn command(a: ConsoleArgs) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the console's runtime")?;
+    rt.block_on(async move {
+        match a.cmd {
+            ConsoleCmd::Serve(s) => serve(s).await,
+            ConsoleCmd::Load { dir, db } => {
+                let db = Db::open(&db.database).await?;
+                let l = load::load_dir(&db, &dir, &|_| {}).await?;
+                println!(
+                    "loaded {}: {} new alerts ({} already there), {} commands, {} control records, {} evidence records, {} rejects",
+                    dir.display(), l.alerts, l.repeats, l.commands, l.controls, l.evidence, l.rejects
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+            ConsoleCmd::User { cmd } => user(cmd).await,
+            ConsoleCmd::Labels { cmd: LabelsCmd::Export { out, db } } => {
+                let db = Db::open(&db.database).await?;
+                let labels = store::views::labels(&db).await?;
+                let mut text = String::new();
+                for l in &labels {
+                    text.push_str(&serde_json::to_string(l)?);
+                    text.push('\n');
+                }
+                match out {
+                    Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
+                    None => print!("{text}"),
+                }
+                eprintln!("{} labels", labels.len());
+                Ok(ExitCode::SUCCESS)
+            }
+            ConsoleCmd::Bench(b) => bench::run(b).await,
+        }
+    })
+}
+
+async fn user(cmd: UserCmd) -> Result<ExitCode> {
+    match cmd {
+        UserCmd::Add { name, role, db } => {
+            let role = Role::parse(&role).context("--role must be viewer, analyst or admin")?;
+            let password = match std::env::var("SWITCHGUARD_CONSOLE_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("reading the password")?;
+                    line.trim_end_matches(['\r', '\n']).to_string()
+                }
+            };
+            let db = Db::open(&db.database).await?;
+            store::users::add(&db, &name, role, &password, "cli").await?;
+            println!("user {name} ({}) saved", role.as_str());
+        }
+        UserCmd::List { db } => {
+            let db = Db::open(&db.database).await?;
+            for (n, r) in store::users::list(&db).await? {
+                println!("{n}\t{r}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    let db = Db::open(&a.db.database).await?;
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (live, _) = tokio::sync::broadcast::channel::<String>(1024);
+    let publish = {
+        let (live, metrics) = (live.clone(), metrics.clone());
+        move |applied: &store::ingest::Applied| {
+            metrics.ingested(applied);
+            for n in &applied.new_alerts {
+                if let Ok(j) = serde_json::to_string(n) {
+                    let _ = live.send(j);
+                }
+            }
+        }
+    };
+    for dir in &a.load {
+        let l = load::load_dir(&db, dir, &publish).await?;
+        eprintln!("console: loaded {}: {} new alerts", dir.display(), l.alerts);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut ingest = None;
+    let mut control = None;
+    if let Some(brokers) = &a.brokers {
+        let cfg = kafka::KafkaConfig {
+            brokers: brokers.clone(),
+            props: a.props.clone(),
+            alerts: a.alerts_topic.clone(),
+            commands: a.commands_topic.clone(),
+            control: a.control_topic.clone(),
+            evidence: a.evidence_topic.clone(),
+            partitions: a.partitions,
+        };
+        let c2 = cfg.clone();
+        tokio::task::spawn_blocking(move || c2.ensure_topics()).await??;
+        control = Some(Arc::new(kafka::ControlWriter::new(&cfg)?));
+        let (db2, stop2, rt) = (db.clone(), stop.clone(), tokio::runtime::Handle::current());
+        let on_batch: kafka::OnBatch = Box::new(move |applied| publish(&applied));
+        ingest = Some(
+            std::thread::Builder::new()
+                .name("console-ingest".into())
+                .spawn(move || kafka::ingest_loop(cfg, db2, rt, stop2, on_batch))?,
+        );
+    }
+    let (closing_tx, closing) = tokio::sync::watch::channel(false);
+    let state = Arc::new(web::AppState {
+        closing,
+        rules: Default::default(),
+        db: db.clone(),
+        live,
+        control,
+        throttle: web::Throttle::default(),
+        metrics: metrics.clone(),
+        secure_cookies: a.secure_cookies,
+    });
+    if !a.listen.ip().is_loopback() {
+        eprintln!("console: warning: listening on {} (not loopback): put TLS in front and use --secure-cookies", a.listen);
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let mlistener = tokio::net::TcpListener::bind(a.metrics_addr)
+        .await
+        .with_context(|| format!("binding {}", a.metrics_addr))?;
+    let mrouter = metrics_router(db.clone(), metrics);
+    tokio::spawn(async move { axum::serve(mlistener, mrouter).await });
+    println!(
+        "console: http://{} (metrics on http://{}/metrics)",
+        listener.local_addr()?,
+        a.metrics_addr
+    );
+    let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            let _ = closing_tx.send(true);
+        })
+        .await
+        .context("serving")?;
+    stop.store(true, Ordering::Relaxed);
+    if let Some(h) = ingest {
+        let r = tokio::task::spawn_blocking(move || h.join()).await?;
+        if let Ok(Err(e)) = r {
+            eprintln!("console: ingest: {e:#}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metrics_router(db: Db, m: Arc<metrics::Metrics>) -> axum::Router {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let (db, m) = (db.clone(), m.clone());
+                async move {
+                    match m.render(&db).await {
+                        Ok(s) => (axum::http::StatusCode::OK, s),
+                        Err(e) => (
+                            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("{e:#}"),
+                        ),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
