@@ -36,7 +36,8 @@ const RULES: [&str; 6] = [
     "no_pin_walkaway",
     "qr_replay",
 ];
-const SEVERITIES: [&str; 4] = ["low", "medium", "high", "critical"];
+use crate::rules::Severity;
+const SEVERITIES: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
 
 fn alert(n: usize, entities: usize) -> (Alert, i64) {
     let ts = 1_790_000_000_000i64 + n as i64 * 1_000;
@@ -48,9 +49,9 @@ fn alert(n: usize, entities: usize) -> (Alert, i64) {
         alert_id: format!("al_{n:032x}"),
         ts: crate::event::format_ts(ts),
         rule: RULES[n % RULES.len()].into(),
-        severity: SEVERITIES[n % SEVERITIES.len()].into(),
-        mode: "enforce".into(),
-        entity: "card".into(),
+        severity: SEVERITIES[n % SEVERITIES.len()],
+        mode: crate::rules::Mode::Enforce,
+        entity: crate::rules::Entity::Card,
         entity_id: format!("tok_bench{e:08}"),
         card: Some(format!("tok_bench{e:08}")),
         pan_masked: Some(format!("622588******{:04}", e % 10_000)),

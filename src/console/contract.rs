@@ -97,7 +97,7 @@ impl ControlRecord {
         }
         self.pan
             .as_deref()
-            .map(|p| (crate::decode::pan::redact(p), "card"))
+            .map(|p| (crate::pan::redact(p).into_owned(), "card"))
     }
 }
 
@@ -157,8 +157,8 @@ impl EvidenceRecord {
     pub fn scrub(&mut self) {
         for e in &mut self.events {
             if let Some(Value::String(p)) = e.other.remove("pan") {
-                if e.pan_masked.is_none() && crate::decode::pan::is_pan(&p) {
-                    e.pan_masked = Some(crate::decode::pan::mask(&p).to_string());
+                if e.pan_masked.is_none() && crate::pan::is_pan(&p) {
+                    e.pan_masked = Some(crate::pan::mask(&p).to_string());
                 }
             }
         }

@@ -192,11 +192,12 @@ impl<'a> Scanner<'a> {
         let start = self.i;
         let mut v: i64 = 0;
         while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v * 10 + i64::from(c - b'0');
-            self.i += 1;
-            if self.i - start > 18 {
+            // Checked before the digit is added: 18 digits always fit in an i64, 19 may not.
+            if self.i - start == 18 {
                 return None;
             }
+            v = v * 10 + i64::from(c - b'0');
+            self.i += 1;
         }
         let n = self.i - start;
         if n == 0 || (n > 1 && self.b[start] == b'0') {

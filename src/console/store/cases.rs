@@ -85,11 +85,11 @@ pub(crate) async fn attach(
     let open = sqlx::query(&format!(
         "SELECT {CASE_COLS} FROM cases WHERE entity = $1 AND entity_id = $2 AND status <> 'closed'"
     ))
-    .bind(&a.entity)
+    .bind(a.entity.as_str())
     .bind(&a.entity_id)
     .fetch_optional(&mut **tx)
     .await?;
-    let sev = severity_rank(&a.severity);
+    let sev = severity_rank(a.severity.as_str());
     let id = match open.map(|r| case_of(&r)) {
         Some(c) => {
             let newer = t >= c.last_alert_ms;
@@ -117,7 +117,7 @@ pub(crate) async fn attach(
                  last_rule, last_reason) VALUES ($1, $2, $3, 'open', $4, $4, $5, $5, 1, $6, $7, $8) \
                  RETURNING id",
             )
-            .bind(&a.entity)
+            .bind(a.entity.as_str())
             .bind(&a.entity_id)
             .bind(card_mask(a))
             .bind(now)
@@ -145,7 +145,7 @@ pub(crate) async fn attach(
         now,
         "switchguard",
         "alert",
-        &format!("{} {} ({})", a.alert_id, a.rule, a.severity),
+        &format!("{} {} ({})", a.alert_id, a.rule, a.severity.as_str()),
     )
     .await?;
     Ok(id)
@@ -154,7 +154,7 @@ pub(crate) async fn attach(
 /// The masked PAN a case shows: a card case's own (a terminal's alerts carry the PAN of
 /// whichever card triggered them, which is not the case's entity).
 fn card_mask(a: &Alert) -> Option<String> {
-    (a.entity == "card").then(|| a.pan_masked.clone()).flatten()
+    (a.entity == crate::rules::Entity::Card).then(|| a.pan_masked.clone()).flatten()
 }
 
 /// Append one history row.

@@ -51,7 +51,7 @@ pub fn parse(kind: Kind, bytes: &[u8], source: &str) -> Record {
     let reject = |reason: String| Record::Reject {
         source: source.to_string(),
         reason,
-        raw: crate::decode::pan::redact(&String::from_utf8_lossy(&bytes[..bytes.len().min(4096)])),
+        raw: crate::pan::redact_truncated(&bytes, 4096),
     };
     let bad_ts = || reject(format!("{}: missing or unreadable ts", kind.as_str()));
     match kind {
@@ -135,8 +135,8 @@ pub async fn apply(
                     alert_id: a.alert_id,
                     ts: a.ts,
                     rule: a.rule,
-                    severity: a.severity,
-                    entity: a.entity,
+                    severity: a.severity.as_str().to_string(),
+                    entity: a.entity.as_str().to_string(),
                     entity_id: a.entity_id,
                     pan_masked: a.pan_masked,
                     reason: a.reason,
@@ -199,9 +199,9 @@ async fn alert(tx: &mut Transaction<'_, Any>, a: &Alert, t: i64, now: i64) -> Re
     .bind(&a.alert_id)
     .bind(t)
     .bind(&a.rule)
-    .bind(&a.severity)
-    .bind(&a.mode)
-    .bind(&a.entity)
+    .bind(a.severity.as_str())
+    .bind(a.mode.as_str())
+    .bind(a.entity.as_str())
     .bind(&a.entity_id)
     .bind(&a.pan_masked)
     .bind(&a.terminal)

@@ -46,6 +46,18 @@ pub fn check_text(src: &str) -> Result<(), String> {
                 deepest = deepest.max(depth);
             }
             b')' => depth = depth.saturating_sub(1),
+            // A run of prefix operators nests like brackets (`!!!a` is three levels) and is
+            // what evalexpr recurses deepest on: 511 `!` overflowed a 256 KiB stack in a
+            // debug build. Whitespace inside the run does not break it.
+            b'!' | b'-' => {
+                let mut run = 1;
+                while i < b.len() && matches!(b[i], b'!' | b'-' | b' ' | b'\t' | b'\n' | b'\r') {
+                    run += usize::from(matches!(b[i], b'!' | b'-'));
+                    tokens += usize::from(matches!(b[i], b'!' | b'-'));
+                    i += 1;
+                }
+                deepest = deepest.max(depth + run);
+            }
             c if word(c) => {
                 while i < b.len() && word(b[i]) {
                     i += 1;

@@ -177,7 +177,7 @@ fn hostile_expressions_are_refused_without_overflowing_the_stack() {
         format!("one_of(mcc, {})", vec!["7011"; 250].join(", ")),
     ];
     std::thread::Builder::new()
-        .stack_size(256 * 1024)
+        .stack_size(STACK)
         .spawn(move || {
             let params = BTreeMap::new();
             let tables = BTreeMap::new();
@@ -198,15 +198,26 @@ fn hostile_expressions_are_refused_without_overflowing_the_stack() {
                     misses: &misses,
                 };
                 e.test(&ctx);
-                // Just under the token limit, the worst shape for evalexpr's recursion.
+                // Just under the token limit: prefix runs are refused before evalexpr sees
+                // them; a chain and a mixed-precedence chain reach evalexpr's parser and are
+                // refused on the tree, without overflowing this small stack.
                 let nots = format!("{}approved", "!".repeat(MAX_TOKENS_FOR_TEST));
                 assert!(compile_bool(&nots, &scope).is_err());
+                let chain = vec!["approved"; MAX_TOKENS_FOR_TEST / 2].join(" || ");
+                assert!(compile_bool(&chain, &scope).is_err());
+                let mixed = vec!["amount"; MAX_TOKENS_FOR_TEST / 2 - 1].join(" + 1 * ");
+                assert!(compile_bool(&format!("{mixed} > 0"), &scope).is_err());
             }
         })
         .unwrap()
         .join()
         .unwrap();
 }
+
+/// Half a standard thread's 2 MiB: the limits must leave that margin even in a debug build,
+/// whose frames are several times larger than a release build's (256 KiB overflowed there
+/// on a 60-term chain).
+const STACK: usize = 1024 * 1024;
 
 const MAX_TOKENS_FOR_TEST: usize = limits::MAX_EXPR_TOKENS - 1;
 
