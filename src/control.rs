@@ -42,7 +42,9 @@ impl TargetKind {
 }
 
 /// The switch's answer to one command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum AckStatus {
     /// Not acknowledged (yet).
@@ -139,5 +141,100 @@ pub struct Control {
     pub action: Action,
 }
 
+impl Control {
+    /// The record in the control contract's own shape (as the switch and the console write
+    /// it): `{"id", "ts", "control", target, ...}`; a target given as a PAN is its token.
+    pub fn contract(&self) -> serde_json::Value {
+        use serde_json::json;
+        let ts = crate::event::format_ts(self.ts);
+        let mut v = json!({"id": self.id, "ts": ts, "control": self.action.name()});
+        let o = v.as_object_mut().expect("an object");
+        let mut target = |t: &Target| {
+            o.insert(t.kind.as_str().into(), t.id.as_str().into());
+            if let Some(p) = &t.pan_masked {
+                o.insert("pan_masked".into(), p.as_str().into());
+            }
+        };
+        match &self.action {
+            Action::Lock {
+                target: t,
+                ttl,
+                reason,
+                actor,
+            } => {
+                target(t);
+                o.insert("ttl".into(), human(*ttl).into());
+                o.insert("reason".into(), reason.as_str().into());
+                o.insert("actor".into(), actor.as_str().into());
+            }
+            Action::Unlock {
+                target: t,
+                reason,
+                actor,
+            } => {
+                target(t);
+                o.insert("reason".into(), reason.as_str().into());
+                o.insert("actor".into(), actor.as_str().into());
+            }
+            Action::Extend {
+                target: t,
+                until,
+                reason,
+                actor,
+            } => {
+                target(t);
+                match until {
+                    Until::Ttl(ms) => o.insert("ttl".into(), human(*ms).into()),
+                    Until::At(at) => o.insert("expires_at".into(), crate::event::format_ts(*at).into()),
+                };
+                o.insert("reason".into(), reason.as_str().into());
+                o.insert("actor".into(), actor.as_str().into());
+            }
+            Action::Ack {
+                command_id,
+                status,
+                detail,
+            } => {
+                o.insert("command_id".into(), command_id.as_str().into());
+                o.insert("status".into(), status.as_str().into());
+                if let Some(d) = detail {
+                    o.insert("detail".into(), d.as_str().into());
+                }
+            }
+        }
+        v
+    }
+}
+
+/// A duration as the contract writes it (`2h`, `1day 6h`; humantime reads it back).
+fn human(ms: Millis) -> String {
+    humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
+}
+
 /// Default TTL of a manual lock given without one.
 pub const DEFAULT_MANUAL_TTL: Millis = 24 * 3_600_000;
+
+/// What the engine takes in: a transaction event or a control record, in one event-time order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // events dominate; boxing them would cost an allocation each
+pub enum Input {
+    Event(crate::event::Event),
+    Control(Control),
+}
+
+impl Input {
+    pub fn ts(&self) -> Millis {
+        match self {
+            Input::Event(e) => e.ts,
+            Input::Control(c) => c.ts,
+        }
+    }
+
+    pub fn id(&self) -> &CompactString {
+        match self {
+            Input::Event(e) => &e.id,
+            Input::Control(c) => &c.id,
+        }
+    }
+}

@@ -1,5 +1,6 @@
 //! Golden replay tests: each folder under `tests/golden/` holds input files (`input*.jsonl`,
-//! `.csv`, `.parquet`) and the expected `alerts.jsonl`, `commands.jsonl`, `rejects.jsonl`.
+//! `.csv`, `.parquet`; control records may be mixed in) and the expected `alerts.jsonl`,
+//! `commands.jsonl`, `rejects.jsonl`, `evidence.jsonl`, `control.jsonl` and `locks.json`.
 //! A mismatch prints a unified diff. `UPDATE_GOLDEN=1 cargo test --release --test golden`
 //! rewrites the expected files (review the diff before committing).
 
@@ -48,7 +49,14 @@ fn golden_cases() {
             Threads::Two,
         )
         .unwrap();
-        for name in ["alerts.jsonl", "commands.jsonl", "rejects.jsonl"] {
+        for name in [
+            "alerts.jsonl",
+            "commands.jsonl",
+            "rejects.jsonl",
+            "evidence.jsonl",
+            "control.jsonl",
+            "locks.json",
+        ] {
             let got = read(&out.path().join(name));
             let want_path = case.join(name);
             if update {

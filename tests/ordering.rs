@@ -135,7 +135,7 @@ proptest! {
                     .order
                     .pending
                     .windows(2)
-                    .all(|w| (w[0].ts, &w[0].id) <= (w[1].ts, &w[1].id));
+                    .all(|w| (w[0].ts(), w[0].id()) <= (w[1].ts(), w[1].id()));
                 prop_assert!(sorted, "snapshot pending is sorted");
                 let engine = Engine::restore(pack.clone(), cfg, snap.engine).unwrap();
                 p = Pipeline::restore(engine, snap.order, snap.max_ts, 1).unwrap();
@@ -161,10 +161,12 @@ proptest! {
             for e in buf.drain(..n) {
                 engine.process(&e, &mut want);
             }
+            engine.advance(wm, &mut want);
         }
         for e in buf.drain(..) {
             engine.process(&e, &mut want);
         }
+        engine.advance(max_ts.saturating_add(1), &mut want);
         prop_assert_eq!(lines(&d), lines(&want));
         let (got, exp) = (p.engine().stats(), engine.stats());
         prop_assert_eq!(

@@ -8,11 +8,11 @@ mod common;
 use common::*;
 use std::collections::VecDeque;
 use std::sync::Arc;
+use switchguard::control::Input;
 use switchguard::decision::Decisions;
 use switchguard::engine::shard;
 use switchguard::engine::shard_task::{self, Envelope, Forward, ShardTask, SourceMark};
 use switchguard::engine::{Engine, EngineConfig, Pipeline};
-use switchguard::event::Event;
 use switchguard::keyed::Stage;
 use switchguard::models::Models;
 use switchguard::rules::RulePack;
@@ -51,11 +51,11 @@ fn engine(pack: &Arc<RulePack>, models: &Option<Arc<Models>>) -> Engine {
     e
 }
 
-fn one_engine(pack: &Arc<RulePack>, models: &Option<Arc<Models>>, events: &[Event]) -> Vec<String> {
+fn one_engine(pack: &Arc<RulePack>, models: &Option<Arc<Models>>, inputs: &[Input]) -> Vec<String> {
     let mut p = Pipeline::new(engine(pack, models));
     let mut d = Decisions::default();
-    for e in events {
-        p.push(e.clone(), &mut d);
+    for i in inputs {
+        p.push_input(i.clone(), &mut d);
     }
     p.flush(&mut d);
     sorted(lines(&d))
@@ -110,7 +110,7 @@ impl Topo {
 fn topology(
     pack: &Arc<RulePack>,
     models: &Option<Arc<Models>>,
-    events: &[Event],
+    all: &[Input],
     parts: u32,
     shards: u32,
     seed: u64,
@@ -118,8 +118,8 @@ fn topology(
 ) -> (Vec<String>, u64) {
     let lateness = EngineConfig::default().allowed_lateness;
     let mut rng = Rng(seed);
-    let mut inputs: Vec<VecDeque<Event>> = vec![VecDeque::new(); parts as usize];
-    for e in events {
+    let mut inputs: Vec<VecDeque<Input>> = vec![VecDeque::new(); parts as usize];
+    for e in all {
         inputs[rng.below(parts as usize)].push_back(e.clone());
     }
     let stages = Stage::ALL.len();
@@ -174,7 +174,7 @@ fn topology(
                 let Some(ev) = inputs[p].pop_front() else {
                     break;
                 };
-                max_ts[p] = max_ts[p].max(ev.ts);
+                max_ts[p] = max_ts[p].max(ev.ts());
                 let f = shard_task::ingest(p as u32, offsets[p], ev, shards);
                 offsets[p] += 1;
                 t.queues[0][f.shard as usize].push_back(f.env);
@@ -258,7 +258,7 @@ fn topology(
     (got, repeats)
 }
 
-fn events(seed: u64) -> Vec<Event> {
+fn events(seed: u64) -> Vec<Input> {
     sim_events(&SimConfig {
         seed,
         cards: 3_000,
@@ -267,6 +267,49 @@ fn events(seed: u64) -> Vec<Event> {
         attack_rate: 3.0,
         ..SimConfig::default()
     })
+    .into_iter()
+    .map(Input::Event)
+    .collect()
+}
+
+/// What the risk team and the switch would send about the locks one engine issues over
+/// `inputs`: releases, extensions, acknowledgements (applied, rejected, and some never), and
+/// manual terminal locks; merged with the events by time.
+fn with_controls(pack: &Arc<RulePack>, inputs: Vec<Input>) -> Vec<Input> {
+    let mut p = Pipeline::new(engine(pack, &None));
+    let mut d = Decisions::default();
+    for i in &inputs {
+        p.push_input(i.clone(), &mut d);
+    }
+    p.flush(&mut d);
+    let decoder = switchguard::decode::Decoder::default();
+    let at = |ts: &str, plus: i64| {
+        let t = chrono::DateTime::parse_from_rfc3339(ts).unwrap().timestamp_millis() + plus;
+        switchguard::event::format_ts(t)
+    };
+    let mut json = Vec::new();
+    for (n, c) in d.commands.iter().enumerate() {
+        let (kind, id) = (c.target_kind.as_str(), &c.command_id);
+        let t = &c.target;
+        match n % 2 {
+            0 => json.push(format!(r#"{{"id":"u{n}","ts":"{}","control":"unlock","{kind}":"{t}","reason":"cleared","actor":"alice"}}"#, at(&c.ts, 600_000))),
+            1 => json.push(format!(r#"{{"id":"x{n}","ts":"{}","control":"extend","{kind}":"{t}","ttl":"48h","reason":"open case","actor":"bob"}}"#, at(&c.ts, 3_600_000))),
+            _ => {}
+        }
+        match n % 3 {
+            0 => json.push(format!(r#"{{"id":"k{n}","ts":"{}","control":"ack","command_id":"{id}","status":"applied"}}"#, at(&c.ts, 2_000))),
+            1 => json.push(format!(r#"{{"id":"k{n}","ts":"{}","control":"ack","command_id":"{id}","status":"rejected","detail":"busy"}}"#, at(&c.ts, 4_000))),
+            _ => {} // never acknowledged
+        }
+        if n % 2 == 0 {
+            json.push(format!(r#"{{"id":"m{n}","ts":"{}","control":"lock","terminal":"T{n}","ttl":"2h","reason":"suspect","actor":"carol"}}"#, at(&c.ts, 30_000)));
+        }
+    }
+    assert!(json.len() >= 8, "the stream must give locks to act on ({} commands)", d.commands.len());
+    let mut all = inputs;
+    all.extend(json.iter().map(|j| decoder.decode_input(j.as_bytes()).unwrap()));
+    all.sort_by_key(Input::ts);
+    all
 }
 
 #[test]
@@ -317,4 +360,18 @@ fn shards_restored_from_snapshots_mid_stream_change_nothing() {
         "restarts must re-send records ({repeats} repeats dropped)"
     );
     assert!(got == want, "decisions after restores differ");
+}
+
+#[test]
+fn control_records_give_exactly_the_decisions_of_one_engine_with_restarts() {
+    let pack = default_pack();
+    let all = with_controls(&pack, events(8));
+    let want = one_engine(&pack, &None, &all);
+    for kind in ["unlock_card", "extend", "lock_terminal", "command_rejected", "command_unacknowledged"] {
+        assert!(want.iter().any(|l| l.contains(kind)), "the stream must give {kind}");
+    }
+    for (parts, shards, seed, crash) in [(3, 2, 21, 0), (4, 3, 22, 0), (4, 2, 23, 997)] {
+        let (got, _) = topology(&pack, &None, &all, parts, shards, seed, crash);
+        assert!(got == want, "{parts} partitions, {shards} shards, crash {crash}: decisions differ");
+    }
 }

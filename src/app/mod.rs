@@ -3,6 +3,7 @@
 mod bench_kafka;
 pub mod cases;
 mod demo;
+mod locks;
 pub mod replay;
 mod rules_cmd;
 mod run;
@@ -53,6 +54,9 @@ pub enum Cmd {
     BenchKafka(bench_kafka::BenchArgs),
     /// The risk team's console: alert inbox, cases, lock actions, labels for training.
     Console(crate::console::ConsoleArgs),
+    /// Lock records (who locked what, why, until when, the switch's answer, the release) from
+    /// a replay's output directory or a running service.
+    Locks(locks::LocksArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +93,10 @@ pub struct EngineArgs {
     /// File holding the PAN tokenisation key (HMAC-SHA256). Also SWITCHGUARD_TOKEN_KEY.
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
+    /// How long (event time) the switch has to acknowledge a command before the alert
+    /// `command_unacknowledged`; 0 when the switch sends no acknowledgements.
+    #[arg(long, default_value = "30s", env = "SWITCHGUARD_ACK_TIMEOUT")]
+    pub ack_timeout: String,
 }
 
 impl EngineArgs {
@@ -119,8 +127,14 @@ impl EngineArgs {
     pub fn engine_config(&self) -> Result<crate::engine::EngineConfig> {
         let lateness =
             crate::rules::compile::duration_ms(&self.lateness).map_err(anyhow::Error::msg)?;
+        let ack_timeout = match self.ack_timeout.trim() {
+            "0" => 0,
+            t => crate::rules::compile::duration_ms(t)
+                .map_err(|e| anyhow::anyhow!("--ack-timeout: {e}"))?,
+        };
         Ok(crate::engine::EngineConfig {
             allowed_lateness: lateness,
+            ack_timeout,
             ..Default::default()
         })
     }
@@ -145,6 +159,7 @@ pub fn main() -> ExitCode {
         Cmd::BenchKafka(a) => bench_kafka::command(a),
         Cmd::Train(a) => train::command(a),
         Cmd::Console(a) => crate::console::command(a),
+        Cmd::Locks(a) => locks::command(a),
     };
     match res {
         Ok(code) => code,

@@ -27,10 +27,15 @@ pub struct ReplayArgs {
     /// CSV, Parquet. Several files are merged by event time.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Control records (manual locks, releases, extensions, the switch's acknowledgements:
+    /// README "Control records"), merged with the events by event time as the service merges
+    /// its control topic. Control records may also be mixed into the event files.
+    #[arg(long, value_name = "FILE")]
+    pub control: Vec<PathBuf>,
     #[command(flatten)]
     pub engine: EngineArgs,
-    /// Output directory for alerts.jsonl, commands.jsonl, rejects.jsonl, report.json and
-    /// report.html.
+    /// Output directory for alerts.jsonl, commands.jsonl, evidence.jsonl, control.jsonl,
+    /// rejects.jsonl, locks.json, report.json and report.html.
     #[arg(long, default_value = "replay-out")]
     pub out: PathBuf,
     /// No progress bar and no summary table.
@@ -43,10 +48,13 @@ pub struct ReplayArgs {
 }
 
 /// The files replay writes into its output directory.
-pub const OUTPUTS: [&str; 5] = [
+pub const OUTPUTS: [&str; 8] = [
     "alerts.jsonl",
     "commands.jsonl",
+    "evidence.jsonl",
+    "control.jsonl",
     "rejects.jsonl",
+    "locks.json",
     "report.json",
     "report.html",
 ];
@@ -71,14 +79,15 @@ pub fn refuse_input_as_output(files: &[PathBuf], out: &Path) -> Result<()> {
 }
 
 pub fn command(a: ReplayArgs) -> Result<ExitCode> {
-    refuse_input_as_output(&a.files, &a.out)?;
+    let files: Vec<PathBuf> = a.files.iter().chain(&a.control).cloned().collect();
+    refuse_input_as_output(&files, &a.out)?;
     let pack = RulePack::load_dir_allow_empty(&a.engine.rules).map_err(anyhow::Error::new)?;
     if let Some(p) = crate::rules::empty_pack_problem(&a.engine.rules, &pack) {
         tracing::warn!("{p}; replaying with NO RULES (models alone, if any)");
     }
     let cfg = a.engine.engine_config()?;
     let report = run(
-        &a.files,
+        &files,
         Arc::new(pack),
         super::load_models(&a.engine.models),
         cfg,
@@ -227,6 +236,7 @@ impl Consumer<'_> {
         self.eval.observe_decisions(&self.d);
         self.activity.observe_decisions(&self.d);
         self.sink.finish()?;
+        super::locks::write(&out.join("locks.json"), self.pipeline.engine())?;
         let elapsed = started.elapsed().as_secs_f64();
         let engine = self.pipeline.engine();
         let inputs = files.iter().map(|f| f.display().to_string()).collect();
@@ -260,6 +270,12 @@ impl Consumer<'_> {
                 self.eval.observe_event(&ev);
                 self.activity.observe_event(&ev);
                 self.pipeline.push(ev, &mut self.d);
+            }
+            Item::Control(c) => {
+                self.records += 1;
+                self.sink.control(&c)?;
+                let input = crate::control::Input::Control(c);
+                self.pipeline.push_input(input, &mut self.d);
             }
             Item::Reject(r) => {
                 self.records += r.records;

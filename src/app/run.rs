@@ -11,6 +11,7 @@ pub fn command(a: RunArgs) -> Result<ExitCode> {
         models: cfg.models.clone(),
         lateness: cfg.allowed_lateness.clone(),
         token_key_file: cfg.token_key_file.clone(),
+        ack_timeout: cfg.ack_timeout.clone(),
     };
     let tokenizer = engine.tokenizer_or(cfg.allow_dev_key)?;
     service::run(cfg, tokenizer, Signals::install()?)?;

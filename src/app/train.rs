@@ -55,7 +55,7 @@ pub fn read_history(files: &[PathBuf], decoder: Decoder) -> Result<(Vec<Event>, 
         match item {
             Item::Event(ev) => events.push(ev),
             Item::Reject(_) => rejects += 1,
-            Item::Blank => {}
+            Item::Blank | Item::Control(_) => {}
         }
     }
     crate::models::train::engine_order(&mut events);

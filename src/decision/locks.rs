@@ -38,6 +38,21 @@ pub struct CommandState {
     pub overdue: bool,
 }
 
+impl CommandState {
+    /// A command just sent at `at`, not acknowledged yet.
+    pub fn new(command_id: &str, action: &str, at: Millis) -> Self {
+        Self {
+            command_id: command_id.to_string(),
+            action: action.to_string(),
+            issued_at: at,
+            ack: AckStatus::None,
+            ack_detail: None,
+            acked_at: None,
+            overdue: false,
+        }
+    }
+}
+
 /// Who placed a lock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "origin_kind", content = "origin", rename_all = "snake_case")]
@@ -143,6 +158,11 @@ impl LockBook {
         self.records.get(seq)
     }
 
+    /// Is `command_id` one of the commands of the records held?
+    pub fn has_command(&self, command_id: &str) -> bool {
+        self.by_command.get(&key_hash(command_id)).is_some()
+    }
+
     /// Is a lock in force on `target` at `now`?
     pub fn is_locked(&self, kind: TargetKind, target: &str, now: Millis) -> bool {
         self.latest(kind, target).is_some_and(|r| r.active(now))
@@ -150,7 +170,7 @@ impl LockBook {
 
     /// Add a new lock record (its first command is the lock command), replacing the target's
     /// newest record as "the" lock on it. An active lock it supersedes is closed as released.
-    pub fn place(&mut self, mut rec: LockRecord, ack_timeout: Millis) -> &LockRecord {
+    pub fn place(&mut self, rec: LockRecord, ack_timeout: Millis) -> &LockRecord {
         let tk = target_key(rec.kind, &rec.target);
         if let Some(&old) = self.latest.get(&tk) {
             let at = rec.issued_at;
@@ -162,18 +182,22 @@ impl LockBook {
         }
         let seq = self.next;
         self.next += 1;
-        for c in &mut rec.commands {
-            self.watch(&c.command_id, c.issued_at + ack_timeout, seq);
+        for c in &rec.commands {
+            self.watch(&c.command_id, c.issued_at, ack_timeout, seq);
         }
         self.latest.insert(tk, seq);
         self.records.insert(seq, rec);
         self.records.get(&seq).expect("just inserted")
     }
 
-    fn watch(&mut self, command_id: &str, deadline: Millis, seq: u64) {
+    /// Index a command by id, and (unless acknowledgements are not expected: `ack_timeout`
+    /// 0) wait for its acknowledgement until `deadline`.
+    fn watch(&mut self, command_id: &str, issued: Millis, ack_timeout: Millis, seq: u64) {
         let ck = key_hash(command_id);
         self.by_command.insert(ck, seq);
-        self.pending.entry(deadline).or_default().push(ck);
+        if ack_timeout > 0 {
+            self.pending.entry(issued + ack_timeout).or_default().push(ck);
+        }
     }
 
     /// Apply `change` to the newest record on `target` if it is active at `at`, recording the
@@ -190,11 +214,10 @@ impl LockBook {
         let seq = *self.latest.get(&target_key(kind, target))?;
         let rec = self.records.get_mut(&seq).filter(|r| r.active(at))?;
         change(rec);
-        let deadline = cmd.issued_at + ack_timeout;
-        let id = cmd.command_id.clone();
+        let (id, issued) = (cmd.command_id.clone(), cmd.issued_at);
         rec.commands.push(cmd);
         let out = rec.clone();
-        self.watch(&id, deadline, seq);
+        self.watch(&id, issued, ack_timeout, seq);
         Some(out)
     }
 
@@ -215,10 +238,15 @@ impl LockBook {
         let Some(c) = rec.commands.iter_mut().find(|c| c.command_id == command_id) else {
             return AckOutcome::UnknownCommand;
         };
-        c.ack = status;
-        c.ack_detail = detail;
-        c.acked_at = Some(at);
-        let report = matches!(status, AckStatus::Rejected | AckStatus::NotFound);
+        // The switch may resend an acknowledgement: the first one stands, and a refusal is
+        // reported once.
+        let repeat = c.ack == status;
+        if !repeat {
+            c.ack = status;
+            c.ack_detail = detail;
+            c.acked_at = Some(at);
+        }
+        let report = !repeat && matches!(status, AckStatus::Rejected | AckStatus::NotFound);
         AckOutcome::Recorded {
             report,
             record: Box::new(rec.clone()),
@@ -303,6 +331,46 @@ impl LockBook {
             .flat_map(|(_, r)| &r.commands)
             .filter(|c| c.ack == AckStatus::None)
             .count()
+    }
+}
+
+/// The lock listing `switchguard locks`, replay's `locks.json` and the service's `GET /locks`
+/// share: every record with its state at `now`, newest first; `target` keeps the records on
+/// that card token, masked PAN or terminal id.
+pub fn document<'a>(
+    records: impl IntoIterator<Item = &'a LockRecord>,
+    now: Millis,
+    target: Option<&str>,
+) -> serde_json::Value {
+    let mut locks: Vec<&LockRecord> = records
+        .into_iter()
+        .filter(|r| target.is_none_or(|t| r.target == t || r.pan_masked.as_deref() == Some(t)))
+        .collect();
+    locks.sort_by(|a, b| (b.issued_at, &b.target).cmp(&(a.issued_at, &a.target)));
+    let rows: Vec<serde_json::Value> = locks
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).expect("a lock record serialises");
+            let o = v.as_object_mut().expect("an object");
+            o.insert("state".into(), r.state(now).into());
+            times(o, &["issued_at", "expires_at", "released_at"]);
+            if let Some(serde_json::Value::Array(cmds)) = o.get_mut("commands") {
+                for c in cmds.iter_mut().filter_map(|c| c.as_object_mut()) {
+                    times(c, &["issued_at", "acked_at"]);
+                }
+            }
+            v
+        })
+        .collect();
+    serde_json::json!({ "as_of": crate::event::format_ts(now), "locks": rows })
+}
+
+/// Event times as RFC 3339 text, for people and for the console.
+fn times(o: &mut serde_json::Map<String, serde_json::Value>, keys: &[&str]) {
+    for k in keys {
+        if let Some(ms) = o.get(*k).and_then(serde_json::Value::as_i64) {
+            o.insert((*k).into(), crate::event::format_ts(ms).into());
+        }
     }
 }
 

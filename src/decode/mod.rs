@@ -89,13 +89,7 @@ impl DecodeError {
     }
 }
 
-/// A decoded record: a transaction event or a control record.
-#[derive(Debug, Clone, PartialEq)]
-#[allow(clippy::large_enum_variant)] // events dominate; boxing them would cost an allocation each
-pub enum Input {
-    Event(Event),
-    Control(crate::control::Control),
-}
+pub use crate::control::Input;
 
 /// Turns records into events. Holds the tokenisation key and a cache of recent tokens
 /// ([`TokenCache`]); a clone shares the key and starts with an empty cache of its own.

@@ -5,6 +5,7 @@
 //! Per event: dedup → features from the shared books → every rule → decisions → fold the
 //! event into the books → evict by event time when due.
 
+mod control;
 mod error;
 pub mod order;
 mod pipeline;
@@ -14,9 +15,10 @@ mod stats;
 
 pub use error::{RestoreError, ShardError, Unshardable};
 pub use pipeline::{Pipeline, PipelineSnapshot};
-pub use stats::{RuleStats, Stats, TableStats};
+pub use stats::{ControlStats, RuleStats, Stats, TableStats};
 
-use crate::decision::{decide, Decisions, Guard, LockOutcome, Locks};
+use crate::decision::locks::{DEFAULT_ACK_TIMEOUT, DEFAULT_RETENTION};
+use crate::decision::{decide, Decisions, Guard, LockBook, LockOutcome};
 use crate::event::{Event, Millis};
 use crate::feature::Carried;
 use crate::feature::Features;
@@ -40,6 +42,21 @@ pub struct EngineConfig {
     pub sweep_every: Millis,
     /// Lockout guard: most lockouts per rule per minute (event time); `None` = no guard.
     pub max_lockouts_per_minute: Option<u32>,
+    /// How long the switch has to acknowledge a command before it is reported (event time);
+    /// 0: acknowledgements are not expected.
+    #[serde(default = "default_ack_timeout")]
+    pub ack_timeout: Millis,
+    /// How long a lock record is kept after it ends.
+    #[serde(default = "default_lock_retention")]
+    pub lock_retention: Millis,
+}
+
+fn default_ack_timeout() -> Millis {
+    DEFAULT_ACK_TIMEOUT
+}
+
+fn default_lock_retention() -> Millis {
+    DEFAULT_RETENTION
 }
 
 impl Default for EngineConfig {
@@ -49,6 +66,8 @@ impl Default for EngineConfig {
             retention: Retention::default(),
             sweep_every: 60_000,
             max_lockouts_per_minute: Some(100),
+            ack_timeout: DEFAULT_ACK_TIMEOUT,
+            lock_retention: DEFAULT_RETENTION,
         }
     }
 }
@@ -59,7 +78,7 @@ pub struct EngineSnapshot {
     pub version: u32,
     pub rules_digest: String,
     pub books: Books,
-    pub locks: Locks,
+    pub locks: LockBook,
     #[serde(default)]
     pub guard: Guard,
     /// Rule state by rule id (so a reload keeps the state of rules that still exist).
@@ -73,14 +92,14 @@ pub struct EngineSnapshot {
 }
 
 /// Snapshot format version; bump on incompatible changes.
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// Runs a rule pack over events in order. See the module docs.
 pub struct Engine {
     pack: Arc<RulePack>,
     rule_state: Vec<RuleState>,
     books: Books,
-    locks: Locks,
+    locks: LockBook,
     guard: Guard,
     stats: Stats,
     feat: Features,
@@ -113,7 +132,7 @@ impl Engine {
             rule_state: vec![RuleState::default(); n],
             pack,
             books: Books::new(cfg.retention),
-            locks: Locks::default(),
+            locks: LockBook::default(),
             guard: Guard::default(),
             feat: Features::default(),
             cfg,
@@ -177,6 +196,16 @@ impl Engine {
         &self.cfg
     }
 
+    /// Every lock record (README "Lock records").
+    pub fn locks(&self) -> &LockBook {
+        &self.locks
+    }
+
+    /// Stream time: the newest event or control time processed.
+    pub fn clock(&self) -> Millis {
+        self.clock
+    }
+
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
@@ -199,30 +228,6 @@ impl Engine {
         self.late_now = None;
     }
 
-    /// [`Engine::process_late`] at a stage shard.
-    pub fn process_carried_late(
-        &mut self,
-        ev: &Event,
-        carried: &mut Carried,
-        watermark: Millis,
-        out: &mut Decisions,
-    ) -> bool {
-        self.late_now = Some(watermark);
-        let r = self.process_inner(ev, Some(carried), out);
-        self.late_now = None;
-        r
-    }
-
-    /// Process one event at a stage shard: `carried` holds what earlier stages learnt and, on
-    /// return, what this stage adds. Returns false for a duplicate (not to be passed on).
-    pub fn process_carried(
-        &mut self,
-        ev: &Event,
-        carried: &mut Carried,
-        out: &mut Decisions,
-    ) -> bool {
-        self.process_inner(ev, Some(carried), out)
-    }
 
     fn process_inner(
         &mut self,
@@ -254,10 +259,15 @@ impl Engine {
                 continue;
             }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat, &misses) {
-                let guard = (&mut self.guard, self.cfg.max_lockouts_per_minute);
                 let before = out.alerts.len();
-                let now = self.late_now.unwrap_or(ev.ts).max(self.clock);
-                let outcome = decide(rule, hit, ev, &self.feat, now, &mut self.locks, guard, out);
+                let cx = crate::decision::decide::Ctx {
+                    locks: &mut self.locks,
+                    guard: &mut self.guard,
+                    limit: self.cfg.max_lockouts_per_minute,
+                    now: self.late_now.unwrap_or(ev.ts).max(self.clock),
+                    ack_timeout: self.cfg.ack_timeout,
+                };
+                let outcome = decide(rule, hit, ev, &self.feat, cx, out);
                 if out.alerts.len() - before > 1 {
                     // The guard's own critical alert.
                     self.stats.guard_alerts += 1;
@@ -295,7 +305,7 @@ impl Engine {
         let now = self.clock;
         if self.next_sweep != Millis::MIN {
             self.books.evict(now);
-            self.locks.evict(now);
+            self.locks.evict(now, self.cfg.lock_retention);
             self.guard.evict(now);
             if let Some(s) = &mut self.scorer {
                 s.evict(now);

@@ -9,6 +9,7 @@
 //!   arrive in order (the usual case) go to a deque, the others to a heap; release takes the
 //!   smaller head of the two, so the order is exactly that of one sorted buffer.
 
+use crate::control::Input;
 use crate::event::{Event, Millis};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -99,12 +100,21 @@ impl Timed for Event {
     }
 }
 
-impl<C> Timed for (Event, C) {
+impl Timed for Input {
     fn ts(&self) -> Millis {
-        self.0.ts
+        Input::ts(self)
     }
     fn id(&self) -> &CompactString {
-        &self.0.id
+        Input::id(self)
+    }
+}
+
+impl<T: Timed, C> Timed for (T, C) {
+    fn ts(&self) -> Millis {
+        self.0.ts()
+    }
+    fn id(&self) -> &CompactString {
+        self.0.id()
     }
 }
 

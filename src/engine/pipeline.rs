@@ -10,13 +10,14 @@
 use super::order::{Ordered, OrderedSnapshot, SourceMark};
 use super::{Engine, EngineSnapshot, RestoreError};
 use crate::decision::Decisions;
+use crate::control::Input;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
 
 /// Reorder buffer + engine. This is what sources feed.
 pub struct Pipeline {
     engine: Engine,
-    order: Ordered<Event>,
+    order: Ordered<Input>,
     /// Newest event time pushed (replay's one source).
     max_ts: Option<Millis>,
 }
@@ -25,7 +26,7 @@ pub struct Pipeline {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PipelineSnapshot {
     pub engine: EngineSnapshot,
-    pub order: OrderedSnapshot<Event>,
+    pub order: OrderedSnapshot<Input>,
     pub max_ts: Option<Millis>,
 }
 
@@ -58,8 +59,13 @@ impl Pipeline {
     /// Accept one event of the single source and release what its watermark (the newest event
     /// time minus the allowed lateness) passes; decisions are appended to `out`.
     pub fn push(&mut self, ev: Event, out: &mut Decisions) {
-        let ts = ev.ts;
-        self.insert(ev, out);
+        self.push_input(Input::Event(ev), out);
+    }
+
+    /// [`Pipeline::push`] for any input (an event or a control record).
+    pub fn push_input(&mut self, input: Input, out: &mut Decisions) {
+        let ts = input.ts();
+        self.insert(input, out);
         let max = self.max_ts.map_or(ts, |m| m.max(ts));
         self.max_ts = Some(max);
         let lateness = self.engine.config().allowed_lateness;
@@ -75,25 +81,32 @@ impl Pipeline {
         self.release(out);
     }
 
-    /// Accept one event without moving the watermark. A late event is processed at once.
-    fn insert(&mut self, ev: Event, out: &mut Decisions) {
-        if let Err((ev, wm)) = self.order.accept(ev) {
+    /// Accept one input without moving the watermark. A late one is processed at once.
+    fn insert(&mut self, input: Input, out: &mut Decisions) {
+        if let Err((input, wm)) = self.order.accept(input) {
             self.engine.stats_mut().late += 1;
-            self.engine.process_late(&ev, wm, out);
+            self.engine.process_input(&input, Some(wm), None, out);
         }
     }
 
     /// Process, in order, every buffered event the watermark passes.
     fn release(&mut self, out: &mut Decisions) {
-        while let Some(ev) = self.order.next_ready() {
-            self.engine.process(&ev, out);
+        while let Some(input) = self.order.next_ready() {
+            self.engine.process_input(&input, None, None, out);
+        }
+        if let Some(w) = self.order.watermark() {
+            self.engine.advance(w, out);
         }
     }
 
     /// End of input: release everything buffered.
     pub fn flush(&mut self, out: &mut Decisions) {
-        while let Some(ev) = self.order.next_any() {
-            self.engine.process(&ev, out);
+        while let Some(input) = self.order.next_any() {
+            self.engine.process_input(&input, None, None, out);
+        }
+        // The end-of-input watermark, as scale-out's shards reach it when every source is idle.
+        if let Some(max) = self.max_ts {
+            self.engine.advance(max.saturating_add(1), out);
         }
     }
 
@@ -109,7 +122,7 @@ impl Pipeline {
     /// owns rules and models) from the snapshot's engine part.
     pub fn restore(
         engine: Engine,
-        order: OrderedSnapshot<Event>,
+        order: OrderedSnapshot<Input>,
         max_ts: Option<Millis>,
         sources: usize,
     ) -> Result<Self, RestoreError> {

@@ -18,6 +18,7 @@
 use super::order::{Ordered, OrderedSnapshot};
 use super::{Engine, EngineSnapshot, RestoreError, ShardError};
 use crate::decision::Decisions;
+use crate::control::{Action, Control, Input};
 use crate::event::{Event, Millis};
 use crate::feature::Carried;
 use crate::keyed::Stage;
@@ -39,6 +40,12 @@ pub enum Envelope {
         #[serde(default)]
         c: Carried,
     },
+    /// A control record (manual lock, release, extension, or the switch's acknowledgement).
+    Control {
+        src: u32,
+        seq: u64,
+        ctl: Control,
+    },
     Mark {
         src: u32,
         #[serde(flatten)]
@@ -53,16 +60,40 @@ pub struct Forward {
     pub env: Envelope,
 }
 
-/// The first stage's record for the event at `offset` of input partition `partition`.
-pub fn ingest(partition: u32, offset: u64, ev: Event, shards: u32) -> Forward {
-    Forward {
-        shard: Stage::Id.shard(&ev, shards),
-        env: Envelope::Event {
-            src: partition,
-            seq: offset,
-            ev,
-            c: Carried::default(),
+/// The first stage's record for the input at `offset` of input source `src` (a partition of
+/// the transactions topic, or of the control topic numbered after them).
+pub fn ingest(src: u32, offset: u64, input: Input, shards: u32) -> Forward {
+    match input {
+        Input::Event(ev) => Forward {
+            shard: Stage::Id.shard(&ev, shards),
+            env: Envelope::Event {
+                src,
+                seq: offset,
+                ev,
+                c: Carried::default(),
+            },
         },
+        Input::Control(ctl) => Forward {
+            shard: Stage::Id.control_shard(&ctl, shards),
+            env: Envelope::Control {
+                src,
+                seq: offset,
+                ctl,
+            },
+        },
+    }
+}
+
+/// Where a control record leaving a shard of `from` goes among the `shards` of the next stage.
+/// Manual records follow their target (the card or terminal stage holds its locks). An
+/// acknowledgement names only its command, so it goes to every shard of the stages that hold
+/// locks (each ignores a command it did not send); one terminal shard passes it on, so each
+/// card shard gets it once.
+fn control_route(ctl: &Control, from: Stage, shard: u32, next: Stage, shards: u32) -> Vec<u32> {
+    match &ctl.action {
+        Action::Ack { .. } if matches!(next, Stage::Terminal | Stage::Card) => (0..shards).collect(),
+        Action::Ack { .. } if from == Stage::Terminal && shard != 0 => Vec::new(),
+        _ => vec![next.control_shard(ctl, shards)],
     }
 }
 
@@ -72,7 +103,7 @@ pub struct ShardTask {
     pub stage: Option<Stage>,
     pub shard: u32,
     engine: Engine,
-    order: Ordered<(Event, Carried)>,
+    order: Ordered<(Input, Carried)>,
     last_seq: Vec<Option<u64>>,
     next_seq: u64,
     /// Shards of the next stage.
@@ -87,7 +118,7 @@ pub struct ShardSnapshot {
     pub stage: Option<Stage>,
     pub shard: u32,
     pub engine: EngineSnapshot,
-    pub order: OrderedSnapshot<(Event, Carried)>,
+    pub order: OrderedSnapshot<(Input, Carried)>,
     pub last_seq: Vec<Option<u64>>,
     pub next_seq: u64,
 }
@@ -176,7 +207,7 @@ impl ShardTask {
         })
     }
 
-    /// Accept one record; events released are processed, what goes on is appended to `fwd`,
+    /// Accept one record; inputs released are processed, what goes on is appended to `fwd`,
     /// decisions to `d`. A record from a source this shard does not know is refused.
     pub fn accept(
         &mut self,
@@ -184,54 +215,57 @@ impl ShardTask {
         fwd: &mut Vec<Forward>,
         d: &mut Decisions,
     ) -> Result<(), ShardError> {
-        match env {
-            Envelope::Event { src, seq, ev, c } => {
-                let last = self
-                    .last_seq
-                    .get_mut(src as usize)
-                    .ok_or(ShardError::UnknownSource { what: "event", src })?;
-                if last.is_some_and(|l| seq <= l) {
-                    self.repeats += 1;
-                    return Ok(());
-                }
-                *last = Some(seq);
-                if let Err(((ev, c), wm)) = self.order.accept((ev, c)) {
-                    self.engine.stats_mut().late += 1;
-                    self.process(ev, c, Some(wm), fwd, d);
-                }
-            }
+        let (src, seq, input, c) = match env {
+            Envelope::Event { src, seq, ev, c } => (src, seq, Input::Event(ev), c),
+            Envelope::Control { src, seq, ctl } => (src, seq, Input::Control(ctl), Carried::default()),
             Envelope::Mark { src, mark } => {
                 if !self.order.mark(src as usize, mark) {
                     return Err(ShardError::UnknownSource { what: "mark", src });
                 }
-                while let Some((ev, c)) = self.order.next_ready() {
-                    self.process(ev, c, None, fwd, d);
+                while let Some((input, c)) = self.order.next_ready() {
+                    self.process(input, c, None, fwd, d);
                 }
+                if let Some(w) = self.order.watermark() {
+                    self.engine.advance(w, d);
+                }
+                return Ok(());
             }
+        };
+        let last = self
+            .last_seq
+            .get_mut(src as usize)
+            .ok_or(ShardError::UnknownSource { what: "input", src })?;
+        if last.is_some_and(|l| seq <= l) {
+            self.repeats += 1;
+            return Ok(());
+        }
+        *last = Some(seq);
+        if let Err(((input, c), wm)) = self.order.accept((input, c)) {
+            self.engine.stats_mut().late += 1;
+            self.process(input, c, Some(wm), fwd, d);
         }
         Ok(())
     }
 
-    /// Process one event (`late`: it arrived behind this watermark).
+    /// Process one input (`late`: it arrived behind this watermark) and pass it on.
     fn process(
         &mut self,
-        ev: Event,
+        input: Input,
         mut c: Carried,
         late: Option<Millis>,
         fwd: &mut Vec<Forward>,
         d: &mut Decisions,
     ) {
-        let fresh = match late {
-            Some(wm) => self.engine.process_carried_late(&ev, &mut c, wm, d),
-            None => self.engine.process_carried(&ev, &mut c, d),
-        };
-        if !fresh {
+        if !self.engine.process_input(&input, late, Some(&mut c), d) {
             return;
         }
-        if let Some(next) = self.stage.and_then(Stage::next) {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            fwd.push(Forward {
+        let (Some(stage), Some(next)) = (self.stage, self.stage.and_then(Stage::next)) else {
+            return;
+        };
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        match input {
+            Input::Event(ev) => fwd.push(Forward {
                 shard: next.shard(&ev, self.shards_out),
                 env: Envelope::Event {
                     src: self.shard,
@@ -239,7 +273,17 @@ impl ShardTask {
                     ev,
                     c,
                 },
-            });
+            }),
+            Input::Control(ctl) => {
+                for shard in control_route(&ctl, stage, self.shard, next, self.shards_out) {
+                    let env = Envelope::Control {
+                        src: self.shard,
+                        seq,
+                        ctl: ctl.clone(),
+                    };
+                    fwd.push(Forward { shard, env });
+                }
+            }
         }
     }
 }

@@ -27,6 +27,60 @@ pub struct TableStats {
     pub defaults: u64,
 }
 
+/// Counters of the control stream: what people and the switch told the engine.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ControlStats {
+    /// Manual lock, unlock and extend records applied.
+    pub manual: [u64; 3],
+    /// Acknowledgements recorded: applied, rejected, not found.
+    pub acks: [u64; 3],
+    /// Control records the engine refused (unknown command, extension of no lock).
+    pub rejected: u64,
+    /// Commands reported unacknowledged after their deadline.
+    pub overdue: u64,
+    /// Commands sent for control records: unlock and extend (manual locks are in `manual`).
+    pub unlocks: u64,
+    pub extends: u64,
+}
+
+impl ControlStats {
+    pub const MANUAL: [&'static str; 3] = ["lock", "unlock", "extend"];
+    pub const ACKS: [&'static str; 3] = ["applied", "rejected", "not_found"];
+
+    /// Count an applied control record.
+    pub fn count(&mut self, c: &crate::control::Control, _out: &[crate::decision::Command]) {
+        use crate::control::{AckStatus, Action};
+        match &c.action {
+            Action::Lock { .. } => self.manual[0] += 1,
+            Action::Unlock { .. } => {
+                self.manual[1] += 1;
+                self.unlocks += 1;
+            }
+            Action::Extend { .. } => {
+                self.manual[2] += 1;
+                self.extends += 1;
+            }
+            Action::Ack { status, .. } => match status {
+                AckStatus::Applied => self.acks[0] += 1,
+                AckStatus::Rejected => self.acks[1] += 1,
+                AckStatus::NotFound => self.acks[2] += 1,
+                AckStatus::None => {}
+            },
+        }
+    }
+
+    fn absorb(&mut self, o: &ControlStats) {
+        for i in 0..3 {
+            self.manual[i] += o.manual[i];
+            self.acks[i] += o.acks[i];
+        }
+        self.rejected += o.rejected;
+        self.overdue += o.overdue;
+        self.unlocks += o.unlocks;
+        self.extends += o.extends;
+    }
+}
+
 /// Engine counters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Stats {
@@ -38,6 +92,9 @@ pub struct Stats {
     pub alerts_by_severity: [u64; 4],
     #[serde(default)]
     pub guard_alerts: u64,
+    /// The control stream's counters.
+    #[serde(default)]
+    pub control: ControlStats,
     pub rules: Vec<RuleStats>,
     /// By table, in the pack's table order (a table's `slot`).
     #[serde(default)]
@@ -104,6 +161,7 @@ impl Stats {
         self.late = old.late;
         self.alerts_by_severity = old.alerts_by_severity;
         self.guard_alerts = old.guard_alerts;
+        self.control = old.control.clone();
         for r in &mut self.rules {
             if let Some(o) = old.rules.iter().find(|o| o.rule == r.rule) {
                 *r = o.clone();
@@ -133,6 +191,7 @@ impl Stats {
             *a += b;
         }
         self.guard_alerts += o.guard_alerts;
+        self.control.absorb(&o.control);
         for r in &o.rules {
             match self.rules.iter_mut().find(|x| x.rule == r.rule) {
                 Some(x) => {

@@ -2,6 +2,7 @@
 //! by every event in this order. One engine owns them all; a scale-out shard owns one.
 
 use super::key_hash;
+use crate::control::{Action, Control, TargetKind};
 use crate::event::Event;
 use serde::{Deserialize, Serialize};
 
@@ -57,6 +58,27 @@ impl Stage {
             Stage::Card => ev.card.as_deref(),
         };
         k.unwrap_or(&ev.id)
+    }
+
+    /// The key this stage shards a control record by: its target at the stage that holds the
+    /// target's locks, else the record's id.
+    pub fn control_key(self, c: &Control) -> &str {
+        let target = match &c.action {
+            Action::Lock { target, .. }
+            | Action::Unlock { target, .. }
+            | Action::Extend { target, .. } => Some(target),
+            Action::Ack { .. } => None,
+        };
+        match (self, target) {
+            (Stage::Card, Some(t)) if t.kind == TargetKind::Card => &t.id,
+            (Stage::Terminal, Some(t)) if t.kind == TargetKind::Terminal => &t.id,
+            _ => &c.id,
+        }
+    }
+
+    /// The shard of control record `c` among `shards`.
+    pub fn control_shard(self, c: &Control, shards: u32) -> u32 {
+        (key_hash(self.control_key(c)) % u64::from(shards.max(1))) as u32
     }
 
     /// The shard (partition of the stage's topic) of `ev` among `shards`.

@@ -53,6 +53,8 @@ pub struct RuleState {
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub event_ids: Vec<CompactString>,
+    /// Each event's time where the rule knew it (parallel to `event_ids`).
+    pub event_ts: Vec<Option<Millis>>,
     pub features: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -116,8 +118,14 @@ pub fn eval(
             if !when.test(&ctx) {
                 return None;
             }
-            let mut ids: Vec<CompactString> = f.related().cloned().collect();
-            ids.push(ev.id.clone());
+            let mut ids: Vec<(CompactString, Option<Millis>)> = Vec::with_capacity(3);
+            if let Some(p) = &f.preauth_id {
+                ids.push((p.clone(), f.preauth.as_ref().map(|v| v.ts)));
+            }
+            if let Some(q) = &f.qr_first_id {
+                ids.push((q.clone(), None));
+            }
+            ids.push((ev.id.clone(), Some(ev.ts)));
             Some(hit(rule, ids, ev, f, &[]))
         }
         Logic::Window { when, .. } => {
@@ -214,7 +222,8 @@ fn window(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     if !fire.test(&fctx) {
         return None;
     }
-    let ids: Vec<CompactString> = in_win().map(|e| e.id.clone()).collect();
+    let ids: Vec<(CompactString, Option<Millis>)> =
+        in_win().map(|e| (e.id.clone(), Some(e.ts))).collect();
     let named: Vec<(&str, Val)> = agg_names
         .iter()
         .map(String::as_str)
@@ -264,7 +273,8 @@ fn consecutive(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     if q.len() < *threshold as usize {
         return None;
     }
-    let ids: Vec<CompactString> = q.iter().map(|m| m.id.clone()).collect();
+    let ids: Vec<(CompactString, Option<Millis>)> =
+        q.iter().map(|m| (m.id.clone(), Some(m.ts))).collect();
     st.marks.remove(&key);
     let n = ids.len() as i64;
     let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
@@ -296,8 +306,9 @@ fn sequence(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
         if let Some(q) = st.marks.get_mut(&key) {
             q.retain(|m| m.ts > ev.ts - within && m.ts <= ev.ts && m.id != ev.id);
             if !q.is_empty() {
-                let mut ids: Vec<CompactString> = q.drain(..).map(|m| m.id).collect();
-                ids.push(ev.id.clone());
+                let mut ids: Vec<(CompactString, Option<Millis>)> =
+                    q.drain(..).map(|m| (m.id, Some(m.ts))).collect();
+                ids.push((ev.id.clone(), Some(ev.ts)));
                 let n = ids.len() as i64;
                 let mut h = hit(rule, ids, ev, f, &[("count", Val::Int(n))]);
                 h.features.insert("within".into(), human(*within).into());
@@ -350,7 +361,7 @@ pub fn human(ms: Millis) -> String {
 
 fn hit(
     rule: &Rule,
-    ids: Vec<CompactString>,
+    ids: Vec<(CompactString, Option<Millis>)>,
     ev: &Event,
     f: &Features,
     named: &[(&str, Val)],
@@ -370,8 +381,10 @@ fn hit(
             features.insert(field.name().to_string(), field.read(ev, f).to_json());
         }
     }
+    let (event_ids, event_ts) = ids.into_iter().unzip();
     Hit {
-        event_ids: ids,
+        event_ids,
+        event_ts,
         features,
     }
 }

@@ -18,6 +18,11 @@ pub struct Topics {
     pub dlq: String,
     /// Compacted topic holding the engine checkpoints.
     pub state: String,
+    /// Control records from the switch and the risk team (README "Control records"),
+    /// merged with the transactions by event time.
+    pub control: String,
+    /// The events behind each alert, for the risk console.
+    pub evidence: String,
 }
 
 impl Default for Topics {
@@ -28,6 +33,8 @@ impl Default for Topics {
             commands: "switch.commands".into(),
             dlq: "switch.transactions.dlq".into(),
             state: "switchguard.state".into(),
+            control: "switch.control".into(),
+            evidence: "risk.evidence".into(),
         }
     }
 }
@@ -71,6 +78,11 @@ pub struct RunConfig {
     pub stage_partitions: i32,
     /// Lockout guard: most lockouts per rule per minute; 0 disables the guard.
     pub max_lockouts_per_minute: u32,
+    /// How long (event time) the switch has to acknowledge a command before the alert
+    /// `command_unacknowledged`; "0" when the switch sends no acknowledgements.
+    pub ack_timeout: String,
+    /// How long a lock record is kept after it is released or expires.
+    pub lock_retention: String,
     /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY). Without either the service
     /// refuses to start, unless `allow_dev_key` (tokens are then not secret).
     pub token_key_file: Option<PathBuf>,
@@ -101,6 +113,8 @@ impl Default for RunConfig {
             scale_out: false,
             stage_partitions: 0,
             max_lockouts_per_minute: 100,
+            ack_timeout: "30s".into(),
+            lock_retention: "30d".into(),
             token_key_file: None,
             allow_dev_key: false,
             kafka: BTreeMap::new(),
@@ -139,6 +153,10 @@ pub struct RunArgs {
     pub scale_out: Option<bool>,
     #[arg(long, env = "SWITCHGUARD_MAX_LOCKOUTS_PER_MINUTE")]
     pub max_lockouts_per_minute: Option<u32>,
+    #[arg(long, env = "SWITCHGUARD_ACK_TIMEOUT")]
+    pub ack_timeout: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_CONTROL_TOPIC")]
+    pub control_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
     pub token_key_file: Option<PathBuf>,
     /// Run on the public development key when no key is configured (tokens are then not
@@ -179,6 +197,10 @@ impl RunArgs {
         set!(scale_out, self.scale_out);
         set!(max_lockouts_per_minute, self.max_lockouts_per_minute);
         set!(allow_dev_key, self.allow_dev_key);
+        set!(ack_timeout, self.ack_timeout);
+        if let Some(t) = &self.control_topic {
+            c.topics.control = t.clone();
+        }
         if let Some(t) = &self.input_topic {
             c.topics.input = t.clone();
         }
@@ -205,6 +227,9 @@ pub struct Timings {
     pub idle: std::time::Duration,
     pub checkpoint_every: std::time::Duration,
     pub checkpoint_timeout: std::time::Duration,
+    /// Event time, ms (0: acknowledgements not expected).
+    pub ack_timeout: i64,
+    pub lock_retention: i64,
 }
 
 impl RunConfig {
@@ -218,6 +243,11 @@ impl RunConfig {
             idle: wall(&self.idle_timeout, "idle_timeout")?,
             checkpoint_every: wall(&self.checkpoint_interval, "checkpoint_interval")?,
             checkpoint_timeout: wall(&self.checkpoint_timeout, "checkpoint_timeout")?,
+            ack_timeout: match self.ack_timeout.trim() {
+                "0" => 0,
+                t => Self::ms(t, "ack_timeout")?,
+            },
+            lock_retention: Self::ms(&self.lock_retention, "lock_retention")?,
         })
     }
 

@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 /// How often each partition's high watermark is fetched.
 const EVERY: Duration = Duration::from_millis(200);
 
-/// Latest (low, high) watermarks per input partition, with when they were asked for.
+/// Latest (low, high) watermarks per input partition (transactions and control), with when
+/// they were asked for.
 pub struct HighWater {
-    map: Mutex<BTreeMap<i32, (i64, i64, Instant)>>,
-    input: String,
+    map: Mutex<BTreeMap<(String, i32), (i64, i64, Instant)>>,
+    inputs: BTreeSet<(String, i32)>,
     /// Other partitions to fetch, and their latest high watermarks.
     watched: Mutex<BTreeSet<(String, i32)>>,
     others: Mutex<BTreeMap<(String, i32), i64>>,
@@ -28,8 +29,8 @@ pub struct HighWater {
 }
 
 impl HighWater {
-    /// Start fetching the high watermarks of `partitions` of the input topic.
-    pub fn spawn(cfg: &RunConfig, partitions: Vec<i32>) -> Result<Arc<Self>> {
+    /// Start fetching the high watermarks of the input `partitions` (topic, partition).
+    pub fn spawn(cfg: &RunConfig, partitions: Vec<(String, i32)>) -> Result<Arc<Self>> {
         let client: BaseConsumer = kafka::base_config(cfg)
             .set("group.id", format!("{}-highwater", cfg.group))
             .set("enable.auto.commit", "false")
@@ -37,24 +38,24 @@ impl HighWater {
             .context("creating the high-watermark client")?;
         let hw = Arc::new(Self {
             map: Mutex::new(BTreeMap::new()),
-            input: cfg.topics.input.clone(),
+            inputs: partitions.iter().cloned().collect(),
             watched: Mutex::new(BTreeSet::new()),
             others: Mutex::new(BTreeMap::new()),
             stop: AtomicBool::new(false),
         });
         let me = hw.clone();
-        let topic = cfg.topics.input.clone();
         std::thread::Builder::new()
             .name("switchguard-highwater".into())
             .spawn(move || {
                 while !me.stop.load(Ordering::Relaxed) {
                     let round = Instant::now();
-                    for p in &partitions {
+                    for (topic, p) in &partitions {
                         let asked = Instant::now();
                         if let Ok((low, high)) =
-                            client.fetch_watermarks(&topic, *p, Duration::from_secs(2))
+                            client.fetch_watermarks(topic, *p, Duration::from_secs(2))
                         {
-                            me.map.lock().expect("lock").insert(*p, (low, high, asked));
+                            let k = (topic.clone(), *p);
+                            me.map.lock().expect("lock").insert(k, (low, high, asked));
                         }
                     }
                     let watched = me.watched.lock().expect("lock").clone();
@@ -75,8 +76,14 @@ impl HighWater {
     /// Whether a partition silent since `last_msg` is confirmed idle: its position
     /// (`next_offset`, or the low watermark before anything was read) is at the high watermark
     /// asked for after its last message. `None` until such a watermark is known.
-    pub fn caught_up(&self, partition: i32, next_offset: i64, last_msg: Instant) -> Option<bool> {
-        let (low, high, asked) = self.get(partition)?;
+    pub fn caught_up(
+        &self,
+        topic: &str,
+        partition: i32,
+        next_offset: i64,
+        last_msg: Instant,
+    ) -> Option<bool> {
+        let (low, high, asked) = self.get(topic, partition)?;
         let pos = if next_offset < 0 { low } else { next_offset };
         (asked >= last_msg).then_some(pos >= high)
     }
@@ -86,7 +93,7 @@ impl HighWater {
     pub fn watch(&self, partitions: BTreeSet<(String, i32)>) {
         let partitions: BTreeSet<(String, i32)> = partitions
             .into_iter()
-            .filter(|(t, _)| *t != self.input)
+            .filter(|k| !self.inputs.contains(k))
             .collect();
         self.others
             .lock()
@@ -97,16 +104,17 @@ impl HighWater {
 
     /// The latest high watermark of any partition fetched, if known.
     pub fn high(&self, topic: &str, partition: i32) -> Option<i64> {
-        if topic == self.input {
-            return self.get(partition).map(|(_, high, _)| high);
+        if let Some((_, high, _)) = self.get(topic, partition) {
+            return Some(high);
         }
         let others = self.others.lock().expect("lock");
         others.get(&(topic.to_string(), partition)).copied()
     }
 
     /// The partition's (low, high) watermarks and when they were asked for, if known.
-    pub fn get(&self, partition: i32) -> Option<(i64, i64, Instant)> {
-        self.map.lock().expect("lock").get(&partition).copied()
+    pub fn get(&self, topic: &str, partition: i32) -> Option<(i64, i64, Instant)> {
+        let k = (topic.to_string(), partition);
+        self.map.lock().expect("lock").get(&k).copied()
     }
 }
 

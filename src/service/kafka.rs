@@ -151,7 +151,14 @@ pub fn ensure_topics(c: &RunConfig, extra: &[(String, i32)]) -> Result<()> {
             .iter()
             .any(|m| m.name() == name && !m.partitions().is_empty())
     };
-    let mut topics: Vec<NewTopic> = [&t.input, &t.alerts, &t.commands, &t.dlq]
+    let mut topics: Vec<NewTopic> = [
+        &t.input,
+        &t.alerts,
+        &t.commands,
+        &t.dlq,
+        &t.control,
+        &t.evidence,
+    ]
         .into_iter()
         .filter(|name| !exists(name))
         .map(|name| NewTopic::new(name, c.partitions, repl()))

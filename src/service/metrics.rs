@@ -136,6 +136,20 @@ metrics! {
     checkpoint_age: fgauge("switchguard_checkpoint_age_seconds",
         "Seconds since the last acknowledged checkpoint (since start before the first)");
     up: gauge("switchguard_up", "1 while the service runs");
+    /// Manual control records applied (README "Control records").
+    control_records: counter_vec("switchguard_control_records_total",
+        "Manual control records applied, by kind (lock, unlock, extend)", ["kind"]);
+    command_acks: counter_vec("switchguard_command_acks_total",
+        "The switch's acknowledgements of commands, by status (applied, rejected, not_found)", ["status"]);
+    control_rejected: counter("switchguard_control_rejected_total",
+        "Control records the engine refused: acknowledgement of an unknown command, extension of no lock in force");
+    commands_overdue: counter("switchguard_commands_overdue_total",
+        "Commands not acknowledged within ack_timeout (event time), each alerted once as command_unacknowledged");
+    locks_active: gauge_vec("switchguard_locks_active", "Locks in force at stream time, by kind", ["kind"]);
+    lock_commands: gauge_vec("switchguard_lock_commands",
+        "Commands of the lock records held (retention window), by action and acknowledgement status", ["action", "status"]);
+    commands_unacknowledged: gauge("switchguard_commands_unacknowledged",
+        "Commands held that the switch has not acknowledged (yet)");
 }
 
 /// The service's metrics: every declared one, the registry, and what `observe` remembers.
@@ -144,6 +158,8 @@ pub struct Metrics {
     declared: Declared,
     last_checkpoint: std::sync::Mutex<std::time::Instant>,
     last: std::sync::Mutex<Stats>,
+    /// The lock records as `GET /locks` serves them.
+    pub lock_view: super::lock_view::LockView,
 }
 
 impl std::ops::Deref for Metrics {
@@ -161,6 +177,7 @@ impl Metrics {
             registry,
             last_checkpoint: std::sync::Mutex::new(std::time::Instant::now()),
             last: std::sync::Mutex::new(Stats::default()),
+            lock_view: Default::default(),
         });
         m.init_series();
         m
@@ -184,6 +201,9 @@ impl Metrics {
         }
         for reason in CHECKPOINT_FAILURES {
             self.checkpoint_failures.with_label_values(&[reason]);
+        }
+        for kind in ["card", "terminal"] {
+            self.locks_active.with_label_values(&[kind]);
         }
     }
 
@@ -298,6 +318,7 @@ impl Metrics {
                 .with_label_values(&[&t.table])
                 .inc_by(t.defaults.saturating_sub(old));
         }
+        self.observe_control(&s.control, &last.control);
         *last = s.clone();
     }
 
@@ -335,7 +356,10 @@ pub fn serve(
                         Ok(()) => (200, "ready\n".to_string(), "text/plain"),
                         Err(why) => (503, format!("{why}\n"), "text/plain"),
                     },
-                    _ => (404, "not found\n".to_string(), "text/plain"),
+                    url => match super::lock_view::route(&metrics.lock_view, url) {
+                        Some((code, body)) => (code, body, "application/json"),
+                        None => (404, "not found\n".to_string(), "text/plain"),
+                    },
                 };
                 let header =
                     tiny_http::Header::from_bytes("Content-Type", ctype).expect("valid header");

@@ -24,6 +24,7 @@ pub mod config;
 pub mod health;
 mod highwater;
 pub mod kafka;
+mod lock_view;
 pub mod metrics;
 mod out;
 pub mod positions;
@@ -97,6 +98,8 @@ impl Start {
                 allowed_lateness: t.lateness,
                 max_lockouts_per_minute: (cfg.max_lockouts_per_minute > 0)
                     .then_some(cfg.max_lockouts_per_minute),
+                ack_timeout: t.ack_timeout,
+                lock_retention: t.lock_retention,
                 ..EngineConfig::default()
             },
         })

@@ -86,7 +86,37 @@ impl Out<'_> {
         for c in &d.commands {
             self.send_json(&topics.commands, &c.target, c, &c.ts)?;
         }
+        for e in &d.evidence {
+            self.send_json(&topics.evidence, &e.alert_id, e, &e.ts)?;
+        }
+        for r in &d.rejects {
+            self.control_reject(r)?;
+        }
         Ok(())
+    }
+
+    /// A control record the engine refused (an acknowledgement of an unknown command, an
+    /// extension of a lock not in force): on the DLQ like a bad record, with its reason. The
+    /// record itself was consumed long before (reordered by event time), so the payload is
+    /// the refusal.
+    fn control_reject(&mut self, r: &crate::decision::ControlReject) -> Result<()> {
+        let payload = crate::pan::masked_json(r)?;
+        let reason = crate::pan::redact(&r.reason).into_owned();
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "reason_code",
+                value: Some(r.reason_code),
+            })
+            .insert(Header {
+                key: "reason",
+                value: Some(reason.as_str()),
+            })
+            .insert(Header {
+                key: "source",
+                value: Some("engine"),
+            });
+        let topic = self.cfg.topics.dlq.clone();
+        self.send(&topic, r.control_id.as_bytes(), &payload, Some(headers), 0)
     }
 
     /// One alert or command: JSON, keyed, with its event time (RFC 3339) as the opaque.

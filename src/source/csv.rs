@@ -252,6 +252,7 @@ mod tests {
                 Item::Event(e) => format!("event {}", e.id),
                 Item::Reject(r) => format!("{} {}", r.reason_code, r.source),
                 Item::Blank => "blank".into(),
+                Item::Control(c) => format!("control {}", c.id),
             })
             .collect()
     }

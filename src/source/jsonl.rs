@@ -135,8 +135,9 @@ fn decode_line(decoder: &Decoder, name: &str, line: u64, buf: &[u8]) -> Item {
     if rec.iter().all(u8::is_ascii_whitespace) {
         return Item::Blank;
     }
-    match decoder.decode_json(rec) {
-        Ok(ev) => Item::Event(ev),
+    match decoder.decode_input(rec) {
+        Ok(crate::decode::Input::Event(ev)) => Item::Event(ev),
+        Ok(crate::decode::Input::Control(c)) => Item::Control(c),
         Err(err) => reject(name, line, &err, rec),
     }
 }

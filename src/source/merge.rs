@@ -1,7 +1,7 @@
 //! Several files replayed as one stream in event-time order: a k-way merge on the head event
 //! of each file (each file is assumed roughly ordered; the pipeline's reorder buffer absorbs
-//! disorder within the allowed lateness). Rejects and blank lines pass through as soon as they
-//! are read.
+//! disorder within the allowed lateness); control records are ordered with the events. Rejects
+//! and blank lines pass through as soon as they are read.
 
 use super::Item;
 use std::cmp::Reverse;
@@ -34,14 +34,17 @@ impl MergedSource {
 
     fn refill(&mut self, i: usize) {
         for item in self.sources[i].by_ref() {
-            match item {
-                Item::Event(ev) => {
-                    self.heads.push(Reverse((ev.ts, i)));
-                    self.held[i] = Some(Item::Event(ev));
-                    return;
+            let ts = match &item {
+                Item::Event(ev) => ev.ts,
+                Item::Control(c) => c.ts,
+                _ => {
+                    self.pending_rejects.push_back(item);
+                    continue;
                 }
-                other => self.pending_rejects.push_back(other),
-            }
+            };
+            self.heads.push(Reverse((ts, i)));
+            self.held[i] = Some(item);
+            return;
         }
     }
 }

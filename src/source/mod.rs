@@ -68,6 +68,9 @@ impl Reject {
 #[allow(clippy::large_enum_variant)]
 pub enum Item {
     Event(Event),
+    /// A control record (README "Control records"), mixed into an event file or given with
+    /// `replay --control`.
+    Control(crate::control::Control),
     Reject(Reject),
     /// A blank line: read, nothing to process (counted so that every record read is
     /// accounted for in the report).

@@ -87,10 +87,18 @@ impl Books {
 
     /// Record the id; false if it was already seen (a duplicate to drop).
     pub fn first_sighting(&mut self, ev: &Event) -> bool {
-        let h = key_hash(&ev.id);
-        let (_, new) = self.dedup.get_or_insert_with(h, || ev.ts);
+        self.first_of(key_hash(&ev.id), ev.ts)
+    }
+
+    /// Record a control record's id (apart from event ids); false if it was seen already.
+    pub fn first_control(&mut self, id: &str, ts: Millis) -> bool {
+        self.first_of(xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), 0xC0_47_01), ts)
+    }
+
+    fn first_of(&mut self, h: u64, ts: Millis) -> bool {
+        let (_, new) = self.dedup.get_or_insert_with(h, || ts);
         if new {
-            self.dedup_order.push(ev.ts, h);
+            self.dedup_order.push(ts, h);
         }
         new
     }

@@ -100,6 +100,8 @@ pub struct Runner {
     fwd: Vec<Forward>,
     last_checkpoint: Instant,
     lag_due: Instant,
+    /// Partitions of the transactions topic (control partitions are numbered after them).
+    parts_in: u32,
 }
 
 /// Run until `signals.shutdown`; returns after a final checkpoint.
@@ -116,6 +118,14 @@ pub fn run(cfg: RunConfig, tokenizer: Tokenizer, signals: Signals) -> Result<()>
 }
 
 impl Runner {
+    /// The source number of input partition `p` of `topic` (see [`Task::src`]).
+    fn src_of(&self, topic: &str, p: i32) -> u32 {
+        match topic == self.cfg.topics.control {
+            true => self.parts_in + p as u32,
+            false => p as u32,
+        }
+    }
+
     /// Rules and models: SIGHUP or an edited file. Validated first (with scale-out, also that
     /// every rule can be sharded); a bad set leaves the old one in force.
     fn reload(&mut self, forced: bool) {
@@ -199,16 +209,15 @@ impl Runner {
             Work::Ingest(i) => {
                 i.idle = false;
                 i.last_msg = Instant::now();
+                let on_control = k.0 == cfg.topics.control;
                 match decoder.decode_input(bytes) {
-                    Ok(Input::Event(ev)) => {
-                        i.max_ts = Some(i.max_ts.map_or(ev.ts, |t| t.max(ev.ts)));
-                        topo.from_input(k.1, m.offset(), ev, &mut out, d, fwd)?;
+                    Ok(input) if matches!(input, Input::Control(_)) == on_control => {
+                        let ts = input.ts();
+                        i.max_ts = Some(i.max_ts.map_or(ts, |t| t.max(ts)));
+                        topo.from_input(task.src, m.offset(), input, &mut out, d, fwd)?;
                     }
-                    Ok(Input::Control(c)) => {
-                        let e = DecodeError::BadValue {
-                            field: "control",
-                            reason: format!("control record {:?} on the transactions topic", c.id),
-                        };
+                    Ok(input) => {
+                        let e = misplaced(&input);
                         reject(&mut out, metrics, bytes, m, &e)?;
                     }
                     Err(e) => reject(&mut out, metrics, bytes, m, &e)?,
@@ -236,7 +245,7 @@ impl Runner {
                     let next = t.next_offset.unwrap_or(0);
                     i.idle = self
                         .highwater
-                        .caught_up(t.partition, next, i.last_msg)
+                        .caught_up(&t.topic, t.partition, next, i.last_msg)
                         .unwrap_or(false);
                     if i.idle {
                         tracing::info!("partition {} idle at offset {next}", t.partition);
@@ -275,9 +284,13 @@ impl Runner {
         self.metrics.observe_tasks(inputs, &shards);
         if Instant::now() >= self.lag_due {
             self.lag_due = Instant::now() + Duration::from_secs(1);
+            self.metrics.observe_locks(&shards);
             for t in self.tasks.values() {
+                if t.topic != self.cfg.topics.input {
+                    continue;
+                }
                 if let (Work::Ingest(_), Some((_, high, _))) =
-                    (&t.work, self.highwater.get(t.partition))
+                    (&t.work, self.highwater.get(&t.topic, t.partition))
                 {
                     let lag = high - t.next_offset.unwrap_or(0);
                     self.metrics
@@ -319,6 +332,18 @@ fn reject(
     metrics.rejects.with_label_values(&[e.code()]).inc();
     let source = format!("{}/{}@{}", m.topic(), m.partition(), m.offset());
     out.dlq(bytes, m.key(), e, &source)
+}
+
+/// A control record on the transactions topic, or an event on the control topic.
+fn misplaced(input: &Input) -> DecodeError {
+    let reason = match input {
+        Input::Control(c) => format!("control record {:?} on the transactions topic", c.id),
+        Input::Event(e) => format!("transaction {:?} on the control topic", e.id),
+    };
+    DecodeError::BadValue {
+        field: "control",
+        reason,
+    }
 }
 
 /// Every shard task's envelope parse error is logged with where it came from.

@@ -60,6 +60,8 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
     kafka::ensure_topics(&cfg, &extra)?;
     let consumer = Arc::new(consumer(&cfg)?);
     let parts_in = count(&consumer, &cfg.topics.input)?;
+    let parts_ctl = count(&consumer, &cfg.topics.control)?;
+    let sources = parts_in + parts_ctl;
     let reloader = Reloader::new(&cfg.rules, &cfg.models);
     let core = Core {
         pack: Arc::new(pack),
@@ -68,9 +70,9 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
         lateness: start.lateness,
     };
     let topo = match cfg.scale_out {
-        true => scaled_topology(&consumer, stage_topics, parts_in)?,
+        true => scaled_topology(&consumer, stage_topics, sources)?,
         false => Topology::Single {
-            shard: Box::new(new_shard(&core, None, 0, parts_in, 0)),
+            shard: Box::new(new_shard(&core, None, 0, sources, 0)),
         },
     };
     let deliveries = Arc::new(Deliveries::default());
@@ -85,7 +87,9 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
             .context("init_transactions")?;
         producer.begin_transaction()?;
     }
-    let highwater = HighWater::spawn(&cfg, (0..parts_in as i32).collect())?;
+    let inputs = (0..parts_in as i32).map(|p| (cfg.topics.input.clone(), p));
+    let controls = (0..parts_ctl as i32).map(|p| (cfg.topics.control.clone(), p));
+    let highwater = HighWater::spawn(&cfg, inputs.chain(controls).collect())?;
     let background = Background::new(&cfg, start.checkpoint_timeout, start.checkpoints)?;
     let mut r = Runner {
         state_reader: state_reader(&cfg)?,
@@ -108,18 +112,19 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
         fwd: Vec::new(),
         last_checkpoint: Instant::now(),
         lag_due: Instant::now(),
+        parts_in,
         cfg,
     };
-    begin(&mut r, parts_in)?;
+    begin(&mut r, parts_in, parts_ctl)?;
     r.health.started();
     r.metrics.up.set(1);
     Ok(r)
 }
 
 /// Subscribe (scale-out), or restore the single checkpoint and assign every input partition.
-fn begin(r: &mut Runner, parts_in: u32) -> Result<()> {
+fn begin(r: &mut Runner, parts_in: u32, parts_ctl: u32) -> Result<()> {
     if matches!(r.topo, Topology::Scaled { .. }) {
-        let mut topics: Vec<String> = vec![r.cfg.topics.input.clone()];
+        let mut topics = vec![r.cfg.topics.input.clone(), r.cfg.topics.control.clone()];
         topics.extend((0..Stage::ALL.len()).map(|i| tasks::stage_topic(&r.cfg, Stage::ALL[i])));
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         r.consumer.subscribe(&names).context("subscribing")?;
@@ -138,25 +143,30 @@ fn begin(r: &mut Runner, parts_in: u32) -> Result<()> {
         .remove(&key)
         .map(|b| SingleSaved::decode(&b))
         .transpose()?;
-    let mut inputs = BTreeMap::new();
+    let (mut inputs, mut controls) = (BTreeMap::new(), BTreeMap::new());
     if let Some(s) = saved {
         tracing::info!("restoring the checkpoint at {:?}", s.inputs);
         let Topology::Single { shard } = &mut r.topo else {
             unreachable!("single")
         };
-        **shard = restore_shard(&r.core, s.shard, parts_in, 0)?;
+        **shard = restore_shard(&r.core, s.shard, parts_in + parts_ctl, 0)?;
         inputs = s.inputs;
+        controls = s.controls;
     }
     let input = r.cfg.topics.input.clone();
-    for p in 0..parts_in as i32 {
-        let (next, max_ts) = inputs.get(&p).copied().unwrap_or((None, None));
+    let control = r.cfg.topics.control.clone();
+    let all_inputs = (0..parts_in as i32).map(|p| (&input, p, &inputs));
+    let all_controls = (0..parts_ctl as i32).map(|p| (&control, p, &controls));
+    for (topic, p, saved) in all_inputs.chain(all_controls) {
+        let (next, max_ts) = saved.get(&p).copied().unwrap_or((None, None));
         let work = Work::Ingest(Ingest::new(max_ts));
+        let src = r.src_of(topic, p);
         r.tasks
-            .insert((input.clone(), p), Task::new(&input, p, next, work));
+            .insert((topic.clone(), p), Task::new(topic, p, src, next, work));
     }
     let all: BTreeSet<(String, i32)> = r.tasks.keys().cloned().collect();
     position(r, &all)?;
-    tracing::info!("consuming {input} ({parts_in} partitions)");
+    tracing::info!("consuming {input} ({parts_in} partitions) and {control} ({parts_ctl})");
     Ok(())
 }
 
@@ -233,8 +243,9 @@ fn open_tasks(r: &mut Runner, parts: BTreeSet<(String, i32)>) -> Result<()> {
             "task {topic}/{p} {} at offset {next:?}",
             if restored { "restored" } else { "new" }
         );
+        let src = r.src_of(&topic, p);
         r.tasks
-            .insert((topic.clone(), p), Task::new(&topic, p, next, work));
+            .insert((topic.clone(), p), Task::new(&topic, p, src, next, work));
     }
     Ok(())
 }
@@ -243,13 +254,13 @@ fn open_tasks(r: &mut Runner, parts: BTreeSet<(String, i32)>) -> Result<()> {
 fn open_task(r: &Runner, topic: &str, p: i32, saved: Option<Saved>) -> Result<(Option<i64>, Work)> {
     let Topology::Scaled {
         stage_topics,
-        parts_in,
+        sources: parts_in,
         shards,
     } = &r.topo
     else {
         anyhow::bail!("a single instance was assigned {topic}/{p}");
     };
-    if topic == r.cfg.topics.input {
+    if topic == r.cfg.topics.input || topic == r.cfg.topics.control {
         return match saved {
             Some(Saved::Ingest {
                 next_offset,
@@ -310,7 +321,7 @@ fn restore_shard(
 fn scaled_topology(
     consumer: &BaseConsumer<Ctx>,
     stage_topics: Vec<String>,
-    parts_in: u32,
+    sources: u32,
 ) -> Result<Topology> {
     let shards = count(consumer, &stage_topics[0])?;
     for t in &stage_topics[1..] {
@@ -323,7 +334,7 @@ fn scaled_topology(
     }
     Ok(Topology::Scaled {
         stage_topics,
-        parts_in,
+        sources,
         shards,
     })
 }

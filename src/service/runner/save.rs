@@ -53,18 +53,21 @@ fn records(r: &Runner) -> (Vec<(String, Record)>, Offsets) {
         .collect();
     let records = match &r.topo {
         Topology::Single { shard } => {
-            let inputs = r
-                .tasks
-                .values()
-                .filter_map(|t| match &t.work {
-                    Work::Ingest(i) => Some((t.partition, (t.next_offset, i.max_ts))),
-                    Work::Shard(_) => None,
-                })
-                .collect();
+            let of_topic = |topic: &str| {
+                r.tasks
+                    .values()
+                    .filter(|t| t.topic == topic)
+                    .filter_map(|t| match &t.work {
+                        Work::Ingest(i) => Some((t.partition, (t.next_offset, i.max_ts))),
+                        Work::Shard(_) => None,
+                    })
+                    .collect()
+            };
             let s = SingleSaved {
                 version: VERSION,
                 input_topic: r.cfg.topics.input.clone(),
-                inputs,
+                inputs: of_topic(&r.cfg.topics.input),
+                controls: of_topic(&r.cfg.topics.control),
                 shard: shard.snapshot(),
             };
             vec![(tasks::single_key(&r.cfg), Record::Single(Box::new(s)))]

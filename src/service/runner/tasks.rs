@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Format version of checkpoint records.
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// Marks go to a stage topic at most this often per task (each is one record per partition).
 pub const MARK_EVERY: Duration = Duration::from_millis(20);
@@ -99,6 +99,9 @@ pub enum Work {
 pub struct Task {
     pub topic: String,
     pub partition: i32,
+    /// Its source number downstream: a transactions partition's number, a control
+    /// partition's after them; a stage shard's own number.
+    pub src: u32,
     /// Next offset to process; records below it are covered by the restored checkpoint.
     pub next_offset: Option<i64>,
     pub work: Work,
@@ -108,10 +111,11 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(topic: &str, partition: i32, next_offset: Option<i64>, work: Work) -> Self {
+    pub fn new(topic: &str, partition: i32, src: u32, next_offset: Option<i64>, work: Work) -> Self {
         Self {
             topic: topic.to_string(),
             partition,
+            src,
             next_offset,
             work,
             sent: None,
@@ -182,6 +186,9 @@ pub struct SingleSaved {
     pub input_topic: String,
     /// Per input partition: the next offset to read and the newest event time seen.
     pub inputs: BTreeMap<i32, (Option<i64>, Option<Millis>)>,
+    /// The same per control partition.
+    #[serde(default)]
+    pub controls: BTreeMap<i32, (Option<i64>, Option<Millis>)>,
     pub shard: ShardSnapshot,
 }
 

@@ -5,9 +5,9 @@
 
 use super::tasks::{Task, Work, MARK_EVERY};
 use super::{envelope, unreadable};
+use crate::control::Input;
 use crate::decision::Decisions;
 use crate::engine::shard_task::{self, Envelope, Forward, ShardTask};
-use crate::event::Event;
 use crate::feature::Carried;
 use crate::keyed::Stage;
 use crate::service::out::Out;
@@ -19,10 +19,11 @@ use std::time::{Duration, Instant};
 pub enum Topology {
     /// One instance: every stage in one task, fed in-process.
     Single { shard: Box<ShardTask> },
-    /// Scale-out: stage topics, `shards` partitions each; `parts_in` input partitions.
+    /// Scale-out: stage topics, `shards` partitions each; `sources` input partitions
+    /// (transactions and control) feed the first.
     Scaled {
         stage_topics: Vec<String>,
-        parts_in: u32,
+        sources: u32,
         shards: u32,
     },
 }
@@ -36,23 +37,31 @@ impl Topology {
         }
     }
 
-    /// An input event, at `offset` of input partition `partition`, to the first stage.
+    /// An input (event or control record), at `offset` of input source `src`, to the first
+    /// stage.
     pub fn from_input(
         &mut self,
-        partition: i32,
+        src: u32,
         offset: i64,
-        ev: Event,
+        input: Input,
         out: &mut Out<'_>,
         d: &mut Decisions,
         fwd: &mut Vec<Forward>,
     ) -> Result<()> {
         match self {
             Topology::Single { shard } => {
-                let env = Envelope::Event {
-                    src: partition as u32,
-                    seq: offset as u64,
-                    ev,
-                    c: Carried::default(),
+                let env = match input {
+                    Input::Event(ev) => Envelope::Event {
+                        src,
+                        seq: offset as u64,
+                        ev,
+                        c: Carried::default(),
+                    },
+                    Input::Control(ctl) => Envelope::Control {
+                        src,
+                        seq: offset as u64,
+                        ctl,
+                    },
                 };
                 shard.accept(env, fwd, d)?;
                 Ok(())
@@ -62,7 +71,7 @@ impl Topology {
                 shards,
                 ..
             } => {
-                let f = shard_task::ingest(partition as u32, offset as u64, ev, *shards);
+                let f = shard_task::ingest(src, offset as u64, input, *shards);
                 send_forward(out, &stage_topics[0], Stage::Id, &f)
             }
         }
@@ -91,10 +100,7 @@ impl Topology {
             if t.sent == Some(mark) {
                 continue;
             }
-            let env = Envelope::Mark {
-                src: t.partition as u32,
-                mark,
-            };
+            let env = Envelope::Mark { src: t.src, mark };
             match self {
                 Topology::Single { shard } => shard.accept(env, fwd, d)?,
                 Topology::Scaled {
@@ -159,6 +165,7 @@ pub fn from_stage(
 fn send_forward(out: &mut Out<'_>, topic: &str, stage: Stage, f: &Forward) -> Result<()> {
     let key = match &f.env {
         Envelope::Event { ev, .. } => stage.key(ev).to_string(),
+        Envelope::Control { ctl, .. } => stage.control_key(ctl).to_string(),
         Envelope::Mark { .. } => String::new(),
     };
     let payload = serde_json::to_vec(&f.env)?;

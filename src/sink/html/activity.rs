@@ -114,8 +114,10 @@ impl Activity {
                 e.rules.push(a.rule.clone());
             }
         }
-        for c in &d.commands {
-            let r = self.rule(&c.rule);
+        // A rule's lockouts; manual commands and releases are in locks.json, not here.
+        for c in d.commands.iter().filter(|c| c.action.starts_with("lock_")) {
+            let Some(rule) = &c.rule else { continue };
+            let r = self.rule(rule);
             if let Some(t) = ts_ms(&c.ts) {
                 self.decided(t);
                 self.lockouts.push((t, r));

@@ -62,11 +62,15 @@ fn sample() -> (Report, Activity) {
         action: "lock_card".into(),
         target: "tok_Lr8AgcA6Mkg8R08u".into(),
         pan_masked: Some("622588******0018".into()),
-        expires_at: "2026-10-02T01:05:00.000Z".into(),
+        target_kind: crate::control::TargetKind::Card,
+        expires_at: Some("2026-10-02T01:05:00.000Z".into()),
         reason_code: "PIN_BRUTE_FORCE".into(),
-        rule: "pin_consecutive_wrong".into(),
-        alert_id: "al_x".into(),
+        rule: Some("pin_consecutive_wrong".into()),
+        alert_id: Some("al_x".into()),
         event_ids: vec!["e1".into()],
+        control_id: None,
+        actor: None,
+        reason: None,
     });
     let mut activity = Activity::default();
     activity.observe_decisions(&d);
