@@ -180,7 +180,9 @@ impl Iterator for CsvSource {
                 Err(item) => return Some(item),
                 Ok(true) => {}
             }
-            if self.buf.iter().all(u8::is_ascii_whitespace) {
+            // The first line is the header, even blank (then it is an unusable one): a blank
+            // line taken as "no header yet" would make the first data row the header.
+            if self.header.is_some() && self.buf.iter().all(u8::is_ascii_whitespace) {
                 return Some(Item::Blank);
             }
             if self.buf.len() > MAX_RECORD_BYTES {

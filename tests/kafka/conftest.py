@@ -144,9 +144,12 @@ class Service:
             assert code == 0, f"exit code {code}:\n{self.log.read_text()}"
 
 
-def produce(topic, records, key_field="terminal", brokers=None, seconds=None):
+def produce(topic, records, key_field="terminal", brokers=None, seconds=None, one_per_batch=False):
     """records: dicts (JSON-encoded, keyed by a field) or raw bytes (keyed by b'raw').
     seconds: spread the sends evenly over about that long (a live feed), else at once.
+    one_per_batch: every record in its own record batch, for a consumer that restarts at
+    arbitrary offsets without the service's re-seek (the risk console's reader): tansu returns
+    nothing for a fetch that starts inside a batch.
 
     Batched the way a switch's producer batches: kafka-python with a 20 ms linger and a large
     batch size, so each record batch holds many records and a consumer restarting at a
@@ -154,7 +157,8 @@ def produce(topic, records, key_field="terminal", brokers=None, seconds=None):
     anything then, on any broker)."""
     # One request in flight: a retried batch can never land after a later one (the switch
     # must keep each partition in event-time order; so must the test's producer).
-    p = KafkaProducer(bootstrap_servers=brokers or broker(), linger_ms=20, batch_size=1 << 20,
+    p = KafkaProducer(bootstrap_servers=brokers or broker(), linger_ms=20,
+                      batch_size=1 if one_per_batch else 1 << 20,
                       max_request_size=4_000_000, max_in_flight_requests_per_connection=1)
     start = time.time()
     for i, r in enumerate(records):
