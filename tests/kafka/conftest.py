@@ -81,7 +81,7 @@ class Service:
         self.id = uuid.uuid4().hex[:8]
         self.tmp = tmp
         self.topics = like.topics if like else {
-            k: f"{k}-{self.id}" for k in ("input", "alerts", "commands", "dlq", "state")}
+            k: f"{k}-{self.id}" for k in ("input", "alerts", "commands", "dlq", "state", "control", "evidence")}
         self.group = like.group if like else f"g-{self.id}"
         self.port = free_port()
         self.rules = rules
@@ -198,11 +198,12 @@ def simulate(tmp: Path, **kw):
     return [json.loads(l) for l in path.read_text().splitlines()], path
 
 
-def replay(tmp: Path, path: Path, rules: Path = ROOT / "rules", lateness="5s"):
+def replay(tmp: Path, path: Path, rules: Path = ROOT / "rules", lateness="5s", control: Path = None):
     out = tmp / f"replay-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, SWITCHGUARD_TOKEN_KEY="integration-test-token-key")
+    extra = ["--control", str(control)] if control else []
     subprocess.run([binary(), "replay", str(path), "--out", str(out), "--rules", str(rules),
-                    "--lateness", lateness, "-q"], check=True, env=env, capture_output=True)
+                    "--lateness", lateness, "-q"] + extra, check=True, env=env, capture_output=True)
     return ([l.encode() for l in (out / "alerts.jsonl").read_text().splitlines()],
             [l.encode() for l in (out / "commands.jsonl").read_text().splitlines()])
 

@@ -174,7 +174,8 @@ def test_end_to_end_in_chromium(tmp, backend):
     db = Database(backend, tmp)
     add_user(db, "alice", "analyst", PASSWORD)
     svc = Service(tmp).start()
-    console = Console(tmp, db, alerts=svc.topics["alerts"], commands=svc.topics["commands"]).start()
+    console = Console(tmp, db, alerts=svc.topics["alerts"], commands=svc.topics["commands"],
+                      control=svc.topics["control"], evidence=svc.topics["evidence"]).start()
     node = None
     try:
         node = node_e2e({"CONSOLE_URL": console.url, "CONSOLE_USER": "alice", "CONSOLE_PASSWORD": PASSWORD,
@@ -188,13 +189,9 @@ def test_end_to_end_in_chromium(tmp, backend):
             events += [pin_fail(10 * c + k, f"CARD-E2E-{c + 1}", f"2026-10-01T10:0{k}:{10 * c:02d}+08:00") for k in range(3)]
         events.append(dict(pin_fail(99, "CARD-OTHER", "2026-10-01T12:00:00+08:00"), response_code="00"))
         produce(svc.topics["input"], events, key_field="card")
-        # The core's evidence for each alert, in the contract's shape (the lead's core will emit it).
+        # The core's evidence for each alert (risk.evidence), stored by the console.
         wait_for(lambda: len(consume(svc.topics["alerts"], settle=1)) >= 2, what="the service's alerts")
         alerts = [json.loads(v) for v in consume(svc.topics["alerts"], settle=1)]
-        by_id = {e["id"]: e for e in events}
-        evidence = [{"alert_id": a["alert_id"], "ts": a["ts"], "rule": a["rule"],
-                     "events": [dict(by_id[i], merchant=by_id[i]["merchant"]) for i in a["event_ids"]]} for a in alerts]
-        produce(console.topics["evidence"], evidence, key_field="alert_id")
         wait_for(lambda: db.scalar("SELECT COUNT(*) FROM evidence") >= len(alerts), what="the evidence stored")
         # A hostile alert: markup in the merchant, terminal and reason must show as text.
         produce(svc.topics["alerts"], [alert(7, "tok_xss", merchant=XSS, terminal=f"<img src=x onerror=\"window.__xss=2\">",
@@ -214,6 +211,10 @@ def test_end_to_end_in_chromium(tmp, backend):
         assert wanted and all(f"\n{m}" in served for m in wanted), (wanted, served)
         assert console.metric("switchguard_console_rule_precision", rule="pin_consecutive_wrong") == 1.0
         assert "CARD-E2E" not in served, "no key as a label"
+        # The core consumed the release from the control topic: the unlock_card command goes to
+        # the switch, carrying the analyst and her reason.
+        wait_for(lambda: any(json.loads(v).get("action") == "unlock_card" and json.loads(v).get("actor") == "alice"
+                             for v in consume(svc.topics["commands"], settle=1)), what="the unlock_card command")
     finally:
         if node and node.poll() is None:
             node.kill()
@@ -229,10 +230,6 @@ def test_end_to_end_in_chromium(tmp, backend):
     u = unlocks[0]
     assert (u["card"], u["actor"], u["reason"]) == ("CARD-E2E-1", "alice", "customer verified by phone")
     assert u["id"].startswith("console-") and re.match(r"\d{4}-\d\d-\d\dT", u["ts"]) and "pan" not in u
-    if os.environ.get("SWITCHGUARD_CORE_CONTROL") == "1":
-        # With the core's control loop (issue 13): the unlock_card command on the commands topic.
-        wait_for(lambda: any(json.loads(v).get("action") == "unlock_card" for v in consume(svc.topics["commands"], settle=1)),
-                 what="the unlock_card command")
     assert db.scalar("SELECT COUNT(*) FROM control WHERE origin = 'console'") == 1
     assert {p.name for p in artifacts.glob("*.png")} >= {"login.png", "inbox.png", "case.png", "overview.png", "precision.png"}
     labels = subprocess.run([os.environ["SWITCHGUARD_BIN"], "console", "labels", "export", "--database", db.url],
