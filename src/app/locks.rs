@@ -53,6 +53,19 @@ pub fn write(path: &std::path::Path, engine: &crate::engine::Engine) -> Result<(
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// The table of a running service's lock records, its first `rows` locks.
+pub fn service_table(url: &str, rows: usize) -> Result<String> {
+    let mut doc = from_service(url, None)?;
+    let mut total = 0;
+    if let Some(Value::Array(l)) = doc.get_mut("locks") {
+        total = l.len();
+        l.truncate(rows);
+    }
+    let more = total.saturating_sub(rows);
+    let note = if more > 0 { format!("(and {more} older)\n") } else { String::new() };
+    Ok(format!("{}{note}", table(&doc)))
+}
+
 fn from_dir(d: &std::path::Path) -> Result<Value> {
     let path = if d.is_dir() { d.join("locks.json") } else { d.to_path_buf() };
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;

@@ -3,11 +3,11 @@
 mod bench_kafka;
 pub mod cases;
 mod demo;
-mod locks;
+pub mod locks;
 pub mod replay;
 mod rules_cmd;
 mod run;
-mod simulate;
+pub(crate) mod simulate;
 pub mod train;
 
 use anyhow::Result;

@@ -158,7 +158,7 @@ pub fn command(a: ConsoleArgs) -> Result<ExitCode> {
         .context("starting the console's runtime")?;
     rt.block_on(async move {
         match a.cmd {
-            ConsoleCmd::Serve(s) => serve(s).await,
+            ConsoleCmd::Serve(s) => serve(s, shutdown()).await,
             ConsoleCmd::Load { dir, db } => {
                 let db = Db::open(&db.database).await?;
                 let l = load::load_dir(&db, &dir, &|_| {}).await?;
@@ -217,7 +217,53 @@ async fn user(cmd: UserCmd) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(a: ServeArgs) -> Result<ExitCode> {
+/// A console run beside another command (the demo): serves on its own runtime and thread
+/// until [`Background::stop`].
+pub struct Background {
+    stop: Arc<tokio::sync::Notify>,
+    thread: std::thread::JoinHandle<Result<ExitCode>>,
+}
+
+impl Background {
+    /// Start serving `a`, with `user` (name, password) added as an analyst if missing.
+    pub fn spawn(a: ServeArgs, user: Option<(String, String)>) -> Result<Self> {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stop2 = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("console".into())
+            .spawn(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .context("starting the console's runtime")?;
+                rt.block_on(async move {
+                    if let Some((name, pw)) = user {
+                        let db = Db::open(&a.db.database).await?;
+                        let known = store::users::list(&db).await?.iter().any(|(n, _)| *n == name);
+                        if !known {
+                            store::users::add(&db, &name, store::users::Role::Analyst, &pw, "demo").await?;
+                        }
+                    }
+                    serve(a, async move { stop2.notified().await }).await
+                })
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    pub fn stop(self) -> Result<()> {
+        self.stop.notify_one();
+        self.thread
+            .join()
+            .map_err(|_| anyhow::anyhow!("the console thread panicked"))?
+            .map(|_| ())
+    }
+}
+
+async fn serve(
+    a: ServeArgs,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<ExitCode> {
     let db = Db::open(&a.db.database).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (live, _) = tokio::sync::broadcast::channel::<String>(1024);
@@ -290,7 +336,7 @@ async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let app = web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
-            shutdown().await;
+            until.await;
             let _ = closing_tx.send(true);
         })
         .await

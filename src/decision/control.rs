@@ -60,7 +60,7 @@ fn manual_command(c: &Control, target: &Target, action: &str, expires: Option<Mi
     }
 }
 
-/// Apply one control record at stream time `now` (at least its own time). `Ok(false)` for a
+/// Apply one control record at `now` (the engine passes its own time). `Ok(false)` for a
 /// repeat of a manual record already applied (its command id is in the lock records, which
 /// are kept far longer than the event-id dedup window); `Err` when the engine refuses it,
 /// the caller counts and writes the reject.

@@ -64,7 +64,10 @@ impl Engine {
             return false;
         }
         if self.owns(c) {
-            let now = self.late_now.unwrap_or(c.ts).max(self.clock);
+            // At the record's own time, late or not: "release this card at 10:10" means the
+            // lock in force at 10:10, even if the record reaches the engine after the stream
+            // has moved on (and the lock would have expired by stream time).
+            let now = c.ts;
             let before = out.alerts.len();
             let ack_timeout = self.cfg.ack_timeout;
             match apply_control(c, &mut self.locks, now, ack_timeout, out) {

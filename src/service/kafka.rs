@@ -237,7 +237,7 @@ pub fn create_mock_topics<C: ClientContext>(
     c: &RunConfig,
 ) -> rdkafka::error::KafkaResult<()> {
     let t = &c.topics;
-    for name in [&t.input, &t.alerts, &t.commands, &t.dlq] {
+    for name in [&t.input, &t.alerts, &t.commands, &t.dlq, &t.control, &t.evidence] {
         mock.create_topic(name, c.partitions, 1)?;
     }
     mock.create_topic(&t.state, 1, 1)

@@ -17,6 +17,7 @@ mod attacks_preauth;
 mod benign;
 mod busy;
 mod ctx;
+pub mod switch;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -248,7 +248,7 @@ impl Runner {
                         .caught_up(&t.topic, t.partition, next, i.last_msg)
                         .unwrap_or(false);
                     if i.idle {
-                        tracing::info!("partition {} idle at offset {next}", t.partition);
+                        tracing::info!("{}/{} idle at offset {next}", t.topic, t.partition);
                     }
                 }
             }
