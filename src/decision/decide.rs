@@ -196,26 +196,23 @@ fn render(
     ev: &Event,
     f: &Features,
 ) -> String {
+    let currency = ev.currency.as_deref();
     let mut s = String::new();
     for p in t {
         match p {
             Piece::Text(x) => s.push_str(x),
             Piece::Name(n) => {
-                if let Some(v) = features.get(n) {
-                    match v {
-                        serde_json::Value::String(x) => s.push_str(x),
-                        serde_json::Value::Null => s.push('?'),
-                        other => s.push_str(&other.to_string()),
-                    }
-                } else {
-                    match Field::lookup(n).map(|(fl, _)| fl.read(ev, f)) {
-                        Some(Val::Str(x)) => s.push_str(x),
-                        Some(Val::Int(x)) => s.push_str(&x.to_string()),
-                        Some(Val::Float(x)) => s.push_str(&format!("{x:.1}")),
-                        Some(Val::Bool(x)) => s.push_str(&x.to_string()),
-                        _ => s.push('?'),
-                    }
-                }
+                let v = match features.get(n) {
+                    Some(v) => v.clone(),
+                    None => match Field::lookup(n).map(|(fl, _)| fl.read(ev, f)) {
+                        Some(Val::Str(x)) => x.into(),
+                        Some(Val::Int(x)) => x.into(),
+                        Some(Val::Float(x)) => x.into(),
+                        Some(Val::Bool(x)) => x.into(),
+                        _ => serde_json::Value::Null,
+                    },
+                };
+                s.push_str(&super::words::word(n, &v, currency));
             }
         }
     }

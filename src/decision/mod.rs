@@ -6,13 +6,15 @@
 //!
 //! - [`decide`]: rule hits; [`guard`]: the lockout guard;
 //! - [`locks`]: lock records; [`control`]: control records and unacknowledged commands;
-//! - [`evidence`]: the events behind each alert, for the risk console.
+//! - [`evidence`]: the events behind each alert, for the risk console;
+//! - [`words`]: how a reason sentence writes a value.
 
 mod control;
 pub mod decide;
 pub mod evidence;
 mod guard;
 pub mod locks;
+pub mod words;
 
 pub use control::{apply_control, overdue_alerts, ControlReject, ACK_RULE, REJECTED_RULE};
 pub use decide::{decide, LockOutcome};
