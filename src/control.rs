@@ -185,7 +185,9 @@ impl Control {
                 target(t);
                 match until {
                     Until::Ttl(ms) => o.insert("ttl".into(), human(*ms).into()),
-                    Until::At(at) => o.insert("expires_at".into(), crate::event::format_ts(*at).into()),
+                    Until::At(at) => {
+                        o.insert("expires_at".into(), crate::event::format_ts(*at).into())
+                    }
                 };
                 o.insert("reason".into(), reason.as_str().into());
                 o.insert("actor".into(), actor.as_str().into());

@@ -1,29 +1,27 @@
 //! switchguard: fraud and anomaly detection beside a card payment switch.
 //!
-//! The folders follow the data flow:
+//! Layers point one way, each using only those before it:
 //!
 //! ```text
-//! source ──▶ decode ──▶ state (books, features) ──▶ rules ──▶ decision ──▶ sink
-//!  files      JSON/rows    dedup, pre-auth,          window,      alerts,       JSONL,
-//!  (kafka)    → Event,     QR, terminal              consecutive, lock          report
-//!             PAN → token  sessions                  sequence...  commands
+//! pan, keyed                 leaves: PAN scan/mask/tokenise; key hash, CowMap, stages
+//! event, control             the inputs: a transaction, a control record (Input = either)
+//! source ─▶ decode           files and bytes → Input, or a reject with its reason
+//! state, feature             keyed books (dedup, pre-auth, QR, terminal) → the features,
+//!                            each declared once (feature::table)
+//! rules, models              rule language (compiled at load) and statistical models
+//! decision                   alerts, commands, lock records, control records, evidence
+//! engine                     the pure core: ordering (one watermark component), the
+//!                            engine, the replay pipeline, a stage shard
+//! sink                       JSONL files, reports                        ─┐ the I/O edges
+//! service, console, app      Kafka service; risk console; the commands  ─┘
 //! ```
 //!
-//! - [`event`]: the validated event type;
-//! - [`decode`]: bytes/rows → [`event::Event`] or a reject with its reason; PAN tokenisation;
-//! - [`state`]: keyed books shared by rules, evicted by event time;
-//! - [`rules`]: the rule language (TOML + expressions), compiled and validated at load;
-//! - [`models`]: statistical models (trained by `train`, scored per event beside the rules);
-//! - [`decision`]: alerts, lockout commands, deterministic ids, the lock table;
-//! - [`engine`]: the pure core tying the above together, plus event-time ordering;
-//! - [`source`] / [`sink`]: file input and output (the I/O edges);
-//! - [`sim`]: the traffic simulator;
-//! - [`service`]: the streaming service (Kafka source/sink, checkpoints, metrics);
-//! - [`console`]: the risk team's web console (its own tokio runtime and database; talks to
-//!   the core only through topics and contracts);
-//! - [`app`]: the commands (`run`, `replay`, `simulate`, `rules`, `demo`, `console`).
-//!
-//! `decode`, `state`, `rules`, `decision` and `engine` do no I/O and never read a clock.
+//! `decode`, `state`, `feature`, `rules`, `models`, `decision` and `engine` do no I/O, start
+//! no thread and never read a clock: time is event time. The public API a program embedding
+//! switchguard uses: [`decode::Decoder`] (bytes → [`control::Input`]), [`engine::Engine`]
+//! and [`engine::Pipeline`] (inputs → [`decision::Decisions`]), [`rules::RulePack`] and
+//! [`models::Models`] (loaded from their directories), [`service::run`] (the Kafka service)
+//! and [`app::main`] (the command line). Other `pub` items are for the tests and benches.
 
 pub mod app;
 pub mod console;

@@ -114,7 +114,10 @@ fn check_item(item: &Item) -> Result<(), TestCaseError> {
         Item::Blank => Ok(()),
         Item::Control(c) => {
             let text = serde_json::to_string(&c.contract()).unwrap();
-            prop_assert!(scan::runs(text.as_bytes()).is_empty(), "clear PAN in {text}");
+            prop_assert!(
+                scan::runs(text.as_bytes()).is_empty(),
+                "clear PAN in {text}"
+            );
             Ok(())
         }
     }
@@ -252,16 +255,17 @@ fn fuzz_the_control_decoder() {
         mutated(CONTROLS[2]),
         mutated(CONTROLS[3]),
     ];
-    fuzz("control", strategy, |r| {
-        match d.decode_input(&r) {
-            Ok(switchguard::control::Input::Control(c)) => check_item(&Item::Control(c)),
-            Ok(switchguard::control::Input::Event(ev)) => check_event(&ev),
-            Err(e) => {
-                prop_assert!(DecodeError::CODES.contains(&e.code()), "{}", e.code());
-                let shown = e.to_string();
-                prop_assert!(scan::runs(shown.as_bytes()).is_empty(), "clear PAN in {shown}");
-                Ok(())
-            }
+    fuzz("control", strategy, |r| match d.decode_input(&r) {
+        Ok(switchguard::control::Input::Control(c)) => check_item(&Item::Control(c)),
+        Ok(switchguard::control::Input::Event(ev)) => check_event(&ev),
+        Err(e) => {
+            prop_assert!(DecodeError::CODES.contains(&e.code()), "{}", e.code());
+            let shown = e.to_string();
+            prop_assert!(
+                scan::runs(shown.as_bytes()).is_empty(),
+                "clear PAN in {shown}"
+            );
+            Ok(())
         }
     });
 }

@@ -277,5 +277,8 @@ fn trained_models_catch_what_rules_miss_and_benign_traffic_stays_quiet() {
         (benign as f64) < 3e-4 * n as f64,
         "{benign} benign model alerts in {n} events"
     );
-    assert!(d.commands.iter().all(|c| !c.rule.as_deref().unwrap_or("").starts_with("model_")));
+    assert!(d
+        .commands
+        .iter()
+        .all(|c| !c.rule.as_deref().unwrap_or("").starts_with("model_")));
 }

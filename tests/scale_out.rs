@@ -284,7 +284,10 @@ fn with_controls(pack: &Arc<RulePack>, inputs: Vec<Input>) -> Vec<Input> {
     p.flush(&mut d);
     let decoder = switchguard::decode::Decoder::default();
     let at = |ts: &str, plus: i64| {
-        let t = chrono::DateTime::parse_from_rfc3339(ts).unwrap().timestamp_millis() + plus;
+        let t = chrono::DateTime::parse_from_rfc3339(ts)
+            .unwrap()
+            .timestamp_millis()
+            + plus;
         switchguard::event::format_ts(t)
     };
     let mut json = Vec::new();
@@ -305,9 +308,16 @@ fn with_controls(pack: &Arc<RulePack>, inputs: Vec<Input>) -> Vec<Input> {
             json.push(format!(r#"{{"id":"m{n}","ts":"{}","control":"lock","terminal":"T{n}","ttl":"2h","reason":"suspect","actor":"carol"}}"#, at(&c.ts, 30_000)));
         }
     }
-    assert!(json.len() >= 8, "the stream must give locks to act on ({} commands)", d.commands.len());
+    assert!(
+        json.len() >= 8,
+        "the stream must give locks to act on ({} commands)",
+        d.commands.len()
+    );
     let mut all = inputs;
-    all.extend(json.iter().map(|j| decoder.decode_input(j.as_bytes()).unwrap()));
+    all.extend(
+        json.iter()
+            .map(|j| decoder.decode_input(j.as_bytes()).unwrap()),
+    );
     all.sort_by_key(Input::ts);
     all
 }
@@ -367,11 +377,23 @@ fn control_records_give_exactly_the_decisions_of_one_engine_with_restarts() {
     let pack = default_pack();
     let all = with_controls(&pack, events(8));
     let want = one_engine(&pack, &None, &all);
-    for kind in ["unlock_card", "extend", "lock_terminal", "command_rejected", "command_unacknowledged"] {
-        assert!(want.iter().any(|l| l.contains(kind)), "the stream must give {kind}");
+    for kind in [
+        "unlock_card",
+        "extend",
+        "lock_terminal",
+        "command_rejected",
+        "command_unacknowledged",
+    ] {
+        assert!(
+            want.iter().any(|l| l.contains(kind)),
+            "the stream must give {kind}"
+        );
     }
     for (parts, shards, seed, crash) in [(3, 2, 21, 0), (4, 3, 22, 0), (4, 2, 23, 997)] {
         let (got, _) = topology(&pack, &None, &all, parts, shards, seed, crash);
-        assert!(got == want, "{parts} partitions, {shards} shards, crash {crash}: decisions differ");
+        assert!(
+            got == want,
+            "{parts} partitions, {shards} shards, crash {crash}: decisions differ"
+        );
     }
 }

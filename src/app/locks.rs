@@ -62,14 +62,23 @@ pub fn service_table(url: &str, rows: usize) -> Result<String> {
         l.truncate(rows);
     }
     let more = total.saturating_sub(rows);
-    let note = if more > 0 { format!("(and {more} older)\n") } else { String::new() };
+    let note = if more > 0 {
+        format!("(and {more} older)\n")
+    } else {
+        String::new()
+    };
     Ok(format!("{}{note}", table(&doc)))
 }
 
 fn from_dir(d: &std::path::Path) -> Result<Value> {
-    let path = if d.is_dir() { d.join("locks.json") } else { d.to_path_buf() };
+    let path = if d.is_dir() {
+        d.join("locks.json")
+    } else {
+        d.to_path_buf()
+    };
     let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    serde_json::from_slice(&text).with_context(|| format!("{} is not a lock listing", path.display()))
+    serde_json::from_slice(&text)
+        .with_context(|| format!("{} is not a lock listing", path.display()))
 }
 
 /// `GET /locks[/{target}]` over plain HTTP/1.0. The service serves loopback HTTP with
@@ -90,9 +99,13 @@ fn from_service(url: &str, target: Option<&str>) -> Result<Value> {
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .with_context(|| format!("connecting to {host}"))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n")?;
+    write!(
+        s,
+        "GET {path} HTTP/1.0\r\nHost: {host}\r\nAccept: application/json\r\n\r\n"
+    )?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).context("reading the service's answer")?;
+    s.read_to_end(&mut resp)
+        .context("reading the service's answer")?;
     let split = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -101,7 +114,10 @@ fn from_service(url: &str, target: Option<&str>) -> Result<Value> {
     let status = head.split_whitespace().nth(1).unwrap_or("?");
     let body = &resp[split + 4..];
     if status != "200" {
-        bail!("{url}{path}: HTTP {status}: {}", String::from_utf8_lossy(body).trim());
+        bail!(
+            "{url}{path}: HTTP {status}: {}",
+            String::from_utf8_lossy(body).trim()
+        );
     }
     serde_json::from_slice(body).context("the service's lock listing is not JSON")
 }
@@ -141,7 +157,10 @@ fn table(doc: &Value) -> String {
     let none = Vec::new();
     let locks = doc.get("locks").and_then(Value::as_array).unwrap_or(&none);
     for l in locks {
-        let target = l.get("pan_masked").and_then(Value::as_str).map_or_else(|| s(l, "target"), str::to_string);
+        let target = l
+            .get("pan_masked")
+            .and_then(Value::as_str)
+            .map_or_else(|| s(l, "target"), str::to_string);
         let origin = match s(l, "origin_kind").as_str() {
             "rule" => format!("rule {}", s(l, "origin")),
             "manual" => format!("by {}", s(l, "origin")),
@@ -154,13 +173,32 @@ fn table(doc: &Value) -> String {
         let ack = l
             .get("commands")
             .and_then(Value::as_array)
-            .map(|c| c.iter().map(|c| format!("{} {}", s(c, "action"), s(c, "ack"))).collect::<Vec<_>>().join(", "))
+            .map(|c| {
+                c.iter()
+                    .map(|c| format!("{} {}", s(c, "action"), s(c, "ack")))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
             .unwrap_or_default();
         let released = match l.get("released_at").and_then(Value::as_str) {
-            Some(at) => format!("{at} by {} ({})", s(l, "released_by"), s(l, "release_reason")),
+            Some(at) => format!(
+                "{at} by {} ({})",
+                s(l, "released_by"),
+                s(l, "release_reason")
+            ),
             None => String::new(),
         };
-        t.add_row([target, s(l, "kind"), s(l, "state"), origin, reason, s(l, "issued_at"), s(l, "expires_at"), ack, released]);
+        t.add_row([
+            target,
+            s(l, "kind"),
+            s(l, "state"),
+            origin,
+            reason,
+            s(l, "issued_at"),
+            s(l, "expires_at"),
+            ack,
+            released,
+        ]);
     }
     format!("{t}\n{} locks as of {}\n", locks.len(), s(doc, "as_of"))
 }

@@ -37,7 +37,12 @@ const RULES: [&str; 6] = [
     "qr_replay",
 ];
 use crate::rules::Severity;
-const SEVERITIES: [Severity; 4] = [Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+const SEVERITIES: [Severity; 4] = [
+    Severity::Low,
+    Severity::Medium,
+    Severity::High,
+    Severity::Critical,
+];
 
 fn alert(n: usize, entities: usize) -> (Alert, i64) {
     let ts = 1_790_000_000_000i64 + n as i64 * 1_000;

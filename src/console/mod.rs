@@ -240,9 +240,13 @@ impl Background {
                 rt.block_on(async move {
                     if let Some((name, pw)) = user {
                         let db = Db::open(&a.db.database).await?;
-                        let known = store::users::list(&db).await?.iter().any(|(n, _)| *n == name);
+                        let known = store::users::list(&db)
+                            .await?
+                            .iter()
+                            .any(|(n, _)| *n == name);
                         if !known {
-                            store::users::add(&db, &name, store::users::Role::Analyst, &pw, "demo").await?;
+                            store::users::add(&db, &name, store::users::Role::Analyst, &pw, "demo")
+                                .await?;
                         }
                     }
                     serve(a, async move { stop2.notified().await }).await

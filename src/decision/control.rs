@@ -5,7 +5,7 @@
 
 use super::locks::{AckOutcome, CommandState, LockRecord, Origin};
 use super::{id128, Alert, Command, Decisions, LockBook};
-use crate::control::{Action, AckStatus, Control, Target, TargetKind, Until};
+use crate::control::{AckStatus, Action, Control, Target, TargetKind, Until};
 use crate::event::{format_ts, Millis};
 use crate::rules::{Entity, Mode, Severity};
 use serde::Serialize;
@@ -112,11 +112,18 @@ pub fn apply_control(
         } => {
             let cmd = manual_command(c, target, target.kind.unlock_action(), None);
             let state = CommandState::new(&cmd.command_id, &cmd.action, now);
-            let released = book.update_active(target.kind, &target.id, now, state.clone(), ack_timeout, |r| {
-                r.released_at = Some(now);
-                r.released_by = Some(actor.to_string());
-                r.release_reason = Some(reason.to_string());
-            });
+            let released = book.update_active(
+                target.kind,
+                &target.id,
+                now,
+                state.clone(),
+                ack_timeout,
+                |r| {
+                    r.released_at = Some(now);
+                    r.released_by = Some(actor.to_string());
+                    r.release_reason = Some(reason.to_string());
+                },
+            );
             if released.is_none() {
                 // Not locked by switchguard (perhaps by the switch team): the release is sent
                 // and recorded all the same, so "who released it" has an answer.
@@ -125,9 +132,7 @@ pub fn apply_control(
             out.commands.push(cmd);
             Ok(true)
         }
-        Action::Extend {
-            target, until, ..
-        } => {
+        Action::Extend { target, until, .. } => {
             let expires = match until {
                 Until::Ttl(t) => now + t,
                 Until::At(at) => *at,
@@ -174,7 +179,13 @@ fn command_id(c: &Control, target: &Target, action: &str) -> String {
 }
 
 /// A record for a release of a lock switchguard did not place.
-fn external(target: &Target, actor: &str, reason: &str, now: Millis, cmd: CommandState) -> LockRecord {
+fn external(
+    target: &Target,
+    actor: &str,
+    reason: &str,
+    now: Millis,
+    cmd: CommandState,
+) -> LockRecord {
     LockRecord {
         target: target.id.to_string(),
         kind: target.kind,
@@ -215,7 +226,14 @@ fn ack(
                     detail.map(|d| format!(" ({d})")).unwrap_or_default()
                 );
                 let id = id128("al_", &[REJECTED_RULE, command_id, &c.id]);
-                out.alerts.push(command_alert(id, REJECTED_RULE, now, &record, command_id, why));
+                out.alerts.push(command_alert(
+                    id,
+                    REJECTED_RULE,
+                    now,
+                    &record,
+                    command_id,
+                    why,
+                ));
             }
             Ok(())
         }
@@ -235,7 +253,14 @@ pub fn overdue_alerts(book: &mut LockBook, now: Millis, ack_timeout: Millis, out
             format_ts(cmd.issued_at)
         );
         let id = id128("al_", &[ACK_RULE, &cmd.command_id]);
-        out.alerts.push(command_alert(id, ACK_RULE, deadline, &record, &cmd.command_id, why));
+        out.alerts.push(command_alert(
+            id,
+            ACK_RULE,
+            deadline,
+            &record,
+            &cmd.command_id,
+            why,
+        ));
     }
 }
 
@@ -268,7 +293,11 @@ fn command_alert(
         entity_id: record.target.clone(),
         card: card.then(|| record.target.clone()),
         pan_masked: record.pan_masked.clone(),
-        terminal: if card { String::new() } else { record.target.clone() },
+        terminal: if card {
+            String::new()
+        } else {
+            record.target.clone()
+        },
         merchant: None,
         event_ids: Vec::new(),
         reason,

@@ -124,7 +124,14 @@ pub fn decide(
         );
     }
     let reason = render(&rule.reason, &features, ev, f);
-    out.evidence.push(super::Evidence::of(&alert_id, &rule.id, ev, f, &hit.event_ids, &hit.event_ts));
+    out.evidence.push(super::Evidence::of(
+        &alert_id,
+        &rule.id,
+        ev,
+        f,
+        &hit.event_ids,
+        &hit.event_ts,
+    ));
     out.alerts.push(Alert {
         alert_id,
         ts: format_ts(ev.ts),

@@ -53,4 +53,3 @@ impl Guard {
         self.quiet_until.retain(|_, t| *t > now);
     }
 }
-

@@ -196,7 +196,10 @@ impl LockBook {
         let ck = key_hash(command_id);
         self.by_command.insert(ck, seq);
         if ack_timeout > 0 {
-            self.pending.entry(issued + ack_timeout).or_default().push(ck);
+            self.pending
+                .entry(issued + ack_timeout)
+                .or_default()
+                .push(ck);
         }
     }
 

@@ -75,7 +75,13 @@ fn an_extension_moves_the_end_and_needs_a_lock_in_force() {
     apply_control(&extend("e1", H, Until::Ttl(5 * H)), &mut book, H, 0, &mut d).unwrap();
     assert!(book.is_locked(TargetKind::Card, "tok_a", 5 * H));
     assert!(!book.is_locked(TargetKind::Card, "tok_a", 6 * H));
-    let late = apply_control(&extend("e2", 7 * H, Until::At(9 * H)), &mut book, 7 * H, 0, &mut d);
+    let late = apply_control(
+        &extend("e2", 7 * H, Until::At(9 * H)),
+        &mut book,
+        7 * H,
+        0,
+        &mut d,
+    );
     assert_eq!(late.unwrap_err().reason_code, "no_active_lock");
     assert_eq!(d.commands.len(), 2, "a refused extension sends nothing");
 }
@@ -103,6 +109,12 @@ fn silence_is_reported_once_and_an_answer_in_time_is_not() {
     overdue_alerts(&mut book, 90_000, 30_000, &mut d);
     assert_eq!(d.alerts.len(), 1, "{:?}", d.alerts);
     assert_eq!(d.alerts[0].rule, ACK_RULE);
-    assert_eq!(d.alerts[0].features["command_id"], d.commands[1].command_id.as_str());
-    assert_eq!(d.alerts[0].ts, "1970-01-01T00:00:31.000Z", "at the deadline, whenever seen");
+    assert_eq!(
+        d.alerts[0].features["command_id"],
+        d.commands[1].command_id.as_str()
+    );
+    assert_eq!(
+        d.alerts[0].ts, "1970-01-01T00:00:31.000Z",
+        "at the deadline, whenever seen"
+    );
 }

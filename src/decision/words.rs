@@ -15,7 +15,10 @@ pub fn word(name: &str, v: &Value, currency: Option<&str>) -> String {
         Value::Null => "none".into(),
         Value::Bool(b) => if *b { "yes" } else { "no" }.into(),
         Value::String(s) => s.clone(),
-        Value::Number(n) if money => n.as_i64().map_or_else(|| decimals(n.as_f64().unwrap_or(0.0)), |m| amount(m, currency)),
+        Value::Number(n) if money => n.as_i64().map_or_else(
+            || decimals(n.as_f64().unwrap_or(0.0)),
+            |m| amount(m, currency),
+        ),
         Value::Number(n) if name.ends_with("_h") => hours(n.as_f64().unwrap_or(0.0)),
         Value::Number(n) => match n.as_i64() {
             Some(i) => i.to_string(),
@@ -32,7 +35,11 @@ fn amount(minor: i64, currency: Option<&str>) -> String {
         .and_then(|c| c.exponent())
         .unwrap_or(2) as u32;
     let unit = 10i64.pow(exp);
-    let (sign, abs) = if minor < 0 { ("-", minor.unsigned_abs()) } else { ("", minor as u64) };
+    let (sign, abs) = if minor < 0 {
+        ("-", minor.unsigned_abs())
+    } else {
+        ("", minor as u64)
+    };
     let whole = grouped(abs / unit as u64);
     match exp {
         0 => format!("{sign}{whole}"),
@@ -89,11 +96,17 @@ mod tests {
         assert_eq!(w("nocvm_limit", json!(100000), Some("KWD")), "100.000");
         assert_eq!(w("preauth_amount", json!(5), None), "0.05");
         assert_eq!(w("amount", json!(-120), Some("CNY")), "-1.20");
-        assert_eq!(w("terminal_signon_age_h", json!(19.236254), None), "19 h 14 min");
+        assert_eq!(
+            w("terminal_signon_age_h", json!(19.236254), None),
+            "19 h 14 min"
+        );
         assert_eq!(w("preauth_age_h", json!(745.210663), None), "31 days 1 h");
         assert_eq!(w("preauth_age_h", json!(24.0), None), "1 day");
         assert_eq!(w("age_h", json!(0.5), None), "30 min");
-        assert_eq!(w("terminal_signon_age_h", Value::Null, None), "none recorded");
+        assert_eq!(
+            w("terminal_signon_age_h", Value::Null, None),
+            "none recorded"
+        );
         assert_eq!(w("preauth_merchant", Value::Null, None), "none");
         assert_eq!(w("preauth_found", json!(true), None), "yes");
         assert_eq!(w("score", json!(0.123456), None), "0.12");

@@ -119,7 +119,7 @@ pub fn parse_currency(c: CompactString) -> Result<CompactString, DecodeError> {
         return Ok(c);
     }
     if b.len() == 3 && b.iter().all(u8::is_ascii_alphabetic) {
-        return Ok(c.to_ascii_uppercase().into());
+        return Ok(c.to_ascii_uppercase());
     }
     if b.len() == 3 && b.iter().all(u8::is_ascii_digit) {
         let n: u16 = c.parse().expect("three digits");

@@ -228,7 +228,6 @@ impl Engine {
         self.late_now = None;
     }
 
-
     fn process_inner(
         &mut self,
         ev: &Event,

@@ -9,8 +9,8 @@
 
 use super::order::{Ordered, OrderedSnapshot, SourceMark};
 use super::{Engine, EngineSnapshot, RestoreError};
-use crate::decision::Decisions;
 use crate::control::Input;
+use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use serde::{Deserialize, Serialize};
 

@@ -17,8 +17,8 @@
 
 use super::order::{Ordered, OrderedSnapshot};
 use super::{Engine, EngineSnapshot, RestoreError, ShardError};
-use crate::decision::Decisions;
 use crate::control::{Action, Control, Input};
+use crate::decision::Decisions;
 use crate::event::{Event, Millis};
 use crate::feature::Carried;
 use crate::keyed::Stage;
@@ -41,11 +41,7 @@ pub enum Envelope {
         c: Carried,
     },
     /// A control record (manual lock, release, extension, or the switch's acknowledgement).
-    Control {
-        src: u32,
-        seq: u64,
-        ctl: Control,
-    },
+    Control { src: u32, seq: u64, ctl: Control },
     Mark {
         src: u32,
         #[serde(flatten)]
@@ -91,7 +87,9 @@ pub fn ingest(src: u32, offset: u64, input: Input, shards: u32) -> Forward {
 /// card shard gets it once.
 fn control_route(ctl: &Control, from: Stage, shard: u32, next: Stage, shards: u32) -> Vec<u32> {
     match &ctl.action {
-        Action::Ack { .. } if matches!(next, Stage::Terminal | Stage::Card) => (0..shards).collect(),
+        Action::Ack { .. } if matches!(next, Stage::Terminal | Stage::Card) => {
+            (0..shards).collect()
+        }
         Action::Ack { .. } if from == Stage::Terminal && shard != 0 => Vec::new(),
         _ => vec![next.control_shard(ctl, shards)],
     }
@@ -217,7 +215,9 @@ impl ShardTask {
     ) -> Result<(), ShardError> {
         let (src, seq, input, c) = match env {
             Envelope::Event { src, seq, ev, c } => (src, seq, Input::Event(ev), c),
-            Envelope::Control { src, seq, ctl } => (src, seq, Input::Control(ctl), Carried::default()),
+            Envelope::Control { src, seq, ctl } => {
+                (src, seq, Input::Control(ctl), Carried::default())
+            }
             Envelope::Mark { src, mark } => {
                 if !self.order.mark(src as usize, mark) {
                     return Err(ShardError::UnknownSource { what: "mark", src });

@@ -17,10 +17,15 @@ use std::time::{Duration, Instant};
 /// How often each partition's high watermark is fetched.
 const EVERY: Duration = Duration::from_millis(200);
 
+/// A topic and partition.
+type Partition = (String, i32);
+/// The low and high watermarks, and when they were asked for.
+type Marks = (i64, i64, Instant);
+
 /// Latest (low, high) watermarks per input partition (transactions and control), with when
 /// they were asked for.
 pub struct HighWater {
-    map: Mutex<BTreeMap<(String, i32), (i64, i64, Instant)>>,
+    map: Mutex<BTreeMap<Partition, Marks>>,
     inputs: BTreeSet<(String, i32)>,
     /// Other partitions to fetch, and their latest high watermarks.
     watched: Mutex<BTreeSet<(String, i32)>>,

@@ -159,10 +159,10 @@ pub fn ensure_topics(c: &RunConfig, extra: &[(String, i32)]) -> Result<()> {
         &t.control,
         &t.evidence,
     ]
-        .into_iter()
-        .filter(|name| !exists(name))
-        .map(|name| NewTopic::new(name, c.partitions, repl()))
-        .collect();
+    .into_iter()
+    .filter(|name| !exists(name))
+    .map(|name| NewTopic::new(name, c.partitions, repl()))
+    .collect();
     for (name, n) in extra {
         if !exists(name) {
             // Retention: records are read once by the next stage; a week covers any outage.
@@ -237,7 +237,14 @@ pub fn create_mock_topics<C: ClientContext>(
     c: &RunConfig,
 ) -> rdkafka::error::KafkaResult<()> {
     let t = &c.topics;
-    for name in [&t.input, &t.alerts, &t.commands, &t.dlq, &t.control, &t.evidence] {
+    for name in [
+        &t.input,
+        &t.alerts,
+        &t.commands,
+        &t.dlq,
+        &t.control,
+        &t.evidence,
+    ] {
         mock.create_topic(name, c.partitions, 1)?;
     }
     mock.create_topic(&t.state, 1, 1)

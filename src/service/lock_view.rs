@@ -34,7 +34,11 @@ fn decode_segment(s: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (b[i], b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
             (b'%', Some(h), Some(l)) => {
                 out.push((h * 16 + l) as u8);
                 i += 3;
@@ -81,8 +85,12 @@ impl Metrics {
             }
         }
         *self.lock_view.inner.lock().expect("lock view") = (records, now);
-        self.locks_active.with_label_values(&["card"]).set(active[0]);
-        self.locks_active.with_label_values(&["terminal"]).set(active[1]);
+        self.locks_active
+            .with_label_values(&["card"])
+            .set(active[0]);
+        self.locks_active
+            .with_label_values(&["terminal"])
+            .set(active[1]);
         self.lock_commands.reset();
         for ((action, status), n) in commands {
             self.lock_commands

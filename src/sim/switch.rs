@@ -54,7 +54,10 @@ impl SwitchSide {
                 "status": if rejected { "rejected" } else { "applied" },
             });
             if rejected {
-                ack["detail"] = json!(format!("{} not on file", cmd["target_kind"].as_str().unwrap_or("target")));
+                ack["detail"] = json!(format!(
+                    "{} not on file",
+                    cmd["target_kind"].as_str().unwrap_or("target")
+                ));
             }
             out.push(ack);
         }
@@ -90,7 +93,10 @@ mod tests {
                             "action": "lock_card", "rule": "r", "target": "tok_x", "target_kind": "card"}))
             .collect();
         let all: Vec<Value> = cmds.iter().flat_map(|c| side.answer(c)).collect();
-        assert_eq!(all, cmds.iter().flat_map(|c| side.answer(c)).collect::<Vec<_>>());
+        assert_eq!(
+            all,
+            cmds.iter().flat_map(|c| side.answer(c)).collect::<Vec<_>>()
+        );
         let count = |f: &dyn Fn(&Value) -> bool| all.iter().filter(|v| f(v)).count();
         let applied = count(&|v| v["status"] == "applied");
         let rejected = count(&|v| v["status"] == "rejected");

@@ -54,7 +54,11 @@ impl Evaluator {
         // Alerts about commands (unacknowledged, rejected) judge the switch, not traffic;
         // manual commands and releases are people's, not the rules'.
         let operational = [crate::decision::ACK_RULE, crate::decision::REJECTED_RULE];
-        for a in d.alerts.iter().filter(|a| !operational.contains(&a.rule.as_str())) {
+        for a in d
+            .alerts
+            .iter()
+            .filter(|a| !operational.contains(&a.rule.as_str()))
+        {
             self.alerts.push((a.rule.clone(), a.event_ids.clone()));
         }
         for c in d.commands.iter().filter(|c| c.rule.is_some()) {

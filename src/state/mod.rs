@@ -92,7 +92,10 @@ impl Books {
 
     /// Record a control record's id (apart from event ids); false if it was seen already.
     pub fn first_control(&mut self, id: &str, ts: Millis) -> bool {
-        self.first_of(xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), 0xC0_47_01), ts)
+        self.first_of(
+            xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), 0xC0_47_01),
+            ts,
+        )
     }
 
     fn first_of(&mut self, h: u64, ts: Millis) -> bool {

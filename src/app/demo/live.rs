@@ -34,7 +34,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         ..RunConfig::default()
     };
     crate::service::kafka::create_mock_topics(&mock, &cfg)?;
-    println!("embedded Kafka at {brokers}; metrics and lock records on http://{}/metrics and /locks", cfg.metrics_addr);
+    println!(
+        "embedded Kafka at {brokers}; metrics and lock records on http://{}/metrics and /locks",
+        cfg.metrics_addr
+    );
     let console = start_console(&a, &brokers, &cfg)?;
     let signals = Signals::default();
     let (tokenizer, svc_cfg, svc_signals) = (a.engine.tokenizer()?, cfg.clone(), signals.clone());
@@ -43,17 +46,25 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     let answering = Arc::new(AtomicBool::new(true));
     let answers = answer(&brokers, &cfg, answering.clone())?;
     let (alerts, commands) = super::view::view(&brokers, &cfg, &switch, &service)?;
-    let sent = switch.join().map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
+    let sent = switch
+        .join()
+        .map_err(|_| anyhow::anyhow!("producer thread panicked"))??;
     std::thread::sleep(Duration::from_secs(2)); // the last answers in, processed
     answering.store(false, Ordering::Relaxed);
-    let answered = answers.join().map_err(|_| anyhow::anyhow!("switch thread panicked"))??;
+    let answered = answers
+        .join()
+        .map_err(|_| anyhow::anyhow!("switch thread panicked"))??;
     print_locks(&cfg.metrics_addr);
     signals.shutdown.store(true, Ordering::Relaxed);
-    service.join().map_err(|_| anyhow::anyhow!("service thread panicked"))??;
+    service
+        .join()
+        .map_err(|_| anyhow::anyhow!("service thread panicked"))??;
     println!("\nthe switch sent {sent} events and {answered} answers (acknowledgements, analyst releases); switchguard answered with {alerts} alerts and {commands} commands");
     println!("(first 40 alerts and 20 commands shown; `switchguard demo --offline` for the replay report)");
     if let Some(c) = console {
-        if a.linger.unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stdin())) {
+        if a.linger
+            .unwrap_or_else(|| std::io::IsTerminal::is_terminal(&std::io::stdin()))
+        {
             println!("the console stays up: Ctrl-C to stop");
             let stop = Signals::install()?;
             while !stop.shutdown.load(Ordering::Relaxed) {
@@ -67,7 +78,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
 }
 
 /// The risk console on the embedded cluster, with a fresh demo login.
-fn start_console(a: &DemoArgs, brokers: &str, cfg: &RunConfig) -> Result<Option<crate::console::Background>> {
+fn start_console(
+    a: &DemoArgs,
+    brokers: &str,
+    cfg: &RunConfig,
+) -> Result<Option<crate::console::Background>> {
     if a.console == "none" {
         return Ok(None);
     }
@@ -75,8 +90,13 @@ fn start_console(a: &DemoArgs, brokers: &str, cfg: &RunConfig) -> Result<Option<
     let _ = std::fs::remove_file(&db); // a fresh database: the login below is this run's
     let password = crate::console::store::users::random_token();
     let args = crate::console::ServeArgs {
-        db: crate::console::DbArg { database: db.display().to_string() },
-        listen: a.console.parse().context("--console: an address such as 127.0.0.1:8088")?,
+        db: crate::console::DbArg {
+            database: db.display().to_string(),
+        },
+        listen: a
+            .console
+            .parse()
+            .context("--console: an address such as 127.0.0.1:8088")?,
         metrics_addr: "127.0.0.1:0".parse().expect("an address"),
         brokers: Some(brokers.to_string()),
         props: Vec::new(),
@@ -89,7 +109,10 @@ fn start_console(a: &DemoArgs, brokers: &str, cfg: &RunConfig) -> Result<Option<
         secure_cookies: false,
     };
     let c = crate::console::Background::spawn(args, Some(("demo".into(), password.clone())))?;
-    println!("risk console on http://{}: log in as demo / {password}", a.console);
+    println!(
+        "risk console on http://{}: log in as demo / {password}",
+        a.console
+    );
     Ok(Some(c))
 }
 
@@ -125,14 +148,21 @@ fn answer(brokers: &str, cfg: &RunConfig, on: Arc<AtomicBool>) -> Result<JoinHan
         .set("auto.offset.reset", "earliest")
         .create()?;
     c.subscribe(&[&cfg.topics.commands])?;
-    let p: BaseProducer = ClientConfig::new().set("bootstrap.servers", brokers).create()?;
+    let p: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
     let control = cfg.topics.control.clone();
     Ok(std::thread::spawn(move || -> Result<u64> {
         let (side, mut n) = (SwitchSide::default(), 0u64);
         let started = Instant::now();
         while on.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(600) {
-            let Some(Ok(m)) = c.poll(Duration::from_millis(100)) else { continue };
-            let Ok(cmd) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b"")) else { continue };
+            let Some(Ok(m)) = c.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let Ok(cmd) = serde_json::from_slice::<serde_json::Value>(m.payload().unwrap_or(b""))
+            else {
+                continue;
+            };
             for r in side.answer(&cmd) {
                 let key = r["id"].as_str().unwrap_or("").to_string();
                 crate::service::kafka::send_blocking(&p, &control, &key, &serde_json::to_vec(&r)?);

@@ -21,12 +21,17 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         cfg.days,
         input.display()
     );
-    let pack = Arc::new(crate::rules::RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?);
-    println!("loaded {} rules from {}", pack.rules.len(), a.engine.rules.display());
+    let pack =
+        Arc::new(crate::rules::RulePack::load_dir(&a.engine.rules).map_err(anyhow::Error::new)?);
+    println!(
+        "loaded {} rules from {}",
+        pack.rules.len(),
+        a.engine.rules.display()
+    );
     let models = crate::app::load_models(&a.engine.models);
     let first = a.out.join("without-answers");
     replay::run(
-        &[input.clone()],
+        std::slice::from_ref(&input),
         pack.clone(),
         models.clone(),
         a.engine.engine_config()?,
@@ -37,7 +42,10 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
     )?;
     let control = a.out.join("answers.jsonl");
     let answers = answer(&first.join("commands.jsonl"), &control)?;
-    println!("the switch and an analyst answered with {answers} control records → {}", control.display());
+    println!(
+        "the switch and an analyst answered with {answers} control records → {}",
+        control.display()
+    );
     let report = replay::run(
         &[input, control],
         pack,

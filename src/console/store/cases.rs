@@ -154,7 +154,9 @@ pub(crate) async fn attach(
 /// The masked PAN a case shows: a card case's own (a terminal's alerts carry the PAN of
 /// whichever card triggered them, which is not the case's entity).
 fn card_mask(a: &Alert) -> Option<String> {
-    (a.entity == crate::rules::Entity::Card).then(|| a.pan_masked.clone()).flatten()
+    (a.entity == crate::rules::Entity::Card)
+        .then(|| a.pan_masked.clone())
+        .flatten()
 }
 
 /// Append one history row.

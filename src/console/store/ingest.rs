@@ -51,7 +51,7 @@ pub fn parse(kind: Kind, bytes: &[u8], source: &str) -> Record {
     let reject = |reason: String| Record::Reject {
         source: source.to_string(),
         reason,
-        raw: crate::pan::redact_truncated(&bytes, 4096),
+        raw: crate::pan::redact_truncated(bytes, 4096),
     };
     let bad_ts = || reject(format!("{}: missing or unreadable ts", kind.as_str()));
     match kind {

@@ -214,7 +214,7 @@ impl Runner {
                     Ok(input) if matches!(input, Input::Control(_)) == on_control => {
                         let ts = input.ts();
                         i.max_ts = Some(i.max_ts.map_or(ts, |t| t.max(ts)));
-                        topo.from_input(task.src, m.offset(), input, &mut out, d, fwd)?;
+                        topo.route_input(task.src, m.offset(), input, &mut out, d, fwd)?;
                     }
                     Ok(input) => {
                         let e = misplaced(&input);

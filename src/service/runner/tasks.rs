@@ -111,7 +111,13 @@ pub struct Task {
 }
 
 impl Task {
-    pub fn new(topic: &str, partition: i32, src: u32, next_offset: Option<i64>, work: Work) -> Self {
+    pub fn new(
+        topic: &str,
+        partition: i32,
+        src: u32,
+        next_offset: Option<i64>,
+        work: Work,
+    ) -> Self {
         Self {
             topic: topic.to_string(),
             partition,

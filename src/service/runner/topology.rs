@@ -39,7 +39,7 @@ impl Topology {
 
     /// An input (event or control record), at `offset` of input source `src`, to the first
     /// stage.
-    pub fn from_input(
+    pub fn route_input(
         &mut self,
         src: u32,
         offset: i64,
