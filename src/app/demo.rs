@@ -53,9 +53,18 @@ pub fn command(a: DemoArgs) -> Result<ExitCode> {
     }
     let mock = MockCluster::new(1).context("starting the embedded Kafka cluster")?;
     let brokers = mock.bootstrap_servers();
+    // The demo runs on rules alone (with the warning) where `run` would refuse to start.
+    let models = match crate::models::Models::load_set(&a.engine.models) {
+        Ok(Ok(m)) if !m.is_empty() => a.engine.models.clone(),
+        _ => {
+            crate::models::Models::open(&a.engine.models, false).ok();
+            PathBuf::from("none")
+        }
+    };
     let cfg = RunConfig {
         brokers: brokers.clone(),
         rules: a.engine.rules.clone(),
+        models,
         metrics_addr: a.metrics_addr.clone(),
         allowed_lateness: "1s".into(),
         ..RunConfig::default()
