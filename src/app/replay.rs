@@ -338,7 +338,7 @@ impl ScoreSamples {
         Box::new(move |o: &ModelOut| {
             // The rare terminal and merchant scores always; the per-purchase ones sampled.
             tick = tick.wrapping_add(1);
-            let each = tick % Self::EVERY == 0;
+            let each = tick.is_multiple_of(Self::EVERY);
             if !each && o.terminal_pin.is_none() && o.merchant_nopin.is_none() {
                 return;
             }

@@ -133,11 +133,22 @@ pub fn inputs(kind: ModelKind, o: &ModelOut, out: &mut Vec<f64>) -> bool {
     !out.is_empty()
 }
 
+/// One model's live sample: its training summaries and the live counts per input.
+#[derive(Debug, Clone)]
+struct Sample {
+    kind: ModelKind,
+    /// Training summaries by input (None: not in the file).
+    sums: Vec<Option<FeatureSummary>>,
+    /// Live (decayed) counts per input and bin.
+    counts: Vec<Vec<f64>>,
+    /// Events the model scored (one in [`SAMPLE_EVERY`] is counted).
+    tick: u32,
+}
+
 /// Live bin counts of every loaded model's inputs.
 #[derive(Debug, Clone, Default)]
 pub struct Drift {
-    /// Per model: its kind, summaries by input (None: not in the file), counts per input.
-    models: Vec<(ModelKind, Vec<Option<FeatureSummary>>, Vec<Vec<f64>>, u32)>,
+    models: Vec<Sample>,
     day: i64,
     scratch: Vec<f64>,
 }
@@ -160,7 +171,12 @@ impl Drift {
                     .iter()
                     .map(|s| vec![0.0; s.as_ref().map_or(0, |s| s.shares.len())])
                     .collect();
-                (kind, s, counts, 0)
+                Sample {
+                    kind,
+                    sums: s,
+                    counts,
+                    tick: 0,
+                }
             })
             .collect();
         Self {
@@ -175,15 +191,21 @@ impl Drift {
         let day = ts.div_euclid(86_400_000);
         if day > self.day {
             let halve = 0.5f64.powi((day - self.day).min(60) as i32);
-            for (_, _, counts, _) in &mut self.models {
-                for c in counts.iter_mut().flatten() {
+            for m in &mut self.models {
+                for c in m.counts.iter_mut().flatten() {
                     *c *= halve;
                 }
             }
             self.day = day;
         }
         let scratch = &mut self.scratch;
-        for (kind, sums, counts, tick) in &mut self.models {
+        for Sample {
+            kind,
+            sums,
+            counts,
+            tick,
+        } in &mut self.models
+        {
             if !inputs(*kind, o, scratch) {
                 continue;
             }
@@ -203,9 +225,9 @@ impl Drift {
 
     /// Add another engine's counts (a scale-out instance holds several shards).
     pub fn merge(&mut self, other: &Drift) {
-        for ((k, _, counts, _), (k2, _, c2, _)) in self.models.iter_mut().zip(&other.models) {
-            if k == k2 {
-                for (a, b) in counts.iter_mut().zip(c2) {
+        for (m, o) in self.models.iter_mut().zip(&other.models) {
+            if m.kind == o.kind {
+                for (a, b) in m.counts.iter_mut().zip(&o.counts) {
                     for (x, y) in a.iter_mut().zip(b) {
                         *x += y;
                     }
@@ -217,10 +239,10 @@ impl Drift {
     /// PSI of every input with a training summary and live samples: (model, input, psi).
     pub fn psi(&self) -> Vec<(&'static str, &'static str, f64)> {
         let mut out = Vec::new();
-        for (kind, sums, counts, _) in &self.models {
-            for ((name, s), c) in names(*kind).into_iter().zip(sums).zip(counts) {
+        for m in &self.models {
+            for ((name, s), c) in names(m.kind).into_iter().zip(&m.sums).zip(&m.counts) {
                 if let Some(v) = s.as_ref().and_then(|s| psi(s, c)) {
-                    out.push((kind.as_str(), name, v));
+                    out.push((m.kind.as_str(), name, v));
                 }
             }
         }
