@@ -192,4 +192,47 @@ not json
             (2, 1, 1)
         );
     }
+
+    /// What the risk console writes (its own `Label` type, serialised as its export does) is
+    /// what `train --labels` reads, line for line.
+    #[test]
+    fn reads_the_labels_file_the_console_writes() {
+        use crate::console::contract::{Disposition as D, Label};
+        let line = |id: &str, rule: &str, events: &[&str], d: D| {
+            serde_json::to_string(&Label {
+                alert_id: id.into(),
+                rule: rule.into(),
+                entity: "card".into(),
+                entity_id: "tok_a".into(),
+                event_ids: events.iter().map(|e| e.to_string()).collect(),
+                disposition: d,
+                disposed_at: "2026-10-02T09:00:00.000Z".into(),
+                actor: "alice".into(),
+            })
+            .unwrap()
+        };
+        let text = [
+            line("al_1", "model_card_outlier", &["e1"], D::ConfirmedFraud),
+            line(
+                "al_2",
+                "model_card_outlier",
+                &["e2", "e3"],
+                D::FalsePositive,
+            ),
+            line("al_3", "qr_replay", &["e4"], D::Inconclusive),
+        ]
+        .join("\n");
+        let mut l = Labels::default();
+        l.add("console.jsonl", &text);
+        assert!(l.problems.is_empty(), "{:?}", l.problems);
+        assert_eq!(l.alerts, 3);
+        assert_eq!(
+            ["e1", "e2", "e3", "e4"].map(|e| l.of(e)),
+            [Some(true), Some(false), Some(false), None]
+        );
+        let r = &l.per_rule["model_card_outlier"];
+        assert_eq!((r.confirmed_fraud, r.false_positive), (1, 1));
+        assert_eq!(r.precision, Some(0.5));
+        assert_eq!(l.per_rule["qr_replay"].inconclusive, 1);
+    }
 }
