@@ -232,7 +232,9 @@ not json
         );
         let r = &l.per_rule["model_card_outlier"];
         assert_eq!((r.confirmed_fraud, r.false_positive), (1, 1));
-        assert_eq!(r.precision, Some(0.5));
         assert_eq!(l.per_rule["qr_replay"].inconclusive, 1);
+        let rep = l.report(vec!["console.jsonl".into()], &|_| true);
+        assert_eq!(rep.per_rule["model_card_outlier"].precision, Some(0.5));
+        assert_eq!((rep.positive_events, rep.negative_events), (1, 2));
     }
 }
