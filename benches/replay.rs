@@ -15,7 +15,10 @@
 //! which gives ~6.6M events at 100k cards). `SWITCHGUARD_BENCH_QUICK=1` measures only the
 //! throughput figures (decode, engine on rules alone, JSONL replay on one and two threads),
 //! skipping state memory, Parquet, training and models; `SWITCHGUARD_BENCH_REPEAT=N` repeats
-//! each of those N times (the figures are noisy on a shared machine).
+//! each of those N times (the figures are noisy on a shared machine). With QUICK,
+//! `SWITCHGUARD_BENCH_MODELS=1` adds the model figures (engine alone and JSONL replay with every
+//! model, against rules alone), with the models trained on the history or loaded from
+//! `SWITCHGUARD_BENCH_MODELS_DIR`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::path::PathBuf;
@@ -135,6 +138,8 @@ fn main() {
     );
 
     let repeat = env("SWITCHGUARD_BENCH_REPEAT", 1).max(1);
+    // With QUICK: also the model figures (engine alone and JSONL replay with every model).
+    let bench_models = env("SWITCHGUARD_BENCH_MODELS", 0) != 0;
 
     // 1. Decode only (read + parse + validate + tokenise), one thread.
     let mut active = std::collections::HashSet::new();
@@ -233,24 +238,35 @@ fn main() {
         .map(|_| engine_only(None, "rules alone"))
         .fold(0.0, f64::max);
 
-    // 4. Training on the whole history (read + decode + polars features + fits).
-    let models = (!quick).then(|| {
-        let t = Instant::now();
-        let (events, _) = read_history(std::slice::from_ref(&jsonl), Decoder::default()).unwrap();
-        let read = t.elapsed().as_secs_f64();
-        let trained = train(&events, &TrainOptions::default(), |_| {}).unwrap();
-        println!(
-            "train:         {} events in {:.1}s (reading and decoding {read:.1}s)",
-            events.len(),
-            t.elapsed().as_secs_f64()
-        );
-        drop(events);
-        let mdir = dir.join("models");
-        write_models(&mdir, &trained.files).unwrap();
+    // 4. Training on the whole history (read + decode + polars features + fits), or the model
+    // set in SWITCHGUARD_BENCH_MODELS_DIR.
+    let models = (!quick || bench_models).then(|| {
+        let mdir = match std::env::var("SWITCHGUARD_BENCH_MODELS_DIR") {
+            Ok(d) => PathBuf::from(d),
+            Err(_) => {
+                let t = Instant::now();
+                let (events, _) =
+                    read_history(std::slice::from_ref(&jsonl), Decoder::default()).unwrap();
+                let read = t.elapsed().as_secs_f64();
+                let trained = train(&events, &TrainOptions::default(), None, |_| {}).unwrap();
+                println!(
+                    "train:         {} events in {:.1}s (reading and decoding {read:.1}s)",
+                    events.len(),
+                    t.elapsed().as_secs_f64()
+                );
+                drop(events);
+                let mdir = dir.join("models");
+                write_models(&mdir, &trained.files, None).unwrap();
+                mdir
+            }
+        };
         let models = Arc::new(Models::load_dir(&mdir).unwrap());
+        println!("models: {}", models.names().join(", "));
 
         // 5. Engine only with every model scoring.
-        let with_models = engine_only(Some(models.clone()), "all models ");
+        let with_models = (0..repeat)
+            .map(|_| engine_only(Some(models.clone()), "all models "))
+            .fold(0.0, f64::max);
         println!(
             "model scoring cost: {:.1}% of rules-alone engine throughput",
             100.0 * (1.0 - with_models / rules_only)
@@ -268,8 +284,12 @@ fn main() {
         runs.push((&jsonl, None, Threads::Two));
     }
     if let Some(m) = models {
-        runs.push((&parquet, None, Threads::Two));
-        runs.push((&jsonl, Some(m), Threads::Two));
+        if !quick {
+            runs.push((&parquet, None, Threads::Two));
+        }
+        for _ in 0..repeat {
+            runs.push((&jsonl, Some(m.clone()), Threads::Two));
+        }
     }
     for (input, m, threads) in runs {
         let out = dir.join("out");

@@ -4,6 +4,7 @@ mod bench_kafka;
 pub mod cases;
 mod demo;
 pub mod locks;
+pub mod flags;
 pub mod replay;
 mod rules_cmd;
 mod run;
@@ -86,8 +87,9 @@ pub struct EngineArgs {
     /// Allowed lateness of out-of-order events (event time), e.g. 5s.
     #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS")]
     pub lateness: String,
-    /// Models directory (`*.model.json` from `switchguard train`). Without model files the
-    /// engine runs on rules alone; a bad model file is reported and skipped the same way.
+    /// Models directory (a model set from `switchguard train`), or `none` for rules alone. A
+    /// directory that does not exist, holds no set or a bad one is reported loudly and the
+    /// command runs on rules alone (`run` refuses to start instead).
     #[arg(long, default_value = "models", env = "SWITCHGUARD_MODELS")]
     pub models: PathBuf,
     /// File holding the PAN tokenisation key (HMAC-SHA256). Also SWITCHGUARD_TOKEN_KEY.
@@ -140,8 +142,9 @@ impl EngineArgs {
     }
 }
 
-/// Load the models in `dir` for a command: `None` (rules only) when there are none or they
-/// are refused; every problem is printed, and the command carries on with its rules.
+/// Load the models in `dir` for a command: `None` (rules only) when asked (`none`), or when
+/// there are none or they are refused, with a loud warning naming the problem; the command
+/// carries on with its rules.
 pub fn load_models(dir: &std::path::Path) -> Option<std::sync::Arc<crate::models::Models>> {
     crate::models::Models::load_or_rules_alone(dir)
 }

@@ -175,12 +175,17 @@ impl Engine {
         let state = self.scorer.take().map(|s| s.state).unwrap_or_default();
         self.scorer = models
             .filter(|m| !m.is_empty())
-            .map(|m| Scorer { models: m, state });
+            .map(|m| Scorer::with_state(m, state));
         self.feat.model = Default::default();
     }
 
     pub fn models(&self) -> Option<&Arc<Models>> {
         self.scorer.as_ref().map(|s| &s.models)
+    }
+
+    /// The live sample of the models' inputs, for drift (PSI against training).
+    pub fn model_drift(&self) -> Option<&crate::models::drift::Drift> {
+        self.scorer.as_ref().map(|s| s.drift())
     }
 
     /// The features of the last event processed (tests compare them with the batch side).
@@ -388,10 +393,7 @@ impl Engine {
         e.next_sweep = snap.next_sweep;
         e.stats.merge_from(&snap.stats);
         if let Some(state) = snap.model_state {
-            e.scorer = Some(Scorer {
-                models: Arc::new(Models::default()),
-                state,
-            });
+            e.scorer = Some(Scorer::with_state(Arc::new(Models::default()), state));
         }
         Ok(e)
     }

@@ -53,6 +53,8 @@ slots! {
     signed_off = signed_off @ Terminal: bool;
     terminal_pin = model.terminal_pin @ Terminal: Option<TerminalPinScore>;
     merchant_nopin = model.merchant_nopin @ Merchant: Option<MerchantNopinScore>;
+    // Filled at the terminal stage, added to at the merchant stage.
+    model_evidence = model.evidence @ Terminal: Vec<CompactString>;
 }
 
 #[cfg(test)]
@@ -88,17 +90,23 @@ mod tests {
             ..Features::default()
         };
         f.model.terminal_pin = Some(TerminalPinScore {
-            count: 4,
-            expected: 0.5,
+            attempts: 30,
+            episodes: 5,
+            unresolved: 4,
+            expected_episodes: 1.5,
+            expected_unresolved: 0.5,
             score: 4.5,
         });
         f.model.merchant_nopin = Some(MerchantNopinScore {
             n: 40,
             k: 9,
+            n_recent: 200,
+            k_recent: 12,
             normal: 0.01,
             peer: 0.02,
             score: 3.25,
         });
+        f.model.evidence = vec!["w1".into(), "w2".into()];
         let mut c = Carried::default();
         c.take(&f);
         let json = serde_json::to_string(&c).unwrap();
@@ -113,6 +121,6 @@ mod tests {
         }
         assert_eq!(g.model.terminal_pin, f.model.terminal_pin);
         assert_eq!(g.model.merchant_nopin, f.model.merchant_nopin);
-        assert_eq!(g.related().collect::<Vec<_>>(), ["p1", "q0"]);
+        assert_eq!(g.related().collect::<Vec<_>>(), ["p1", "q0", "w1", "w2"]);
     }
 }

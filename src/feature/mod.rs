@@ -43,9 +43,13 @@ pub struct Features {
 
 impl Features {
     /// Earlier events this one is joined to (the pre-auth, the first payment of its QR
-    /// payload), in that order: an alert lists them before the event itself.
+    /// payload, the events behind a terminal or merchant model score), in that order: an
+    /// alert lists them before the event itself.
     pub fn related(&self) -> impl Iterator<Item = &CompactString> {
-        self.preauth_id.iter().chain(self.qr_first_id.iter())
+        self.preauth_id
+            .iter()
+            .chain(self.qr_first_id.iter())
+            .chain(self.model.evidence.iter())
     }
 }
 

@@ -160,17 +160,17 @@ fields! {
         => |ev, f| f.signon_ts.map_or(Val::Null, |t| Val::Float(hours(t, ev.ts)));
     TerminalSignedOff "terminal_signed_off": Bool @ Terminal,
         "the terminal signed off after its last sign-on" => |ev, f| Val::Bool(f.signed_off);
-    CardTx1h "card_tx_1h": Num @ Card, model "density",
+    CardTx1h "card_tx_1h": Num @ Card, model "card_outlier",
         "model feature: the card's purchases in the hour before (null without models)"
         => |ev, f| num(f.model.card.map(|c| c.x[mf::CARD_TX_1H]));
-    CardTx24h "card_tx_24h": Num @ Card, model "density",
+    CardTx24h "card_tx_24h": Num @ Card, model "card_outlier",
         "model feature: the card's purchases in the day before"
         => |ev, f| num(f.model.card.map(|c| c.x[mf::CARD_TX_24H]));
-    AmountDev "amount_dev": Num @ Card, model "density",
-        "model feature: ln(1+amount) minus the card's running average of it"
+    AmountDev "amount_dev": Num @ Card, model "card_outlier",
+        "model feature: ln(1+amount) minus the card's normal (median of its last purchases, in this category group once it has 3 there)"
         => |ev, f| num(f.model.card.map(|c| c.x[mf::AMOUNT_DEV]));
-    AmountZ "amount_z": Num @ Card, model "density",
-        "model feature: amount_dev over the card's own spread of log amounts"
+    AmountZ "amount_z": Num @ Card, model "card_outlier",
+        "model feature: amount_dev over the card's own robust spread of log amounts (0 under 5 purchases of history)"
         => |ev, f| num(f.model.card.map(|c| c.x[mf::AMOUNT_Z]));
     TerminalPinScore "terminal_pin_score": Num @ Terminal, model "terminal_pin",
         "terminal PIN baseline: -log10 p of the terminal's wrong PINs in its window (wrong PINs only)"
@@ -184,6 +184,12 @@ fields! {
     MerchantNopinAnomalous "merchant_nopin_anomalous": Bool @ Merchant, model "merchant_nopin",
         "merchant_nopin_score is at or above the model's threshold"
         => |ev, f| boolean(f.model.merchant_nopin_anomalous());
+    CardOutlierScore "card_outlier_score": Num @ Card, model "card_outlier",
+        "card outlier: min(z of the amount against the card's own normal here, 2 x z against the MCC's) (card purchases with 5+ purchases of history only)"
+        => |ev, f| num(f.model.card_outlier.map(|s| s.score));
+    CardOutlierAnomalous "card_outlier_anomalous": Bool @ Card, model "card_outlier",
+        "card_outlier_score is at or above the model's threshold"
+        => |ev, f| boolean(f.model.card_outlier_anomalous());
     DensityScore "density_score": Num @ Card, model "density",
         "transaction density: negative log density of the purchase (card purchases only)"
         => |ev, f| num(f.model.density.map(|s| s.score));
@@ -294,8 +300,11 @@ mod tests {
         assert!(!f.model.says_nothing() && !nulls(&f));
         f.model.fraud_probability = None;
         f.model.terminal_pin = Some(crate::models::TerminalPinScore {
-            count: 1,
-            expected: 0.1,
+            attempts: 3,
+            episodes: 1,
+            unresolved: 1,
+            expected_episodes: 0.1,
+            expected_unresolved: 0.1,
             score: 1.0,
         });
         assert!(!f.model.says_nothing() && !nulls(&f));

@@ -1,7 +1,9 @@
 //! The model card: a short Markdown page beside each model file saying what the model learned,
 //! on what, how well it did on the holdout, and how to use its score in a rule.
 
+use super::card_outlier::CardOutlierParams;
 use super::density::DensityParams;
+use super::evaluate::WorldEval;
 use super::features::NAMES;
 use super::file::{ModelFile, ModelKind};
 use super::merchant_nopin::MerchantNopinParams;
@@ -9,22 +11,35 @@ use super::supervised::SupervisedParams;
 use super::terminal_pin::TerminalPinParams;
 use std::fmt::Write as _;
 
+/// The replay evaluation a card reports: every world judged, and the rules that read this
+/// model's scores.
+#[derive(Debug, Clone, Copy)]
+pub struct CardEval<'a> {
+    pub worlds: &'a [WorldEval],
+    pub rules: &'a [String],
+}
+
 fn pct(x: Option<f64>) -> String {
     x.map_or("n/a".into(), |v| format!("{:.4}", v))
 }
 
-/// Render the card of `m`.
-pub fn render(m: &ModelFile) -> String {
+/// Render the card of `m`, with the replay evaluation when there is one.
+pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
     let mut s = String::new();
     let (title, what, field) = match m.kind {
         ModelKind::TerminalPin => (
-            "Terminal PIN-failure baseline",
-            "Each terminal's normal rate of wrong PINs (DE39 55) per hour of day, shrunk toward all terminals' rate. Live, every wrong PIN is scored by how improbable the terminal's wrong-PIN count over the trailing window is under that rate (Poisson upper tail, score = -log10 p).",
+            "Terminal PIN baseline",
+            "On each wrong PIN (a PIN attempt answered 55), the terminal's PIN attempts, wrong-PIN episodes (one per card) and unresolved episodes (no verified PIN from that card within a few minutes) over the trailing window, scored against the terminal's own rates over its last weeks (learnt as the stream goes), shrunk toward its MCC peers' rates (beta priors fitted on training terminals): the larger of the two beta-binomial upper tails, score = -log10 p. A terminal without history is judged by its peers.",
             "terminal_pin_score / terminal_pin_anomalous",
+        ),
+        ModelKind::CardOutlier => (
+            "Card outlier (robust per-card profile)",
+            "On each card purchase, its amount against the card's own normal (median and spread of its last 16 approved purchases, per merchant category group once it has 3 there; needs 5 purchases of history) and against the MCC's normal among all shoppers (from training). Score = min(z against the card, mcc_weight x z against the MCC): far above what this card spends here, and above what anyone spends at this kind of shop.",
+            "card_outlier_score / card_outlier_anomalous",
         ),
         ModelKind::MerchantNopin => (
             "Merchant no-PIN profile",
-            "Each merchant's share of approved card-present sales without a PIN where one was due (bypassed, timed out, absent above the no-PIN limit), against a beta prior fitted on its MCC peers. Live, every forced no-PIN approval is scored by how improbable the merchant's count so far today is (beta-binomial upper tail, score = -log10 p).",
+            "Each merchant's share of approved card-present sales without a PIN where one was due (bypassed, timed out, absent above the no-PIN limit): its own share over its last weeks (learnt as the stream goes), shrunk toward a beta prior fitted on its MCC peers in training. Live, every forced no-PIN approval is scored by how improbable the merchant's count so far today is (beta-binomial upper tail, score = -log10 p).",
             "merchant_nopin_score / merchant_nopin_anomalous",
         ),
         ModelKind::Density => (
@@ -57,6 +72,20 @@ pub fn render(m: &ModelFile) -> String {
     let _ = writeln!(s, "| holdout | events from {} |", t.holdout_from);
     let _ = writeln!(s, "| events read | {} |", t.events);
     let _ = writeln!(s, "| seed | {} |", t.seed);
+    let _ = writeln!(
+        s,
+        "| trained on | {} traffic{} |",
+        if t.source.is_empty() {
+            "unknown"
+        } else {
+            &t.source
+        },
+        if t.simulated() {
+            " (retrain on your own history before relying on it)"
+        } else {
+            ""
+        }
+    );
     let _ = writeln!(s, "| inputs | {} |", m.features.join(", "));
     let _ = writeln!(s, "| threshold | {:.4} |", m.threshold);
     let _ = writeln!(s, "| rule fields | {field} |\n");
@@ -73,51 +102,88 @@ pub fn render(m: &ModelFile) -> String {
     for (l, r) in &e.scenario_recall {
         let _ = writeln!(s, "| recall, {l} | {r:.3} |");
     }
+    if let Some(ev) = eval {
+        replay_section(&mut s, ev);
+    }
+    if !m.summary.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Training inputs (for drift)\n\nLive traffic is compared with these by the \
+             population stability index (`switchguard_model_feature_psi`, `report.json`).\n"
+        );
+        let _ = writeln!(s, "| input | rows | mean | bins |\n|---|---|---|---|");
+        for (n, f) in &m.summary {
+            let _ = writeln!(
+                s,
+                "| {n} | {} | {:.3} | {} |",
+                f.count,
+                f.mean,
+                f.shares.len()
+            );
+        }
+    }
     let _ = writeln!(s, "\n## What it learned\n");
     match m.kind {
         ModelKind::TerminalPin => {
             if let Ok(p) = serde_json::from_value::<TerminalPinParams>(m.params.clone()) {
                 let _ = writeln!(
                     s,
-                    "Window {}h, {:.1} days of history, {} terminals.\n",
-                    p.window_h,
-                    p.days,
-                    p.terminals.len()
+                    "Window {}h, resolved within {} min, the terminal's own last {} days \
+                     (weighing at most {:.0} attempts). Peers' rates per PIN attempt \
+                     (prior strength in attempts):\n",
+                    p.window_h, p.resolve_min, p.base_days, p.own_cap
                 );
                 let _ = writeln!(
                     s,
-                    "All terminals, wrong PINs per terminal-hour by hour of day (UTC):\n"
+                    "| MCC | resolved | unresolved | strength |\n|---|---|---|---|"
                 );
+                let row = |s: &mut String, k: &str, r: &super::terminal_pin::PinPrior| {
+                    let _ = writeln!(
+                        s,
+                        "| {k} | {:.3}% | {:.3}% | {:.0} |",
+                        r.resolved.mean() * 100.0,
+                        r.unresolved.mean() * 100.0,
+                        r.resolved.alpha + r.resolved.beta
+                    );
+                };
+                row(&mut s, "all", &p.global);
+                for (mcc, r) in &p.peers {
+                    row(&mut s, &mcc.to_string(), r);
+                }
+            }
+        }
+        ModelKind::CardOutlier => {
+            if let Ok(p) = serde_json::from_value::<CardOutlierParams>(m.params.clone()) {
                 let _ = writeln!(
                     s,
-                    "{}\n",
-                    p.global
-                        .iter()
-                        .enumerate()
-                        .map(|(h, r)| format!("{h:02}h {r:.3}"))
-                        .collect::<Vec<_>>()
-                        .join(" · ")
+                    "MCC weight {}. Usual amount by MCC among all shoppers (median, spread of \
+                     log amounts):\n",
+                    p.mcc_weight
                 );
-                let mut top: Vec<(&String, f64)> = p
-                    .terminals
-                    .iter()
-                    .map(|(t, r)| (t, r.iter().sum::<f64>()))
-                    .collect();
-                top.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+                let _ = writeln!(s, "| MCC | usual amount | spread |\n|---|---|---|");
                 let _ = writeln!(
                     s,
-                    "Terminals with the highest normal rate (wrong PINs per day): {}",
-                    top.iter()
-                        .take(5)
-                        .map(|(t, r)| format!("{t} {r:.2}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    "| all | {:.2} | {:.2} |",
+                    p.global.median.exp_m1(),
+                    p.global.spread
                 );
+                for (mcc, n) in &p.mcc {
+                    let _ = writeln!(s, "| {mcc} | {:.2} | {:.2} |", n.median.exp_m1(), n.spread);
+                }
             }
         }
         ModelKind::MerchantNopin => {
             if let Ok(p) = serde_json::from_value::<MerchantNopinParams>(m.params.clone()) {
-                let _ = writeln!(s, "No-PIN limit {:.2}; all merchants' normal share {:.2}% (prior strength {:.0} sales).\n", p.nopin_limit as f64 / 100.0, p.global.mean() * 100.0, p.global.alpha + p.global.beta);
+                let _ = writeln!(
+                    s,
+                    "No-PIN limit {:.2}; the merchant's own last {} days weigh at most {:.0} \
+                     sales; all merchants' normal share {:.2}% (prior strength {:.0} sales).\n",
+                    p.nopin_limit as f64 / 100.0,
+                    p.base_days,
+                    p.own_cap,
+                    p.global.mean() * 100.0,
+                    p.global.alpha + p.global.beta
+                );
                 let _ = writeln!(s, "| MCC | peer share | prior strength |\n|---|---|---|");
                 for (mcc, b) in &p.peers {
                     let _ = writeln!(
@@ -163,4 +229,66 @@ pub fn render(m: &ModelFile) -> String {
     }
     let _ = writeln!(s, "\n## Reading it\n\nA score at or above the threshold sets the `_anomalous` field; rules in `rules/models.toml` turn that into alerts whose reason names the contributing features, their values and the entity's normal values. Retrain with `switchguard train` when the card base, terminal estate or merchant mix changes.");
     s
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{v:.3}"))
+}
+
+/// The replay evaluation: per world, the model's rules and the model scenarios.
+fn replay_section(s: &mut String, ev: CardEval) {
+    let _ = writeln!(
+        s,
+        "\n## Replay evaluation (later weeks, and worlds it never saw)\n\nEach world replayed \
+         from its first event with the default rules and this model set; alerts counted from \
+         `from` on (README \"Models\" says how to reproduce).\n"
+    );
+    if ev.rules.is_empty() {
+        let _ = writeln!(s, "No rule of the evaluated rule set reads this model.");
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "| world | from | rule | alerts | on attacks | precision |\n|---|---|---|---|---|---|"
+    );
+    for w in ev.worlds {
+        for r in ev.rules {
+            if let Some(e) = w.rules.get(r) {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {r} | {} | {} | {} |",
+                    w.world,
+                    &w.from[..10.min(w.from.len())],
+                    e.alerts,
+                    e.on_attacks,
+                    opt(e.precision)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n| world | model scenario | instances | caught | recall |\n|---|---|---|---|---|"
+    );
+    for w in ev.worlds {
+        for (n, v) in w.scenarios.iter().filter(|(_, v)| v.model_only) {
+            let _ = writeln!(
+                s,
+                "| {} | {n} | {} | {} | {} |",
+                w.world,
+                v.instances,
+                v.caught,
+                opt(v.recall)
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\n| world | look-alike | instances | alerted |\n|---|---|---|---|"
+    );
+    for w in ev.worlds {
+        for (n, v) in &w.lookalikes {
+            let _ = writeln!(s, "| {} | {n} | {} | {} |", w.world, v.instances, v.alerted);
+        }
+    }
 }

@@ -1,18 +1,18 @@
 //! One feature definition, two evaluators: [`FeatureState`] computes the features of each event
-//! as the engine streams it, and [`batch`] computes the same columns for a whole history with
-//! polars (lazy) for training. Per-event features that need no history are one Rust function
-//! ([`stateless`]) called by both; windowed features are defined here once (window, key,
-//! filter, aggregate) and written twice, and `tests/models.rs` checks on a replay that both
-//! give the same values for every event (no train/serve skew).
+//! as the engine streams it, and `batch` computes the same columns for a whole history for
+//! training (polars for the windowed counts, per-entity passes over the sorted history for the
+//! card profile and the PIN episodes). Per-event features that need no history are one Rust
+//! function ([`stateless`]) called by both; `tests/models.rs` checks on a replay that both give
+//! the same values for every event (no train/serve skew).
 //!
 //! Windows are half-open on event time, `[ts - w, ts)`, so the order of events that share a
-//! timestamp never changes a count; the running average and daily counters follow the engine's
-//! (ts, id) order, which the batch side reproduces by sorting on (ts, id).
+//! timestamp never changes a count; profiles follow the engine's (ts, id) order, which the
+//! batch side reproduces by sorting on (ts, id).
 
+use super::pin::{PinCounts, PinWindows, TermPin};
 use crate::event::{EntryMode, Event, EventType, Millis, Pin};
 use crate::keyed::{key_hash, CowMap};
-use polars::prelude::*;
-use polars_time::prelude::{ClosedWindow, RollingOptionsDynamicWindow};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
@@ -41,27 +41,46 @@ pub const CARD_TX_1H: usize = 9;
 pub const CARD_TX_24H: usize = 10;
 pub const AMOUNT_DEV: usize = 11;
 pub const AMOUNT_Z: usize = 12;
-/// Floor of the card's spread of log amounts in `amount_z` (a card with a few equal amounts
+/// Floor of a card's spread of log amounts in `amount_z` (a card with a few equal amounts
 /// is not infinitely surprised by the next one).
 pub const MIN_SPREAD: f64 = 0.5;
-/// Velocity counts saturate here (and the card keeps at most this many recent timestamps).
-pub const CARD_CAP: usize = 100;
-/// Weight of the newest purchase in the card's running average of log amounts.
-pub const EWMA_ALPHA: f64 = 0.1;
+/// Velocity counts saturate here (and the card keeps at most this many recent timestamps,
+/// inline: sixteen purchases in a day is already far outside any card's normal).
+pub const CARD_CAP: usize = 16;
+/// The card profile keeps its last this many approved purchases.
+pub const HISTORY: usize = 16;
+/// A card needs this many approved purchases in its profile before `amount_z` is set (and
+/// before the card model may alert on it).
+pub const MIN_HISTORY: usize = 5;
+/// A category group needs this many of the card's last purchases (a quarter) to be its own
+/// normal, a habit rather than a visit; below, the card's whole profile is.
+pub const GROUP_MIN: usize = 4;
+/// Log amounts are kept in 1/256 steps (0.4 % of an amount): small, and exact on both sides.
+pub const LOG_STEP: f64 = 256.0;
 pub const HOUR: Millis = 3_600_000;
 pub const DAY: Millis = 24 * HOUR;
+/// Card profiles idle this long are forgotten (event time).
+pub const CARD_RETENTION: Millis = 90 * DAY;
 
 /// MCCs where a stolen card is cashed out (jewellery, electronics, quasi-cash, gambling...).
 const HIGH_VALUE_MCC: [u16; 8] = [4829, 5045, 5094, 5732, 5944, 6051, 7995, 5999];
 
+/// The merchant category group a card's normal is kept per: 0 everyday (food, groceries,
+/// misc retail), 1 fuel and transport, 2 travel (lodging, car rental, airlines), 3 high-value
+/// retail (department stores, electronics, jewellery, quasi-cash), 4 anything else.
+pub fn mcc_group(mcc: Option<u16>) -> u8 {
+    match mcc {
+        Some(5411 | 5412 | 5422 | 5441 | 5451 | 5462 | 5499 | 5812 | 5813 | 5814 | 5999) => 0,
+        Some(4111 | 4121 | 4131 | 5541 | 5542 | 5172) => 1,
+        Some(3000..=3999 | 4511 | 7011 | 7512 | 4722) => 2,
+        Some(5311 | 5045 | 5094 | 5732 | 5944 | 6051 | 4829 | 7995) => 3,
+        _ => 4,
+    }
+}
+
 /// Does the card profile follow this event? Purchase attempts (auth, pre-auth) with a card.
 pub fn is_card_purchase(ev: &Event) -> bool {
     matches!(ev.kind, EventType::Auth | EventType::Preauth) && ev.card.is_some()
-}
-
-/// A wrong PIN (DE39 `55`): the terminal PIN baseline counts these.
-pub fn is_wrong_pin(ev: &Event) -> bool {
-    ev.response_code.as_deref() == Some("55")
 }
 
 /// An approved card-present auth at a merchant: the denominator of the merchant no-PIN share.
@@ -96,6 +115,11 @@ pub fn log_amount(ev: &Event) -> f64 {
     (ev.amount.unwrap_or(0).max(0) as f64 / 100.0).ln_1p()
 }
 
+/// A log amount in the profile's steps.
+pub fn quantise(la: f64) -> u16 {
+    (la * LOG_STEP).round().clamp(0.0, u16::MAX as f64) as u16
+}
+
 /// Hour of day (UTC) of an event time.
 pub fn hour_of_day(ts: Millis) -> usize {
     ts.rem_euclid(DAY).div_euclid(HOUR) as usize
@@ -125,45 +149,193 @@ pub fn stateless(ev: &Event) -> [f64; 9] {
     ]
 }
 
-/// `amount_dev` and `amount_z` of a purchase with log amount `la`, given the card's running
-/// averages of log amounts and their squares before it (both 0 without history).
-pub fn amount_devs(la: f64, usual: Option<(f64, f64)>) -> (f64, f64) {
-    match usual {
-        None => (0.0, 0.0),
-        Some((m1, m2)) => {
-            let spread = (m2 - m1 * m1).max(MIN_SPREAD * MIN_SPREAD).sqrt();
-            (la - m1, (la - m1) / spread)
+/// A card's normal for a purchase: the median and spread (1.4826 × median absolute deviation,
+/// at least [`MIN_SPREAD`]) of its profile's log amounts in the purchase's category group if
+/// it has [`GROUP_MIN`] of them there, else over its whole profile; `None` under
+/// [`MIN_HISTORY`] purchases. `q` and `g` hold the profile's quantised log amounts and their
+/// groups (any order, at most [`HISTORY`]).
+pub fn usual(q: &[u16], g: &[u8], group: u8) -> Option<(f64, f64)> {
+    let n = q.len().min(g.len()).min(HISTORY);
+    if n < MIN_HISTORY {
+        return None;
+    }
+    // Unused slots hold the largest value, so a full sort leaves the k values first.
+    let mut v = [u32::MAX; HISTORY];
+    let mut k = 0;
+    for (a, b) in q[..n].iter().zip(&g[..n]) {
+        if *b == group {
+            v[k] = u32::from(*a);
+            k += 1;
         }
+    }
+    if k < GROUP_MIN {
+        for (d, a) in v.iter_mut().zip(&q[..n]) {
+            *d = u32::from(*a);
+        }
+        k = n;
+    }
+    sort16(&mut v);
+    let med = twice_median(&v[..k]);
+    // Doubled absolute deviations from the median (exact, like the doubled median).
+    let mut dev = [u32::MAX; HISTORY];
+    for (d, x) in dev.iter_mut().zip(&v[..k]) {
+        *d = (2 * u64::from(*x)).abs_diff(med) as u32;
+    }
+    sort16(&mut dev);
+    let mad = twice_median(&dev[..k]);
+    // Both medians are doubled (exact for even counts), the deviations too.
+    let med = med as f64 / 2.0 / LOG_STEP;
+    let mad = mad as f64 / 4.0 / LOG_STEP;
+    Some((med, (1.4826 * mad).max(MIN_SPREAD)))
+}
+
+/// Sort sixteen values with a fixed network of 60 compare-exchanges, branch-free:
+/// the card profile's median and spread are taken on every purchase, and a general sort's
+/// branches were most of the card model's time.
+#[inline(always)]
+fn sort16(v: &mut [u32; HISTORY]) {
+    // The indices are constants (a macro, not a loop over a table), so the values stay in
+    // registers. Verified on all 2^16 inputs of zeros and ones (the 0-1 principle), and in
+    // the tests. One layer of independent compare-exchanges per line.
+    macro_rules! net {
+        ($($a:literal $b:literal;)*) => {
+            $(
+                let (x, y) = (v[$a], v[$b]);
+                v[$a] = x.min(y);
+                v[$b] = x.max(y);
+            )*
+        };
+    }
+    #[rustfmt::skip]
+    net! {
+        0 13; 1 12; 2 15; 3 14; 4 8; 5 6; 7 11; 9 10;
+        0 5; 1 7; 2 9; 3 4; 6 13; 8 14; 10 15; 11 12;
+        0 1; 2 3; 4 5; 6 8; 7 9; 10 11; 12 13; 14 15;
+        0 2; 1 3; 4 10; 5 11; 6 7; 8 9; 12 14; 13 15;
+        1 2; 3 12; 4 6; 5 7; 8 10; 9 11; 13 14;
+        1 4; 2 6; 5 8; 7 10; 9 13; 11 14;
+        2 4; 3 6; 9 12; 11 13;
+        3 5; 6 8; 7 9; 10 12;
+        3 4; 5 6; 7 8; 9 10; 11 12;
+        6 7; 8 9;
     }
 }
 
-/// A card's history as the features need it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct CardProfile {
-    /// Timestamps of its latest purchases within a day (at most `CARD_CAP`).
-    recent: VecDeque<Millis>,
-    /// Running averages of log amounts and of their squares (polars `ewm_mean`, adjust =
-    /// false).
-    ewma: Option<(f64, f64)>,
-    last: Millis,
+/// Twice the median of sorted `v` (the sum of the two middle values for an even count), exact.
+fn twice_median<T: Copy + Into<u64>>(v: &[T]) -> u64 {
+    let n = v.len();
+    if n == 0 {
+        return 0;
+    }
+    if n % 2 == 1 {
+        2 * v[n / 2].into()
+    } else {
+        v[n / 2 - 1].into() + v[n / 2].into()
+    }
 }
 
-/// A merchant's counters for the current UTC day.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+/// `amount_dev` and `amount_z` of a purchase with log amount `la` against the card's normal
+/// (both 0 without one).
+pub fn amount_devs(la: f64, usual: Option<(f64, f64)>) -> (f64, f64) {
+    match usual {
+        None => (0.0, 0.0),
+        Some((med, spread)) => (la - med, (la - med) / spread),
+    }
+}
+
+/// A card's history as the features need it. Laid out by hand (`repr(C)`, hottest first) so
+/// that scoring a purchase touches as few cache lines of it as it can: the amounts profile
+/// fits one line beside the counters, the recent timestamps the next two.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[repr(C)]
+pub struct CardProfile {
+    #[serde(default)]
+    last: Millis,
+    /// Its last [`HISTORY`] approved purchases, a ring held inline (no allocation, no
+    /// shuffling): quantised log amounts and category groups; the first `n` slots are used,
+    /// `head` is the oldest once full.
+    #[serde(default)]
+    n: u8,
+    #[serde(default)]
+    head: u8,
+    #[serde(default)]
+    rn: u8,
+    #[serde(default)]
+    rhead: u8,
+    #[serde(default)]
+    q: [u16; HISTORY],
+    #[serde(default)]
+    g: [u8; HISTORY],
+    /// Timestamps of its latest purchases (at most `CARD_CAP`), a ring like `q`: `rn` used,
+    /// `rhead` the oldest once full.
+    #[serde(default)]
+    recent: [Millis; CARD_CAP],
+}
+
+impl CardProfile {
+    fn push_recent(&mut self, ts: Millis) {
+        let i = if (self.rn as usize) < CARD_CAP {
+            self.rn += 1;
+            self.rn as usize - 1
+        } else {
+            let h = self.rhead as usize;
+            self.rhead = ((h + 1) % CARD_CAP) as u8;
+            h
+        };
+        self.recent[i] = ts;
+    }
+
+    fn push(&mut self, q: u16, g: u8) {
+        let i = if (self.n as usize) < HISTORY {
+            self.n += 1;
+            self.n as usize - 1
+        } else {
+            let h = self.head as usize;
+            self.head = ((h + 1) % HISTORY) as u8;
+            h
+        };
+        self.q[i] = q;
+        self.g[i] = g;
+    }
+}
+
+/// A merchant's counters for the current UTC day, and its earlier days' (its own normal).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct MerchantDay {
     day: i64,
     pub n: u32,
     pub k: u32,
+    /// The latest forced no-PIN approvals of the recent days (the evidence of an alert):
+    /// (day, id), oldest first.
+    #[serde(default)]
+    pub forced: VecDeque<(i64, CompactString)>,
+    /// Earlier days with sales: (day, approved card-present, forced no-PIN), oldest first.
+    #[serde(default)]
+    past: VecDeque<(i64, u32, u32)>,
 }
 
-/// Streaming feature state: per card, per terminal (wrong PINs), per merchant (today).
+impl MerchantDay {
+    /// (approved card-present, forced no-PIN) on the whole days `from..to` days before today
+    /// (`1..=28`: the 28 days before today).
+    pub fn past(&self, from: i64, to: i64) -> (u32, u32) {
+        self.past
+            .iter()
+            .filter(|p| p.0 >= self.day - to && p.0 <= self.day - from)
+            .fold((0, 0), |a, p| (a.0 + p.1, a.1 + p.2))
+    }
+}
+
+/// Forced no-PIN approvals a merchant's day keeps as evidence.
+pub const MERCHANT_EVIDENCE: usize = 20;
+
+/// Streaming feature state: per card, per terminal (PIN attempts), per merchant (today).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct FeatureState {
     cards: CowMap<CardProfile>,
-    /// Per terminal: its recent wrong PINs (ts, card hash, counted).
-    wrong_pins: CowMap<VecDeque<(Millis, u64, bool)>>,
+    #[serde(default)]
+    terminals: CowMap<TermPin>,
     merchants: CowMap<MerchantDay>,
-    /// Event time at which cards, wrong PINs and merchants are next swept.
+    /// Event time at which cards, terminals and merchants are next swept.
     #[serde(default)]
     next_sweep: [Millis; 3],
 }
@@ -172,13 +344,13 @@ pub struct FeatureState {
 #[derive(Debug, Clone, Copy)]
 pub struct CardFeatures {
     pub x: [f64; NF],
-    /// The card's usual log amount before this event, if it has history (`usual_amount`
-    /// turns it into minor units, only when an explanation needs it).
+    /// The card's normal log amount for this purchase, if it has one (`usual_amount` turns it
+    /// into minor units, only when an explanation needs it).
     pub usual_log: Option<f64>,
 }
 
 impl CardFeatures {
-    /// The card's usual amount before this event (minor units), if it has history.
+    /// The card's usual amount for this purchase (minor units), if it has history.
     pub fn usual_amount(&self) -> Option<f64> {
         self.usual_log.map(|m| m.exp_m1() * 100.0)
     }
@@ -191,92 +363,107 @@ impl FeatureState {
         x[..9].copy_from_slice(&stateless(ev));
         let card = ev.card.as_deref().unwrap_or_default();
         let p = self.cards.entry_or_default(key_hash(card));
-        while p.recent.front().is_some_and(|t| *t < ev.ts - DAY) {
-            p.recent.pop_front();
+        if p.last < ev.ts - CARD_RETENTION {
+            // Idle past retention: forgotten, whether or not a sweep has run since.
+            *p = CardProfile::default();
         }
-        // One pass counts both windows (`recent` never holds more than CARD_CAP; a late event
-        // can leave it out of order, so each bound is tested).
+        // One pass counts both windows over the latest CARD_CAP purchases (a late event can
+        // leave them out of order, so each bound is tested).
         let (mut hour, mut day) = (0u32, 0u32);
-        for t in p.recent.iter().filter(|t| **t < ev.ts) {
+        for t in p.recent[..p.rn as usize].iter().filter(|t| **t < ev.ts) {
             day += u32::from(*t >= ev.ts - DAY);
             hour += u32::from(*t >= ev.ts - HOUR);
         }
         x[CARD_TX_1H] = f64::from(hour);
         x[CARD_TX_24H] = f64::from(day);
-        let la = x[0];
-        (x[AMOUNT_DEV], x[AMOUNT_Z]) = amount_devs(la, p.ewma);
-        let usual_log = p.ewma.map(|(m, _)| m);
-        // The same arithmetic as polars' ewm_mean (adjust = false), so values match exactly.
-        let step = |m: f64, v: f64| {
-            let w = 1.0 - EWMA_ALPHA;
-            m + (v - m) * (EWMA_ALPHA / (w + EWMA_ALPHA))
-        };
-        p.ewma = Some(match p.ewma {
-            None => (la, la * la),
-            Some((m1, m2)) => (step(m1, la), step(m2, la * la)),
-        });
-        if p.recent.len() == CARD_CAP {
-            p.recent.pop_front();
+        let group = mcc_group(ev.mcc);
+        let n = p.n as usize;
+        let u = usual(&p.q[..n], &p.g[..n], group);
+        (x[AMOUNT_DEV], x[AMOUNT_Z]) = amount_devs(x[0], u);
+        if ev.approved() {
+            p.push(quantise(x[0]), group);
         }
-        p.recent.push_back(ev.ts);
+        p.push_recent(ev.ts);
         p.last = ev.ts;
-        CardFeatures { x, usual_log }
-    }
-
-    /// Wrong PINs at this event's terminal within `[ts - window, ts)`, plus this one, counting
-    /// each card once: a wrong PIN counts only if the same card had none at this terminal
-    /// within the window before it (one customer mistyping twice is one event, not two).
-    pub fn wrong_pin(&mut self, ev: &Event, window: Millis) -> u32 {
-        let card = key_hash(ev.card.as_deref().unwrap_or_default());
-        let q = self.wrong_pins.entry_or_default(key_hash(&ev.terminal));
-        while q.front().is_some_and(|e| e.0 < ev.ts - window) {
-            q.pop_front();
+        CardFeatures {
+            x,
+            usual_log: u.map(|u| u.0),
         }
-        let new = !q.iter().any(|e| e.1 == card);
-        let k = q.iter().filter(|e| e.0 < ev.ts && e.2).count() as u32 + new as u32;
-        q.push_back((ev.ts, card, new));
-        k
     }
 
-    /// Fold an approved card-present auth into its merchant's day; the day's (n, k) so far.
-    pub fn merchant(&mut self, ev: &Event, forced_nopin: bool) -> MerchantDay {
+    /// Fold a PIN attempt into its terminal's history; for a wrong PIN, the counts it is
+    /// scored on (see [`TermPin::observe`]).
+    pub fn pin(
+        &mut self,
+        ev: &Event,
+        w: PinWindows,
+        evidence: Option<&mut Vec<CompactString>>,
+    ) -> Option<PinCounts> {
+        self.terminals
+            .entry_or_default(key_hash(&ev.terminal))
+            .observe(ev, w, evidence)
+    }
+
+    /// Fold an approved card-present auth into its merchant's day (keeping `base_days` earlier
+    /// days); the day's (n, k) so far. A late event of an earlier day counts with the current
+    /// day (the batch side, on sorted history, never sees one).
+    pub fn merchant(&mut self, ev: &Event, forced_nopin: bool, base_days: u32) -> &MerchantDay {
         let m = self
             .merchants
             .entry_or_default(key_hash(ev.merchant.as_deref().unwrap_or_default()));
         let day = ev.ts.div_euclid(DAY);
-        if m.day != day {
-            *m = MerchantDay { day, n: 0, k: 0 };
+        if day > m.day {
+            if m.n > 0 {
+                m.past.push_back((m.day, m.n, m.k));
+            }
+            while m.past.front().is_some_and(|p| p.0 < day - base_days as i64) {
+                m.past.pop_front();
+            }
+            m.day = day;
+            m.n = 0;
+            m.k = 0;
+            let recent = day - super::merchant_nopin::RECENT_DAYS;
+            while m.forced.front().is_some_and(|f| f.0 <= recent) {
+                m.forced.pop_front();
+            }
         }
         m.n += 1;
-        m.k += forced_nopin as u32;
-        *m
+        if forced_nopin {
+            m.k += 1;
+            if m.forced.len() == MERCHANT_EVIDENCE {
+                m.forced.pop_front();
+            }
+            m.forced.push_back((m.day, ev.id.clone()));
+        }
+        m
     }
 
     /// Drop what no feature can read any more at event time `now`.
     /// Each map is swept every eighth of its retention (`state::sweep_interval`), not on every
     /// call: sweeping a million card profiles every minute of event time would make replay
     /// quadratic.
-    pub fn evict(&mut self, now: Millis, card_retention: Millis, pin_window: Millis) {
+    pub fn evict(&mut self, now: Millis, pin_retention: Millis, merchant_days: i64) {
         use crate::keyed::sweep_interval;
         if now >= self.next_sweep[0] {
-            self.cards.retain(|_, p| p.last >= now - card_retention);
-            self.next_sweep[0] = now + sweep_interval(card_retention);
+            self.cards.retain(|_, p| p.last >= now - CARD_RETENTION);
+            self.next_sweep[0] = now + sweep_interval(CARD_RETENTION);
         }
         if now >= self.next_sweep[1] {
-            self.wrong_pins
-                .retain(|_, q| q.back().is_some_and(|e| e.0 >= now - pin_window));
-            self.next_sweep[1] = now + sweep_interval(pin_window);
+            self.terminals
+                .retain(|_, t| t.last() >= now - pin_retention);
+            self.next_sweep[1] = now + sweep_interval(pin_retention);
         }
         if now >= self.next_sweep[2] {
             let today = now.div_euclid(DAY);
-            self.merchants.retain(|_, m| m.day >= today - 1);
+            self.merchants
+                .retain(|_, m| m.day >= today - merchant_days - 1);
             self.next_sweep[2] = now + sweep_interval(DAY);
         }
     }
 
     /// Entries held (cards, terminals, merchants).
     pub fn len(&self) -> usize {
-        self.cards.len() + self.wrong_pins.len() + self.merchants.len()
+        self.cards.len() + self.terminals.len() + self.merchants.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -284,170 +471,60 @@ impl FeatureState {
     }
 }
 
-/// Decoded events as a frame: the raw columns the batch features need, with the stateless
-/// features and event flags computed by the same functions the engine calls.
-pub fn frame(events: &[Event], nopin_limit: i64) -> PolarsResult<DataFrame> {
-    let n = events.len();
-    let mut stat: Vec<Vec<f64>> = (0..9).map(|_| Vec::with_capacity(n)).collect();
-    for ev in events {
-        for (c, v) in stat.iter_mut().zip(stateless(ev)) {
-            c.push(v);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usual_amount_is_the_groups_median_once_it_has_four() {
+        let q = |a: f64| quantise((a / 100.0f64).ln_1p());
+        let u = |h: &[(u16, u8)], g: u8| {
+            let (a, b): (Vec<u16>, Vec<u8>) = h.iter().copied().unzip();
+            usual(&a, &b, g)
+        };
+        // Four groceries around 60, one electronics purchase: too few electronics to be
+        // their own normal, so the whole profile is.
+        let mut h = vec![
+            (q(6000.0), 0),
+            (q(5000.0), 0),
+            (q(7000.0), 0),
+            (q(6500.0), 0),
+        ];
+        assert_eq!(u(&h, 3), None, "under MIN_HISTORY");
+        h.push((q(80_000.0), 3));
+        let (med, spread) = u(&h, 3).unwrap();
+        assert!(((med.exp_m1()) - 65.0).abs() < 1.0, "{}", med.exp_m1());
+        assert!(spread >= MIN_SPREAD);
+        h.extend([(q(90_000.0), 3), (q(70_000.0), 3), (q(85_000.0), 3)]);
+        let (med, _) = u(&h, 3).unwrap();
+        assert!((med.exp_m1() - 825.0).abs() < 5.0, "{}", med.exp_m1());
+        // An even count: the mean of the two middle values.
+        assert_eq!(twice_median(&[1u16, 2, 3, 10]), 5);
+        // The network sorts any sixteen values.
+        let mut rng = 0x1234_5678u64;
+        for _ in 0..2000 {
+            let mut v = [0u32; HISTORY];
+            for x in v.iter_mut() {
+                rng = rng.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                *x = (rng >> 40) as u32 % 50;
+            }
+            let mut want = v;
+            want.sort_unstable();
+            sort16(&mut v);
+            assert_eq!(v, want);
         }
+        // The spread is the median absolute deviation (x 1.4826): values 0, 100, 200, 300,
+        // 1000 (in 1/256 steps) have median 200 and deviations 200, 100, 0, 100, 800.
+        let v = [0u16, 100, 200, 300, 1000];
+        let (med, spread) = usual(&v, &[0; 5], 0).unwrap();
+        assert_eq!(med, 200.0 / LOG_STEP);
+        assert!((spread - (1.4826 * 100.0 / LOG_STEP).max(MIN_SPREAD)).abs() < 1e-12);
+        let w = [0u16, 1000, 1100, 1200, 1300, 1400];
+        let (_, spread) = usual(&w, &[0; 6], 0).unwrap();
+        // Median 1150; deviations 1150, 150, 50, 50, 150, 250: their median is 150.
+        assert!(
+            (spread - 1.4826 * 150.0 / LOG_STEP).abs() < 1e-12,
+            "{spread}"
+        );
     }
-    let s = |f: &dyn Fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
-    let mut cols = vec![
-        Column::new("row".into(), (0..n as u32).collect::<Vec<_>>()),
-        Column::new("ts".into(), events.iter().map(|e| e.ts).collect::<Vec<_>>()),
-        Column::new(
-            "day".into(),
-            events
-                .iter()
-                .map(|e| e.ts.div_euclid(DAY))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "hour".into(),
-            events
-                .iter()
-                .map(|e| hour_of_day(e.ts) as i64)
-                .collect::<Vec<_>>(),
-        ),
-        Column::new("id".into(), s(&|e| Some(e.id.to_string()))),
-        Column::new(
-            "card".into(),
-            s(&|e| e.card.as_ref().map(|c| c.to_string())),
-        ),
-        Column::new("terminal".into(), s(&|e| Some(e.terminal.to_string()))),
-        Column::new(
-            "merchant".into(),
-            s(&|e| e.merchant.as_ref().map(|c| c.to_string())),
-        ),
-        Column::new(
-            "mcc".into(),
-            events
-                .iter()
-                .map(|e| e.mcc.map(|m| m as i32))
-                .collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "amount".into(),
-            events.iter().map(|e| e.amount).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "label".into(),
-            s(&|e| e.label.as_ref().map(|c| c.to_string())),
-        ),
-        Column::new("one".into(), vec![1i64; n]),
-    ];
-    let flag = |name: &str, f: &dyn Fn(&Event) -> bool| {
-        Column::new(name.into(), events.iter().map(f).collect::<Vec<bool>>())
-    };
-    cols.push(flag("purchase", &is_card_purchase));
-    cols.push(flag("wrong_pin", &is_wrong_pin));
-    cols.push(flag("cp_approved", &is_cp_approved));
-    cols.push(flag("forced_nopin", &|e| is_forced_nopin(e, nopin_limit)));
-    for (name, c) in NAMES.iter().zip(stat) {
-        cols.push(Column::new((*name).into(), c));
-    }
-    DataFrame::new(n, cols)
-}
-
-fn window(ms: Millis) -> RollingOptionsDynamicWindow {
-    RollingOptionsDynamicWindow {
-        window_size: Duration::parse(&format!("{ms}i")),
-        min_periods: 0,
-        closed_window: ClosedWindow::Left,
-        fn_params: None,
-    }
-}
-
-/// Prior events of the partition within `[ts - w, ts)` (the rolling count of `one`).
-fn prior_count(w: Millis, key: &str) -> PolarsResult<Expr> {
-    col("one")
-        .rolling_sum_by(col("ts"), window(w))
-        .fill_null(lit(0i64))
-        .over([col(key)])
-}
-
-/// min(count, cap) as a float.
-fn capped(count: Expr, cap: Expr) -> Expr {
-    when(count.clone().gt(cap.clone()))
-        .then(cap)
-        .otherwise(count)
-        .cast(DataType::Float64)
-}
-
-/// The windowed features of card purchases (`row`, `card_tx_1h`, `card_tx_24h`, and the
-/// card's running averages before the event, `usual_m1` / `usual_m2`, from which
-/// [`amount_devs`] derives the rest), for the rows where `purchase` holds.
-pub fn batch_card(lf: LazyFrame) -> PolarsResult<LazyFrame> {
-    let ewm = EWMOptions {
-        alpha: EWMA_ALPHA,
-        adjust: false,
-        bias: false,
-        min_periods: 1,
-        ignore_nulls: true,
-    };
-    let cap = lit(CARD_CAP as i64);
-    Ok(lf
-        .filter(col("purchase"))
-        .sort(["ts", "id"], SortMultipleOptions::default())
-        .with_columns([
-            capped(prior_count(HOUR, "card")?, cap.clone()).alias("card_tx_1h"),
-            capped(prior_count(DAY, "card")?, cap).alias("card_tx_24h"),
-            col("log_amount")
-                .ewm_mean(ewm)
-                .shift(lit(1))
-                .over([col("card")])?
-                .alias("usual_m1"),
-            (col("log_amount") * col("log_amount"))
-                .ewm_mean(ewm)
-                .shift(lit(1))
-                .over([col("card")])?
-                .alias("usual_m2"),
-        ]))
-}
-
-/// For wrong-PIN rows: `pin_new` (the card's first wrong PIN at this terminal within the
-/// window) and `term_wrong_pins` (counted wrong PINs within `[ts - window, ts)` plus this
-/// one if counted), as [`FeatureState::wrong_pin`] defines them.
-pub fn batch_wrong_pins(lf: LazyFrame, w: Millis) -> PolarsResult<LazyFrame> {
-    let prev = col("ts")
-        .shift(lit(1))
-        .over([col("terminal"), col("card")])?;
-    Ok(lf
-        .filter(col("wrong_pin"))
-        .sort(["ts", "id"], SortMultipleOptions::default())
-        .with_columns([prev
-            .clone()
-            .is_null()
-            .or((col("ts") - prev).gt(lit(w)))
-            .alias("pin_new")])
-        .with_columns([col("pin_new").cast(DataType::Int64).alias("pin_new_n")])
-        .with_columns([(col("pin_new_n")
-            .rolling_sum_by(col("ts"), window(w))
-            .fill_null(lit(0i64))
-            .over([col("terminal")])?
-            + col("pin_new_n"))
-        .alias("term_wrong_pins")]))
-}
-
-/// The merchant's approved card-present auths (`merchant_n`) and forced no-PIN approvals
-/// (`merchant_k`) so far today, for `cp_approved` rows.
-pub fn batch_merchant_day(lf: LazyFrame) -> PolarsResult<LazyFrame> {
-    let part = [col("merchant"), col("day")];
-    Ok(lf
-        .filter(col("cp_approved"))
-        .sort(["ts", "id"], SortMultipleOptions::default())
-        .with_columns([
-            col("one")
-                .cum_sum(false)
-                .over(part.clone())?
-                .alias("merchant_n"),
-            col("forced_nopin")
-                .cast(DataType::Int64)
-                .cum_sum(false)
-                .over(part)?
-                .alias("merchant_k"),
-        ]))
 }

@@ -1,9 +1,15 @@
 //! The model file: JSON with a format tag and version, the feature list the model was trained
-//! on, its training window, seed, threshold and evaluation figures, and its parameters. A file
-//! that is corrupt, of another version or trained on other features is refused with an error
-//! naming the file; the caller keeps running on rules (and on the models it had).
+//! on, its training window, seed, source (simulated or recorded traffic), threshold, holdout
+//! figures, a summary of its training inputs (for drift), and its parameters. A directory is
+//! loaded as one model set (`manifest.rs`): a file that is corrupt, of another version, trained
+//! on other features, missing from the manifest or not matching it is refused with an error
+//! naming the file; nothing of the set is loaded, and the caller keeps running on rules (and on
+//! the models it had).
 
+use super::card_outlier::{CardOutlier, CardOutlierParams};
 use super::density::{Density, DensityParams};
+use super::drift::FeatureSummary;
+use super::manifest::{self, Manifest};
 use super::merchant_nopin::{MerchantNopin, MerchantNopinParams};
 use super::supervised::{Supervised, SupervisedParams};
 use super::terminal_pin::{TerminalPin, TerminalPinParams};
@@ -13,8 +19,10 @@ use std::path::Path;
 
 /// Tag in every model file.
 pub const FORMAT: &str = "switchguard-model";
-/// Model file format version; bump on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Model file format version; bump on incompatible changes. 2: PIN attempts only, the
+/// terminal model's episodes and online baseline, the robust card profile, the card outlier
+/// model, training summaries, model sets.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Which model a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -22,14 +30,16 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum ModelKind {
     TerminalPin,
     MerchantNopin,
+    CardOutlier,
     Density,
     Supervised,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 5] = [
         Self::TerminalPin,
         Self::MerchantNopin,
+        Self::CardOutlier,
         Self::Density,
         Self::Supervised,
     ];
@@ -38,9 +48,15 @@ impl ModelKind {
         match self {
             Self::TerminalPin => "terminal_pin",
             Self::MerchantNopin => "merchant_nopin",
+            Self::CardOutlier => "card_outlier",
             Self::Density => "density",
             Self::Supervised => "supervised",
         }
+    }
+
+    /// The file a model of this kind is written to.
+    pub fn file_name(self) -> String {
+        format!("{}.model.json", self.as_str())
     }
 }
 
@@ -53,6 +69,16 @@ pub struct Training {
     pub holdout_from: String,
     pub events: u64,
     pub seed: u64,
+    /// `simulated` (the history carried the simulator's `label` field, or `train --source
+    /// simulated`) or `recorded`.
+    #[serde(default)]
+    pub source: String,
+}
+
+impl Training {
+    pub fn simulated(&self) -> bool {
+        self.source == "simulated"
+    }
 }
 
 /// Holdout figures, as `train` measured them.
@@ -79,6 +105,9 @@ pub struct ModelFile {
     /// Scores at or above this are anomalous (`*_anomalous` fields).
     pub threshold: f64,
     pub evaluation: Evaluation,
+    /// Distribution of each summarised input on the training part (see `drift`).
+    #[serde(default)]
+    pub summary: BTreeMap<String, FeatureSummary>,
     pub params: serde_json::Value,
 }
 
@@ -106,6 +135,16 @@ pub enum ModelError {
         kind: &'static str,
         first: String,
     },
+    #[error("{dir}: does not exist")]
+    NoDir { dir: String },
+    #[error("{file}: {msg}")]
+    Manifest { file: String, msg: String },
+    #[error("{file}: not in {dir}/manifest.json: a file of another model set (remove it, or retrain into an empty directory)")]
+    Unlisted { file: String, dir: String },
+    #[error("{file}: listed in the manifest but missing")]
+    Missing { file: String },
+    #[error("{file}: does not match the manifest's digest (changed after `switchguard train` wrote the set)")]
+    Digest { file: String },
 }
 
 /// Every problem found loading a models directory.
@@ -132,13 +171,29 @@ pub struct Loaded<M> {
     pub file: String,
 }
 
-/// The models the engine scores with (any subset).
+/// The models the engine scores with (any subset), with the file each came from.
 #[derive(Debug, Clone, Default)]
 pub struct Models {
     pub terminal_pin: Option<Loaded<TerminalPin>>,
     pub merchant_nopin: Option<Loaded<MerchantNopin>>,
+    pub card_outlier: Option<Loaded<CardOutlier>>,
     pub density: Option<Loaded<Density>>,
     pub supervised: Option<Loaded<Supervised>>,
+    /// The set's id (its manifest), and the files' headers (for drift and the start-up
+    /// warning).
+    pub set: Option<String>,
+    pub files: Vec<ModelFile>,
+}
+
+/// What a models directory holds, when it holds no usable set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Empty {
+    /// `--models none`: rules alone, as asked.
+    Disabled,
+    /// The directory does not exist.
+    NoDir,
+    /// It exists but holds no model set (no manifest, no model file).
+    NoSet,
 }
 
 impl Models {
@@ -151,6 +206,7 @@ impl Models {
         [
             (self.terminal_pin.is_some(), ModelKind::TerminalPin),
             (self.merchant_nopin.is_some(), ModelKind::MerchantNopin),
+            (self.card_outlier.is_some(), ModelKind::CardOutlier),
             (self.density.is_some(), ModelKind::Density),
             (self.supervised.is_some(), ModelKind::Supervised),
         ]
@@ -159,71 +215,146 @@ impl Models {
         .collect()
     }
 
-    /// Load every `*.model.json` in `dir`. All problems are reported at once; nothing is
-    /// loaded if any file is bad, so a half-updated directory never goes live.
-    pub fn load_dir(dir: &Path) -> Result<Models, ModelErrors> {
-        let mut errs = Vec::new();
-        let mut files: Vec<_> = match std::fs::read_dir(dir) {
-            Ok(rd) => rd
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.to_string_lossy().ends_with(".model.json"))
-                .collect(),
+    /// Were any of the models trained on simulated traffic? (`run` warns at start.)
+    pub fn simulated(&self) -> bool {
+        self.files.iter().any(|f| f.training.simulated())
+    }
+
+    /// Load the model set in `dir` (see `manifest.rs`). All problems are reported at once;
+    /// nothing is loaded if any file is bad, so a half-updated directory never goes live.
+    /// `Ok(Err(_))`: the directory does not exist or holds no set.
+    pub fn load_set(dir: &Path) -> Result<Result<Models, Empty>, ModelErrors> {
+        let shown = dir.display().to_string();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(Empty::NoDir)),
             Err(source) => {
                 return Err(ModelErrors(vec![ModelError::Io {
-                    file: dir.display().to_string(),
+                    file: shown,
                     source,
                 }]))
             }
         };
-        files.sort();
-        let mut m = Models::default();
-        for p in files {
-            let name = p.display().to_string();
+        let mut present: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".model.json"))
+            .collect();
+        present.sort();
+        let mut errs = Vec::new();
+        let mf_file = dir.join(manifest::FILE).display().to_string();
+        let manifest = match Manifest::read(dir) {
+            Ok(Some(m)) => m,
+            Ok(None) if present.is_empty() => return Ok(Err(Empty::NoSet)),
+            Ok(None) => {
+                return Err(ModelErrors(vec![ModelError::Manifest {
+                    file: mf_file,
+                    msg: format!(
+                        "missing, beside {}: model files not written as a set by this build's \
+                         `switchguard train`; retrain",
+                        present.join(", ")
+                    ),
+                }]))
+            }
+            Err(msg) => {
+                return Err(ModelErrors(vec![ModelError::Manifest {
+                    file: mf_file,
+                    msg,
+                }]));
+            }
+        };
+        for name in present.iter().filter(|n| !manifest.files.contains_key(*n)) {
+            errs.push(ModelError::Unlisted {
+                file: dir.join(name).display().to_string(),
+                dir: shown.clone(),
+            });
+        }
+        let mut m = Models {
+            set: Some(manifest.set.clone()),
+            ..Models::default()
+        };
+        for (name, want) in &manifest.files {
+            let p = dir.join(name);
+            let file = p.display().to_string();
             match std::fs::read(&p) {
+                Ok(bytes) if manifest::digest(&bytes) != *want => {
+                    errs.push(ModelError::Digest { file })
+                }
                 Ok(bytes) => {
-                    if let Err(e) = m.add(&name, &bytes) {
+                    if let Err(e) = m.add(&file, &bytes) {
                         errs.push(e);
                     }
                 }
-                Err(source) => errs.push(ModelError::Io { file: name, source }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    errs.push(ModelError::Missing { file })
+                }
+                Err(source) => errs.push(ModelError::Io { file, source }),
             }
         }
         if errs.is_empty() {
-            Ok(m)
+            Ok(Ok(m))
         } else {
             Err(ModelErrors(errs))
         }
     }
 
-    /// Reload for a running engine: the new models, or the problems (the caller keeps the
-    /// models it has). `Ok(None)`: the directory holds no model file (rules alone).
-    pub fn reload(dir: &Path) -> Result<Option<std::sync::Arc<Models>>, ModelErrors> {
-        if !dir.is_dir() {
-            return Ok(None);
+    /// Load for tests and tools: the set in `dir`, an error when there is none.
+    pub fn load_dir(dir: &Path) -> Result<Models, ModelErrors> {
+        match Models::load_set(dir)? {
+            Ok(m) => Ok(m),
+            Err(e) => Err(ModelErrors(vec![ModelError::Manifest {
+                file: dir.display().to_string(),
+                msg: match e {
+                    Empty::NoDir => "does not exist".into(),
+                    _ => "holds no model set".into(),
+                },
+            }])),
         }
-        let m = Models::load_dir(dir)?;
-        Ok((!m.is_empty()).then(|| std::sync::Arc::new(m)))
     }
 
-    /// Load for start-up: the models in `dir`, or `None` (rules alone) when there are none or
-    /// they are refused, with every problem printed.
-    pub fn load_or_rules_alone(dir: &Path) -> Option<std::sync::Arc<Models>> {
-        match Models::reload(dir) {
-            Ok(m) => {
-                if let Some(m) = &m {
-                    eprintln!(
-                        "models loaded from {}: {}",
-                        dir.display(),
-                        m.names().join(", ")
-                    );
-                }
-                m
-            }
-            Err(e) => {
-                eprintln!("error: {e}\nmodels NOT loaded: running on rules alone");
-                None
-            }
+    /// Reload for a running engine: the new models, or the problems (the caller keeps the
+    /// models it has). `Ok(None)`: the directory holds no model set (rules alone).
+    pub fn reload(dir: &Path) -> Result<Option<std::sync::Arc<Models>>, ModelErrors> {
+        Ok(Models::load_set(dir)?
+            .ok()
+            .filter(|m| !m.is_empty())
+            .map(std::sync::Arc::new))
+    }
+
+    /// Load the set in `dir` for a command starting up, saying what it loaded. `none` runs on
+    /// rules alone, as asked. A directory that does not exist, holds no model set or holds a
+    /// bad one is an error when `strict` (`run`), else a loud warning and rules alone
+    /// (`replay`, `demo`, `rules test`).
+    pub fn open(dir: &Path, strict: bool) -> Result<Option<std::sync::Arc<Models>>, String> {
+        let shown = dir.display();
+        if dir.as_os_str() == "none" {
+            tracing::info!("models: none (rules alone, as asked)");
+            return Ok(None);
         }
+        let problem = match Models::load_set(dir) {
+            Ok(Ok(m)) if !m.is_empty() => {
+                tracing::info!(
+                    "models loaded from {shown} (set {}): {}",
+                    m.set.as_deref().unwrap_or("?"),
+                    m.names().join(", ")
+                );
+                return Ok(Some(std::sync::Arc::new(m)));
+            }
+            Ok(Err(Empty::NoDir)) => format!("models directory {shown} does not exist"),
+            Ok(_) => format!("models directory {shown} holds no model set"),
+            Err(e) => format!("models in {shown} refused: {e}"),
+        };
+        let hint = "(`--models none` runs on rules alone on purpose)";
+        if strict {
+            return Err(format!("{problem} {hint}"));
+        }
+        tracing::warn!("{problem}: running on RULES ALONE, no model rule can fire {hint}");
+        Ok(None)
+    }
+
+    /// [`Models::open`], not strict.
+    pub fn load_or_rules_alone(dir: &Path) -> Option<std::sync::Arc<Models>> {
+        Models::open(dir, false).ok().flatten()
     }
 
     /// Parse, check and add one model file.
@@ -284,7 +415,8 @@ impl Models {
             });
             Ok(())
         }
-        match mf.kind {
+        let header = mf.clone_header();
+        let r = match mf.kind {
             ModelKind::TerminalPin => {
                 let p: TerminalPinParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(
@@ -307,6 +439,15 @@ impl Models {
                 let p: DensityParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(&mut self.density, Density::new(p).map_err(bad)?, &mf, file)
             }
+            ModelKind::CardOutlier => {
+                let p: CardOutlierParams = params(std::mem::take(&mut mf.params), &bad)?;
+                slot(
+                    &mut self.card_outlier,
+                    CardOutlier::new(p).map_err(bad)?,
+                    &mf,
+                    file,
+                )
+            }
             ModelKind::Supervised => {
                 let p: SupervisedParams = params(std::mem::take(&mut mf.params), &bad)?;
                 slot(
@@ -316,6 +457,27 @@ impl Models {
                     file,
                 )
             }
+        };
+        if r.is_ok() {
+            self.files.push(header);
+        }
+        r
+    }
+}
+
+impl ModelFile {
+    /// Everything but the parameters (the loaded model holds those).
+    fn clone_header(&self) -> ModelFile {
+        ModelFile {
+            format: self.format.clone(),
+            version: self.version,
+            kind: self.kind,
+            features: self.features.clone(),
+            training: self.training.clone(),
+            threshold: self.threshold,
+            evaluation: self.evaluation.clone(),
+            summary: self.summary.clone(),
+            params: serde_json::Value::Null,
         }
     }
 }

@@ -1,15 +1,17 @@
 //! Model 2, the merchant no-PIN profile: each merchant's share of approved card-present sales
 //! that went through without a PIN where one was due (bypassed, timed out, or absent above the
-//! no-PIN limit). The MCC peer group gives a beta prior (fitted by moments, with binomial noise
-//! removed); the merchant's own history updates it, capped so that a merchant cannot teach the
-//! model that forcing no-PIN is its normal. Live, each forced no-PIN approval is scored by how
+//! no-PIN limit). The MCC peer group gives a beta prior (fitted by moments on training
+//! merchants, with binomial noise removed); the merchant's own last weeks (learnt as the stream
+//! goes, by UTC day, today excluded) update it, capped so that a merchant cannot teach the
+//! model that forcing no-PIN is its normal, and so that a merchant never seen in training has a
+//! normal of its own after a few weeks. Live, each forced no-PIN approval is scored by how
 //! improbable the merchant's count so far today is (beta-binomial upper tail, -log10 p): a
-//! merchant drifting into forced no-PIN approvals (walkaway collusion) climbs day by day.
+//! merchant drifting into forced no-PIN approvals (walkaway collusion) climbs day by day, while
+//! a busy day (a sale, a festival) raises the count and the sales together.
 
-use super::stats::beta_binomial_tail_score;
-use crate::keyed::key_hash;
+pub use super::stats::BetaShare;
+use super::stats::{beta_binomial_tail_score, moments};
 use polars::prelude::*;
-use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -18,36 +20,52 @@ const OWN_CAP: f64 = 300.0;
 /// Merchants with fewer sales do not shape their peer group's prior.
 const MIN_PEER_SALES: f64 = 30.0;
 
-/// Beta prior / posterior of a share.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct BetaShare {
-    pub alpha: f64,
-    pub beta: f64,
-}
-
-impl BetaShare {
-    pub fn mean(&self) -> f64 {
-        self.alpha / (self.alpha + self.beta)
-    }
-}
-
 /// Learned parameters (the model file's `params`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MerchantNopinParams {
     /// Amounts (minor units) above which an absent PIN counts as forced no-PIN.
     pub nopin_limit: i64,
+    /// Whole days of the merchant's own history its normal is learnt from.
+    pub base_days: u32,
+    /// Most sales the merchant's own history weighs against its peers.
+    pub own_cap: f64,
     pub global: BetaShare,
     /// Prior by MCC.
     pub peers: BTreeMap<u16, BetaShare>,
-    /// Posterior by merchant, with its MCC.
-    pub merchants: BTreeMap<String, (u16, BetaShare)>,
 }
 
-/// The loaded model, keyed by merchant hash for the hot path.
+/// The loaded model.
 #[derive(Debug, Clone)]
 pub struct MerchantNopin {
     pub params: MerchantNopinParams,
-    merchants: FxHashMap<u64, (BetaShare, BetaShare)>,
+}
+
+/// Days of the longer window (today and the days before it): a drift over several days adds
+/// up there where one small day of it is not enough.
+pub const RECENT_DAYS: i64 = 3;
+
+/// A merchant's counts as the score needs them: (approved card-present, forced no-PIN) today
+/// so far, over the last [`RECENT_DAYS`] days with today, and over the baselines before each.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MerchantCounts {
+    pub today: (u32, u32),
+    pub recent: (u32, u32),
+    pub base_today: (u32, u32),
+    pub base_recent: (u32, u32),
+}
+
+impl MerchantCounts {
+    /// The counts of a merchant's day `d` (`MerchantDay` streaming, `batch` on histories).
+    pub fn of(today: (u32, u32), past: impl Fn(i64, i64) -> (u32, u32), base_days: u32) -> Self {
+        let b = base_days as i64;
+        let add = |a: (u32, u32), c: (u32, u32)| (a.0 + c.0, a.1 + c.1);
+        Self {
+            today,
+            recent: add(today, past(1, RECENT_DAYS - 1)),
+            base_today: past(1, b),
+            base_recent: past(RECENT_DAYS, b),
+        }
+    }
 }
 
 /// One scored forced no-PIN approval.
@@ -56,6 +74,11 @@ pub struct MerchantNopinScore {
     /// Approved card-present sales today so far, and how many were forced no-PIN.
     pub n: u32,
     pub k: u32,
+    /// The same over the last [`RECENT_DAYS`] days with today.
+    #[serde(default)]
+    pub n_recent: u32,
+    #[serde(default)]
+    pub k_recent: u32,
     /// The merchant's normal share and its peer group's.
     pub normal: f64,
     pub peer: f64,
@@ -68,43 +91,56 @@ impl MerchantNopin {
         if !ok(&params.global) || !params.peers.values().all(ok) {
             return Err("beta parameters must be positive".into());
         }
-        if !params.merchants.values().all(|(_, b)| ok(b)) {
-            return Err("beta parameters must be positive".into());
+        if params.base_days == 0 || params.base_days > 366 {
+            return Err(format!("base_days {} is outside 1..=366", params.base_days));
         }
-        let merchants = params
-            .merchants
-            .iter()
-            .map(|(m, (mcc, b))| {
-                let peer = params.peers.get(mcc).copied().unwrap_or(params.global);
-                (key_hash(m), (*b, peer))
-            })
-            .collect();
-        Ok(Self { params, merchants })
+        Ok(Self { params })
     }
 
-    pub fn score(&self, merchant: &str, mcc: Option<u16>, n: u32, k: u32) -> MerchantNopinScore {
-        let (own, peer) = self
-            .merchants
-            .get(&key_hash(merchant))
-            .copied()
-            .unwrap_or_else(|| {
-                let p = mcc
-                    .and_then(|m| self.params.peers.get(&m).copied())
-                    .unwrap_or(self.params.global);
-                (p, p)
-            });
+    /// The merchant's normal: its peers' prior updated by its own earlier days.
+    fn normal(&self, peer: BetaShare, (base_n, base_k): (u32, u32)) -> BetaShare {
+        let bn = base_n as f64;
+        let w = if bn > self.params.own_cap {
+            self.params.own_cap / bn
+        } else {
+            1.0
+        };
+        BetaShare {
+            alpha: peer.alpha + w * base_k as f64,
+            beta: peer.beta + w * (bn - base_k as f64).max(0.0),
+        }
+    }
+
+    /// Score a forced no-PIN approval at a merchant of `mcc`: the larger of the tails of today
+    /// so far and of the last [`RECENT_DAYS`] days, each against the merchant's normal before
+    /// it.
+    pub fn score(&self, mcc: Option<u16>, c: &MerchantCounts) -> MerchantNopinScore {
+        let peer = mcc
+            .and_then(|m| self.params.peers.get(&m).copied())
+            .unwrap_or(self.params.global);
+        let own = self.normal(peer, c.base_today);
+        let own3 = self.normal(peer, c.base_recent);
+        let (n, k) = c.today;
+        let (n3, k3) = c.recent;
         MerchantNopinScore {
             n,
             k,
+            n_recent: n3,
+            k_recent: k3,
             normal: own.mean(),
             peer: peer.mean(),
-            score: beta_binomial_tail_score(k, n, own.alpha, own.beta),
+            score: beta_binomial_tail_score(k, n, own.alpha, own.beta)
+                .max(beta_binomial_tail_score(k3, n3, own3.alpha, own3.beta)),
         }
     }
 
-    /// Learn from training rows of approved card-present sales (`merchant`, `mcc`,
-    /// `forced_nopin`).
-    pub fn fit(rows: LazyFrame, nopin_limit: i64) -> PolarsResult<MerchantNopinParams> {
+    /// The peers' priors from training rows of approved card-present sales (`merchant`,
+    /// `mcc`, `forced_nopin`).
+    pub fn fit(
+        rows: LazyFrame,
+        nopin_limit: i64,
+        base_days: u32,
+    ) -> PolarsResult<MerchantNopinParams> {
         let agg = rows
             .group_by([col("merchant")])
             .agg([
@@ -129,7 +165,7 @@ impl MerchantNopin {
                 ))
             })
             .collect();
-        let global = moments(rows.iter().map(|r| (r.2, r.3)));
+        let global = moments(rows.iter().map(|r| (r.2, r.3)), MIN_PEER_SALES);
         let mut by_mcc: BTreeMap<u16, Vec<(f64, f64)>> = BTreeMap::new();
         for r in &rows {
             by_mcc.entry(r.1).or_default().push((r.2, r.3));
@@ -137,68 +173,30 @@ impl MerchantNopin {
         let peers: BTreeMap<u16, BetaShare> = by_mcc
             .into_iter()
             .filter(|(_, v)| v.iter().filter(|(n, _)| *n >= MIN_PEER_SALES).count() >= 3)
-            .map(|(mcc, v)| (mcc, moments(v.into_iter())))
-            .collect();
-        let merchants = rows
-            .into_iter()
-            .map(|(m, mcc, n, k)| {
-                let p = peers.get(&mcc).copied().unwrap_or(global);
-                let w = (OWN_CAP / n.max(1.0)).min(1.0);
-                let post = BetaShare {
-                    alpha: p.alpha + w * k,
-                    beta: p.beta + w * (n - k),
-                };
-                (m, (mcc, post))
-            })
+            .map(|(mcc, v)| (mcc, moments(v.into_iter(), MIN_PEER_SALES)))
             .collect();
         Ok(MerchantNopinParams {
             nopin_limit,
+            base_days,
+            own_cap: OWN_CAP,
             global,
             peers,
-            merchants,
         })
     }
 
     pub fn explain(&self, s: &MerchantNopinScore) -> (String, Vec<(String, f64, f64)>) {
         let share = s.k as f64 / s.n.max(1) as f64;
         let text = format!(
-            "{} of {} approved card-present sales today without a PIN ({:.1}%) where this merchant's normal is {:.1}% and its MCC peers' {:.1}% (p = 1e-{:.1})",
+            "{} of {} approved card-present sales today without a PIN ({:.1}%), {} of {} over {RECENT_DAYS} days, where this merchant's normal is {:.1}% and its MCC peers' {:.1}% (p = 1e-{:.1})",
             s.k,
             s.n,
             share * 100.0,
+            s.k_recent,
+            s.n_recent,
             s.normal * 100.0,
             s.peer * 100.0,
             s.score
         );
         (text, vec![("nopin_share_today".into(), share, s.normal)])
-    }
-}
-
-/// Beta prior by the method of moments over merchants' (n, k), with the binomial sampling
-/// variance taken out; weak, defaulted priors when there is too little to go on.
-fn moments(it: impl Iterator<Item = (f64, f64)>) -> BetaShare {
-    let v: Vec<(f64, f64)> = it.filter(|(n, _)| *n >= MIN_PEER_SALES).collect();
-    let (tn, tk): (f64, f64) = v.iter().fold((0.0, 0.0), |a, (n, k)| (a.0 + n, a.1 + k));
-    let mu = if tn > 0.0 {
-        (tk / tn).clamp(1e-4, 0.5)
-    } else {
-        0.01
-    };
-    let mut strength = 200.0;
-    if v.len() >= 3 {
-        let shares: Vec<f64> = v.iter().map(|(n, k)| k / n).collect();
-        let m = shares.iter().sum::<f64>() / shares.len() as f64;
-        let var = shares.iter().map(|s| (s - m).powi(2)).sum::<f64>() / shares.len() as f64;
-        let noise = v.iter().map(|(n, _)| mu * (1.0 - mu) / n).sum::<f64>() / v.len() as f64;
-        let true_var = var - noise;
-        if true_var > 1e-12 {
-            strength = (mu * (1.0 - mu) / true_var - 1.0).clamp(10.0, 2000.0);
-        } else {
-            strength = 2000.0;
-        }
-    }
-    BetaShare {
-        alpha: mu * strength,
-        beta: (1.0 - mu) * strength,
     }
 }

@@ -2,46 +2,61 @@
 //! [`ModelOut`] per event, which rules read through fields (`density_pct`, ...), and which
 //! [`explain`] turns into an alert's explanation when a rule that reads a score fires.
 
+use super::card_outlier::CardOutlierScore;
 use super::density::DensityScore;
-use super::features::{self, CardFeatures, FeatureState, DAY, NAMES, NF};
-use super::merchant_nopin::MerchantNopinScore;
+use super::drift::Drift;
+use super::features::{self, CardFeatures, FeatureState, NAMES, NF};
+use super::merchant_nopin::{MerchantCounts, MerchantNopinScore};
 use super::supervised::NI;
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
 use crate::event::{Event, Millis};
 use crate::keyed::{Stage, Stages};
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Card profiles idle this long are forgotten (event time).
-pub const CARD_RETENTION: Millis = 90 * DAY;
+/// Most earlier events a terminal or merchant score lists as its evidence.
+const MAX_EVIDENCE: usize = 20;
+/// Scores from which the evidence is listed (below any sensible alert threshold).
+const EVIDENCE_FROM: f64 = 3.0;
 
 /// What the models say about one event (all `None` when no model applies).
 #[derive(Debug, Clone, Default)]
 pub struct ModelOut {
     pub card: Option<CardFeatures>,
+    pub card_outlier: Option<CardOutlierScore>,
     pub terminal_pin: Option<TerminalPinScore>,
     pub merchant_nopin: Option<MerchantNopinScore>,
     pub density: Option<DensityScore>,
     pub fraud_probability: Option<f64>,
     /// Supervised inputs, kept for the explanation.
     pub inputs: Option<[f64; NI]>,
+    /// Earlier events behind a terminal or merchant score high enough to alert on (the wrong
+    /// PINs of the episodes, the forced no-PIN sales of the day): an alert lists them.
+    pub evidence: Vec<CompactString>,
     pub models: Option<Arc<Models>>,
 }
 
 impl ModelOut {
+    /// Forget the last event's scores (keeping the models): field by field, which writes a few
+    /// tags where rebuilding the whole value wrote all of it on every event.
     pub fn clear(&mut self) {
-        let models = self.models.take();
-        *self = ModelOut {
-            models,
-            ..Default::default()
-        };
+        self.card = None;
+        self.card_outlier = None;
+        self.terminal_pin = None;
+        self.merchant_nopin = None;
+        self.density = None;
+        self.fraud_probability = None;
+        self.inputs = None;
+        self.evidence.clear();
     }
 
     /// No model said anything about the event: every model score field reads null (the
     /// field table's model columns; `feature` tests the two agree).
     pub fn says_nothing(&self) -> bool {
         self.card.is_none()
+            && self.card_outlier.is_none()
             && self.terminal_pin.is_none()
             && self.merchant_nopin.is_none()
             && self.density.is_none()
@@ -62,6 +77,11 @@ impl ModelOut {
         Some(self.merchant_nopin.is_some_and(|s| s.score >= t))
     }
 
+    pub fn card_outlier_anomalous(&self) -> Option<bool> {
+        let t = self.threshold(|m| m.card_outlier.as_ref().map(|l| l.threshold))?;
+        Some(self.card_outlier.is_some_and(|s| s.score >= t))
+    }
+
     pub fn density_anomalous(&self) -> Option<bool> {
         let t = self.threshold(|m| m.density.as_ref().map(|l| l.threshold))?;
         Some(self.density.is_some_and(|s| s.score >= t))
@@ -73,26 +93,45 @@ impl ModelOut {
     }
 }
 
-/// The models plus their streaming state: one per engine, snapshotted with it.
+/// The models plus their streaming state: one per engine, snapshotted with it (the drift
+/// sample is not: it never changes a decision).
 #[derive(Debug, Clone)]
 pub struct Scorer {
     pub models: Arc<Models>,
     pub state: FeatureState,
+    drift: Drift,
+    evidence: Vec<CompactString>,
 }
 
 impl Scorer {
     pub fn new(models: Arc<Models>) -> Self {
+        Self::with_state(models, FeatureState::default())
+    }
+
+    /// Score with `models` from `state` on (a restore, or a models reload).
+    pub fn with_state(models: Arc<Models>, state: FeatureState) -> Self {
+        let drift = Drift::new(models.files.iter().map(|f| (f.kind, &f.summary)));
         Self {
             models,
-            state: FeatureState::default(),
+            state,
+            drift,
+            evidence: Vec::new(),
         }
     }
 
-    /// Score `ev` into `out` and fold it into the state. With every stage owned this is the
-    /// whole scoring; a stage shard scores only its own entity's model, and `out` already holds
-    /// what earlier stages scored (see `engine::shard`).
+    /// The live sample of the models' inputs (PSI against training).
+    pub fn drift(&self) -> &Drift {
+        &self.drift
+    }
+
+    /// Score `ev` into `out` and fold it into the state; a terminal or merchant score high
+    /// enough to alert adds the earlier events behind it to `out.evidence`.
+    /// With every stage owned this is the whole scoring; a stage shard scores only its own
+    /// entity's model, and `out` already holds what earlier stages scored (see
+    /// `engine::shard`).
     pub fn score(&mut self, ev: &Event, out: &mut ModelOut, own: Stages) {
         let (tp_in, mn_in) = (out.terminal_pin, out.merchant_nopin);
+        let evidence_in = std::mem::take(&mut out.evidence);
         out.clear();
         if out
             .models
@@ -103,14 +142,24 @@ impl Scorer {
         }
         if !own.is_all() {
             (out.terminal_pin, out.merchant_nopin) = (tp_in, mn_in);
+            out.evidence = evidence_in;
         }
+        let related = &mut out.evidence;
         let m = &*self.models;
-        let wrong = features::is_wrong_pin(ev);
+        let wrong = ev.wrong_pin();
         if let Some(tp) = m.terminal_pin.as_ref().filter(|_| own.has(Stage::Terminal)) {
             out.terminal_pin = None;
-            if wrong {
-                let k = self.state.wrong_pin(ev, tp.model.window());
-                out.terminal_pin = Some(tp.model.score(&ev.terminal, ev.ts, k));
+            if ev.pin_attempt() {
+                self.evidence.clear();
+                let ids = wrong.then_some(&mut self.evidence);
+                if let Some(c) = self.state.pin(ev, tp.model.windows(), ids) {
+                    let s = tp.model.score(ev.mcc, &c);
+                    if s.score >= tp.threshold.min(EVIDENCE_FROM) {
+                        let skip = self.evidence.len().saturating_sub(MAX_EVIDENCE);
+                        related.extend(self.evidence.drain(skip..));
+                    }
+                    out.terminal_pin = Some(s);
+                }
             }
         }
         let mut forced = false;
@@ -118,21 +167,31 @@ impl Scorer {
             if features::is_cp_approved(ev) {
                 forced = features::is_forced_nopin(ev, mn.model.params.nopin_limit);
                 if own.has(Stage::Merchant) {
-                    let d = self.state.merchant(ev, forced);
+                    let days = mn.model.params.base_days;
+                    let d = self.state.merchant(ev, forced, days);
                     out.merchant_nopin = None;
                     if forced {
-                        let merchant = ev.merchant.as_deref().unwrap_or_default();
-                        out.merchant_nopin = Some(mn.model.score(merchant, ev.mcc, d.n, d.k));
+                        let c = MerchantCounts::of((d.n, d.k), |a, b| d.past(a, b), days);
+                        let s = mn.model.score(ev.mcc, &c);
+                        if s.score >= mn.threshold.min(EVIDENCE_FROM) {
+                            // The last one is this event: the alert lists it as its trigger.
+                            let n = d.forced.len().saturating_sub(1);
+                            related.extend(d.forced.iter().take(n).map(|f| f.1.clone()));
+                        }
+                        out.merchant_nopin = Some(s);
                     }
                 }
             }
         }
         if own.has(Stage::Card)
-            && (m.density.is_some() || m.supervised.is_some())
+            && (m.density.is_some() || m.supervised.is_some() || m.card_outlier.is_some())
             && features::is_card_purchase(ev)
         {
             let cf = self.state.card(ev);
             out.card = Some(cf);
+            if let Some(co) = &m.card_outlier {
+                out.card_outlier = co.model.score(&cf, ev.mcc);
+            }
             if let Some(d) = &m.density {
                 out.density = Some(d.model.score(&cf.x));
             }
@@ -149,15 +208,17 @@ impl Scorer {
                 out.inputs = Some(x);
             }
         }
+        self.drift.observe(out, ev.ts);
     }
 
     pub fn evict(&mut self, now: Millis) {
-        let window = self
-            .models
-            .terminal_pin
+        let m = &self.models;
+        let pin = m.terminal_pin.as_ref().map_or(0, |t| t.model.retention());
+        let days = m
+            .merchant_nopin
             .as_ref()
-            .map_or(0, |t| t.model.window());
-        self.state.evict(now, CARD_RETENTION, window);
+            .map_or(0, |n| n.model.params.base_days as i64);
+        self.state.evict(now, pin, days);
     }
 }
 
@@ -220,6 +281,12 @@ pub fn explain(out: &ModelOut, which: &[&str], amount: Option<i64>) -> (String, 
         if let (Some(m), Some(s)) = (&models.merchant_nopin, &out.merchant_nopin) {
             let (t, r) = m.model.explain(s);
             push("merchant_nopin", t, r);
+        }
+    }
+    if which.contains(&"card_outlier") {
+        if let (Some(m), Some(s), Some(cf)) = (&models.card_outlier, &out.card_outlier, &out.card) {
+            let (t, r) = m.model.explain(s, cf, amount);
+            push("card_outlier", t, r);
         }
     }
     if which.contains(&"density") {

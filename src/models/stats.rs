@@ -2,6 +2,49 @@
 //! -log10 p, so scores grow with surprise and never underflow), and the evaluation measures
 //! `train` reports (PR-AUC, recall at a fixed false-positive rate).
 
+/// Beta prior / posterior of a share.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BetaShare {
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl BetaShare {
+    pub fn mean(&self) -> f64 {
+        self.alpha / (self.alpha + self.beta)
+    }
+}
+
+/// Beta prior by the method of moments over entities' (n, k) (entities with fewer than
+/// `min_n` trials are left out), with the binomial sampling variance taken out; weak,
+/// defaulted priors when there is too little to go on.
+pub fn moments(it: impl Iterator<Item = (f64, f64)>, min_n: f64) -> BetaShare {
+    let v: Vec<(f64, f64)> = it.filter(|(n, _)| *n >= min_n).collect();
+    let (tn, tk): (f64, f64) = v.iter().fold((0.0, 0.0), |a, (n, k)| (a.0 + n, a.1 + k));
+    let mu = if tn > 0.0 {
+        (tk / tn).clamp(1e-4, 0.5)
+    } else {
+        0.01
+    };
+    let mut strength = 200.0;
+    if v.len() >= 3 {
+        let shares: Vec<f64> = v.iter().map(|(n, k)| k / n).collect();
+        let m = shares.iter().sum::<f64>() / shares.len() as f64;
+        let var = shares.iter().map(|s| (s - m).powi(2)).sum::<f64>() / shares.len() as f64;
+        let noise = v.iter().map(|(n, _)| mu * (1.0 - mu) / n).sum::<f64>() / v.len() as f64;
+        let true_var = var - noise;
+        if true_var > 1e-12 {
+            strength = (mu * (1.0 - mu) / true_var - 1.0).clamp(10.0, 2000.0);
+        } else {
+            strength = 2000.0;
+        }
+    }
+    BetaShare {
+        alpha: mu * strength,
+        beta: (1.0 - mu) * strength,
+    }
+}
+
 /// ln Γ(x) (libm: the C library's lgamma, no hand-written approximation).
 fn ln_gamma(x: f64) -> f64 {
     libm::lgamma(x)

@@ -1,15 +1,23 @@
-//! `switchguard train`: history → features (polars, lazy) → four models (baselines with polars
-//! group-bys, the mixture and the logistic regression with linfa) → thresholds → holdout
-//! evaluation → one model file and one model card per model. Deterministic for a given input
-//! and seed: events are sorted by (ts, id), aggregates are collected into ordered maps, and
-//! every random choice comes from a ChaCha stream seeded by `--seed`.
+//! `switchguard train`: history → features (polars and per-entity passes, `batch.rs`) → five
+//! models (priors and normals with group-bys, the mixture and the logistic regression with
+//! linfa) → thresholds → holdout figures and training summaries → one model file per model.
+//! Deterministic for a given input and seed: events are sorted by (ts, id), aggregates are
+//! collected into ordered maps, and every random choice comes from a ChaCha stream seeded by
+//! `--seed`. The replay evaluation across worlds is `evaluate.rs`; writing the set is
+//! `app::train`.
 
+use super::batch::{self, TerminalTotals};
+use super::card_outlier::CardOutlier;
 use super::density::Density;
-use super::features::{self, NAMES, NF};
-use super::file::{Evaluation, ModelFile, ModelKind, Training, FORMAT, FORMAT_VERSION};
-use super::merchant_nopin::MerchantNopin;
-use super::score::supervised_inputs;
-use super::stats::{pr_auc, recall_at_fpr};
+use super::drift::{self, FeatureSummary};
+use super::features::{self, CardFeatures, NAMES, NF};
+use super::file::{ModelFile, ModelKind, Training, FORMAT, FORMAT_VERSION};
+use super::holdout::{evaluate, supervised_sample};
+use super::labels::Labels;
+use super::merchant_nopin::{MerchantCounts, MerchantNopin};
+use super::pin::{PinCounts, PinWindows};
+use super::score::{supervised_inputs, ModelOut};
+use super::stats::recall_at_fpr;
 use super::supervised::{self, Supervised, NI};
 use super::terminal_pin::TerminalPin;
 use crate::event::{format_ts, Event, Millis};
@@ -17,20 +25,32 @@ use anyhow::Result;
 use polars::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rustc_hash::FxHashMap;
 use std::collections::BTreeMap;
 
 /// What `train` needs.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     pub seed: u64,
-    /// Share of the span (the latest part) held out for evaluation.
+    /// Share of the history (the latest part) held out for evaluation.
     pub holdout: f64,
     /// False-positive rate (per event) all models together may spend on training traffic.
     pub fpr: f64,
     pub nopin_limit: i64,
+    /// The terminal model's window (hours), resolve time (minutes) and baseline days.
     pub window_h: u32,
+    pub resolve_min: u32,
+    pub base_days: u32,
     pub components: usize,
     pub max_fit: usize,
+    /// Weight of the MCC's normal in the card outlier score.
+    pub mcc_weight: f64,
+    /// Fit the Gaussian-mixture density too (off by default: measured, it adds nothing to the
+    /// card outlier rule and costs the most per event; README "Models").
+    pub density: bool,
+    /// `Some(true)`: the history is simulated traffic; `None`: simulated when it carries the
+    /// simulator's `label` field.
+    pub simulated: Option<bool>,
 }
 
 impl Default for TrainOptions {
@@ -40,9 +60,24 @@ impl Default for TrainOptions {
             holdout: 0.25,
             fpr: 1e-4,
             nopin_limit: 100_000,
-            window_h: 6,
+            window_h: 12,
+            resolve_min: 5,
+            base_days: 28,
             components: 6,
             max_fit: 100_000,
+            mcc_weight: 2.0,
+            density: false,
+            simulated: None,
+        }
+    }
+}
+
+impl TrainOptions {
+    pub fn pin_windows(&self) -> PinWindows {
+        PinWindows {
+            window: self.window_h as Millis * features::HOUR,
+            resolve: self.resolve_min as Millis * 60_000,
+            base_days: self.base_days as i64,
         }
     }
 }
@@ -50,22 +85,36 @@ impl Default for TrainOptions {
 /// The inputs each model kind is trained on (stored in its file and checked at load).
 pub fn inputs_of(kind: ModelKind) -> Vec<String> {
     let v: Vec<&str> = match kind {
-        ModelKind::TerminalPin => vec!["terminal", "hour_of_day", "wrong_pins_in_window"],
-        ModelKind::MerchantNopin => {
-            vec!["merchant", "mcc", "cp_approved_today", "forced_nopin_today"]
-        }
+        ModelKind::TerminalPin => vec![
+            "mcc",
+            "pin_attempts_in_window",
+            "wrong_pin_episodes_in_window",
+            "unresolved_in_window",
+            "terminal_daily_counts",
+        ],
+        ModelKind::MerchantNopin => vec![
+            "mcc",
+            "cp_approved_today",
+            "forced_nopin_today",
+            "merchant_daily_counts",
+        ],
+        ModelKind::CardOutlier => vec!["mcc", "log_amount", "amount_z"],
         ModelKind::Density => NAMES.to_vec(),
         ModelKind::Supervised => return supervised::input_names(),
     };
     v.into_iter().map(String::from).collect()
 }
 
-/// Per-event columns the batch side computed, indexed like the sorted events.
+/// Per-event features the batch side computed, indexed like the sorted events.
 #[derive(Debug, Default)]
 pub struct BatchFeatures {
-    pub card: Vec<Option<[f64; NF]>>,
-    pub wrong_pins: Vec<Option<u32>>,
+    pub card: Vec<Option<CardFeatures>>,
+    pub pin: Vec<Option<PinCounts>>,
     pub merchant_day: Vec<Option<(u32, u32)>>,
+    /// The merchant's counts the score needs, for the same rows.
+    pub merchant: Vec<Option<MerchantCounts>>,
+    /// Each terminal's totals before the split (the terminal model's fit).
+    pub terminals: Vec<TerminalTotals>,
 }
 
 fn take_f64(df: &DataFrame, name: &str) -> PolarsResult<Vec<f64>> {
@@ -87,54 +136,51 @@ fn rows_of(df: &DataFrame) -> PolarsResult<Vec<usize>> {
         .collect())
 }
 
-/// The windowed features of every event, by polars (the batch half of the one definition).
-pub fn batch_features(events: &[Event], opts: &TrainOptions) -> PolarsResult<BatchFeatures> {
-    Ok(batch_features_of(&features::frame(events, opts.nopin_limit)?, opts)?.0)
-}
-
-/// [`batch_features`] of an already built [`features::frame`], with the wrong-PIN rows and
-/// their window counts ([`features::batch_wrong_pins`]), which the terminal model's fit reuses.
-fn batch_features_of(
-    df: &DataFrame,
+/// The features of every event, by the batch side (`batch.rs`); `split`: terminal totals
+/// count only events before it.
+pub fn batch_features(
+    events: &[Event],
     opts: &TrainOptions,
-) -> PolarsResult<(BatchFeatures, DataFrame)> {
-    let n = df.height();
-    let mut out = BatchFeatures {
-        card: vec![None; n],
-        wrong_pins: vec![None; n],
-        merchant_day: vec![None; n],
-    };
-    let card = features::batch_card(df.clone().lazy())?.collect()?;
-    let rows = rows_of(&card)?;
-    let cols: Vec<Vec<f64>> = NAMES[..features::AMOUNT_DEV]
-        .iter()
-        .map(|c| take_f64(&card, c))
-        .collect::<PolarsResult<_>>()?;
-    let m1 = card.column("usual_m1")?.f64()?.clone();
-    let m2 = card.column("usual_m2")?.f64()?.clone();
-    for (i, r) in rows.iter().enumerate() {
-        let mut x = [0.0; NF];
-        for (j, c) in cols.iter().enumerate() {
-            x[j] = c[i];
-        }
-        let usual = m1.get(i).zip(m2.get(i));
-        (x[features::AMOUNT_DEV], x[features::AMOUNT_Z]) = features::amount_devs(x[0], usual);
-        out.card[*r] = Some(x);
-    }
-    let window = opts.window_h as Millis * features::HOUR;
-    let wp = features::batch_wrong_pins(df.clone().lazy(), window)?.collect()?;
-    for (r, k) in rows_of(&wp)?
+    split: Millis,
+) -> PolarsResult<BatchFeatures> {
+    let df = batch::frame(events, opts.nopin_limit)?;
+    let card = batch::batch_card_tx(df.clone().lazy())?.collect()?;
+    let (h1, h24) = (
+        take_f64(&card, "card_tx_1h")?,
+        take_f64(&card, "card_tx_24h")?,
+    );
+    let tx: FxHashMap<usize, (f64, f64)> = rows_of(&card)?
         .into_iter()
-        .zip(take_f64(&wp, "term_wrong_pins")?)
-    {
-        out.wrong_pins[r] = Some(k as u32);
-    }
-    let md = features::batch_merchant_day(df.clone().lazy())?.collect()?;
+        .enumerate()
+        .map(|(k, r)| (r, (h1[k], h24[k])))
+        .collect();
+    let w = opts.pin_windows();
+    let (wrong, attempts) = batch::batch_pin(df.clone().lazy(), w.window)?;
+    let (wrong, attempts) = (wrong.collect()?, attempts.collect()?);
+    let new: FxHashMap<usize, bool> = rows_of(&wrong)?
+        .into_iter()
+        .zip(wrong.column("pin_new")?.bool()?.iter())
+        .map(|(r, n)| (r, n.unwrap_or(false)))
+        .collect();
+    let in_window: FxHashMap<usize, u32> = rows_of(&attempts)?
+        .into_iter()
+        .zip(take_f64(&attempts, "term_attempts")?)
+        .map(|(r, n)| (r, n as u32))
+        .collect();
+    let (pin, terminals) = batch::pin_counts(events, &new, &in_window, w, split);
+    let md = batch::batch_merchant_day(df.lazy())?.collect()?;
     let (mn, mk) = (take_f64(&md, "merchant_n")?, take_f64(&md, "merchant_k")?);
+    let mut merchant_day = vec![None; events.len()];
     for (i, r) in rows_of(&md)?.into_iter().enumerate() {
-        out.merchant_day[r] = Some((mn[i] as u32, mk[i] as u32));
+        merchant_day[r] = Some((mn[i] as u32, mk[i] as u32));
     }
-    Ok((out, wp))
+    Ok(BatchFeatures {
+        card: batch::card_features(events, &tx),
+        pin,
+        merchant: batch::merchant_counts(events, &merchant_day, opts.nopin_limit, opts.base_days),
+        merchant_day,
+        terminals,
+    })
 }
 
 /// Scores of one model over all events (`NEG_INFINITY` where it does not score).
@@ -148,6 +194,8 @@ pub struct Trained {
     /// false-positive rate on holdout legitimate events, under "legit").
     pub combined: BTreeMap<String, f64>,
     pub events: usize,
+    /// Events from this time on were the holdout.
+    pub holdout_from: Millis,
 }
 
 /// Put history in the engine's order: by (ts, id), each id once (the first read).
@@ -157,7 +205,11 @@ pub fn engine_order(events: &mut Vec<Event>) {
     events.sort_by(|a, b| a.ts.cmp(&b.ts).then_with(|| a.id.cmp(&b.id)));
 }
 
-fn is_fraud(ev: &Event) -> bool {
+/// Is `ev` fraud: a disposition from the risk console first, else the simulator's label.
+fn is_fraud(ev: &Event, labels: Option<&Labels>) -> bool {
+    if let Some(v) = labels.and_then(|l| l.of(&ev.id)) {
+        return v;
+    }
     ev.label.as_deref().is_some_and(|l| l != "legit")
 }
 
@@ -165,6 +217,7 @@ fn is_fraud(ev: &Event) -> bool {
 pub fn train(
     events: &[Event],
     opts: &TrainOptions,
+    labels: Option<&Labels>,
     mut stage: impl FnMut(&str),
 ) -> Result<Trained> {
     anyhow::ensure!(
@@ -172,112 +225,106 @@ pub fn train(
         "{} events are too few to train on",
         events.len()
     );
-    stage("features (polars)");
-    let df = features::frame(events, opts.nopin_limit)?;
-    let (bf, wrong_pins) =
-        anyhow::Context::context(batch_features_of(&df, opts), "computing features")?;
     let (t0, t1) = (events[0].ts, events[events.len() - 1].ts);
     // Split by count, not by span: a few far-away events (a completion of a month-old
     // pre-auth) must not move the split.
     let cut = ((events.len() as f64 * (1.0 - opts.holdout)) as usize).min(events.len() - 1);
     let split = events[cut].ts;
+    stage("features (polars)");
+    let bf = anyhow::Context::context(batch_features(events, opts, split), "computing features")?;
     let train_mask: Vec<bool> = events.iter().map(|e| e.ts < split).collect();
-    let fraud: Vec<bool> = events.iter().map(is_fraud).collect();
-    let labelled = events.iter().any(|e| e.label.is_some());
-    let train_lf = df.lazy().filter(col("ts").lt(lit(split)));
+    let fraud: Vec<bool> = events.iter().map(|e| is_fraud(e, labels)).collect();
+    let labelled = events.iter().any(|e| e.label.is_some())
+        || labels.is_some_and(|l| events.iter().any(|e| l.of(&e.id).is_some()));
 
     stage("terminal PIN baseline");
-    let terminals: Vec<String> = {
-        let mut t: Vec<String> = events
-            .iter()
-            .filter(|e| e.ts < split)
-            .map(|e| e.terminal.to_string())
-            .collect();
-        t.sort_unstable();
-        t.dedup();
-        t
-    };
-    // The wrong-PIN window looks only back, so a training row's count and `pin_new` are the
-    // same computed over all of history or over the training part alone.
-    let counted = wrong_pins
-        .lazy()
-        .filter(col("ts").lt(lit(split)).and(col("pin_new")))
-        .select([col("terminal"), col("hour")]);
-    let tp_params = TerminalPin::fit(counted, &terminals, split - t0, opts.window_h)?;
+    let tp_params = TerminalPin::fit(
+        &bf.terminals,
+        opts.window_h,
+        opts.resolve_min,
+        opts.base_days,
+    );
     let tp = TerminalPin::new(tp_params.clone()).map_err(anyhow::Error::msg)?;
-    let tp_scores: Scores = events
+    let tp_out: Vec<Option<_>> = events
         .iter()
-        .zip(&bf.wrong_pins)
-        .map(|(e, k)| k.map_or(f64::NEG_INFINITY, |k| tp.score(&e.terminal, e.ts, k).score))
+        .zip(&bf.pin)
+        .map(|(e, c)| c.as_ref().map(|c| tp.score(e.mcc, c)))
         .collect();
 
     stage("merchant no-PIN profile");
+    let df = batch::frame(events, opts.nopin_limit)?;
+    let train_lf = df.lazy().filter(col("ts").lt(lit(split)));
     let mn_params = MerchantNopin::fit(
-        train_lf.clone().filter(col("cp_approved")),
+        train_lf.filter(col("cp_approved")),
         opts.nopin_limit,
+        opts.base_days,
     )?;
     let mn = MerchantNopin::new(mn_params.clone()).map_err(anyhow::Error::msg)?;
     let forced: Vec<bool> = events
         .iter()
         .map(|e| features::is_forced_nopin(e, opts.nopin_limit))
         .collect();
-    let mn_scores: Scores = events
-        .iter()
-        .zip(&bf.merchant_day)
-        .zip(&forced)
-        .map(|((e, d), f)| match (d, f) {
-            (Some((n, k)), true) => {
-                mn.score(e.merchant.as_deref().unwrap_or_default(), e.mcc, *n, *k)
-                    .score
-            }
-            _ => f64::NEG_INFINITY,
+    let mn_out: Vec<Option<_>> = (0..events.len())
+        .map(|i| match (&bf.merchant[i], forced[i]) {
+            (Some(c), true) => Some(mn.score(events[i].mcc, c)),
+            _ => None,
         })
         .collect();
 
-    stage("density (linfa Gaussian mixture)");
-    let train_x: Vec<[f64; NF]> = bf
-        .card
+    stage("card outlier (robust profile)");
+    let approved: Vec<(Option<u16>, f64)> = events
         .iter()
+        .zip(&bf.card)
         .zip(&train_mask)
-        .filter_map(|(x, t)| x.filter(|_| *t))
+        .filter(|((e, c), t)| **t && c.is_some() && e.approved())
+        .map(|((e, c), _)| (e.mcc, c.as_ref().map_or(0.0, |c| c.x[0])))
         .collect();
-    let rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let d_params =
-        Density::fit(&train_x, opts.components, opts.max_fit, rng).map_err(anyhow::Error::msg)?;
-    let dens = Density::new(d_params.clone()).map_err(anyhow::Error::msg)?;
-    let d_scores: Scores = bf
-        .card
+    let co_params = CardOutlier::fit(&approved, opts.mcc_weight);
+    let co = CardOutlier::new(co_params.clone()).map_err(anyhow::Error::msg)?;
+    let co_out: Vec<Option<_>> = events
         .iter()
-        .map(|x| x.map_or(f64::NEG_INFINITY, |x| dens.raw_score(&x).0))
+        .zip(&bf.card)
+        .map(|(e, c)| c.as_ref().and_then(|c| co.score(c, e.mcc)))
         .collect();
 
-    let finite = |s: f64| if s.is_finite() { s } else { 0.0 };
+    let mut d_params = None;
+    let mut d_out: Vec<Option<_>> = vec![None; events.len()];
+    if opts.density {
+        stage("density (linfa Gaussian mixture)");
+        let train_x: Vec<[f64; NF]> = bf
+            .card
+            .iter()
+            .zip(&train_mask)
+            .filter_map(|(c, t)| c.filter(|_| *t).map(|c| c.x))
+            .collect();
+        let rng = ChaCha8Rng::seed_from_u64(opts.seed);
+        let p = Density::fit(&train_x, opts.components, opts.max_fit, rng)
+            .map_err(anyhow::Error::msg)?;
+        let dens = Density::new(p.clone()).map_err(anyhow::Error::msg)?;
+        for (o, c) in d_out.iter_mut().zip(&bf.card) {
+            *o = c.as_ref().map(|c| dens.score(&c.x));
+        }
+        d_params = Some(p);
+    }
+
+    let score_of = |f: Option<f64>| f.unwrap_or(0.0);
     let inputs: Vec<Option<[f64; NI]>> = (0..events.len())
         .map(|i| {
-            bf.card[i].map(|x| {
+            bf.card[i].map(|c| {
                 supervised_inputs(
-                    &x,
-                    features::is_wrong_pin(&events[i]),
+                    &c.x,
+                    events[i].wrong_pin(),
                     forced[i],
-                    finite(tp_scores[i]),
-                    finite(mn_scores[i]),
-                    finite(d_scores[i]),
+                    score_of(tp_out[i].map(|s| s.score)),
+                    score_of(mn_out[i].map(|s| s.score)),
+                    score_of(d_out[i].map(|s| s.score)),
                 )
             })
         })
         .collect();
     let train_has_both = {
-        let (mut p, mut n) = (false, false);
-        for i in 0..events.len() {
-            if train_mask[i] && inputs[i].is_some() {
-                if fraud[i] {
-                    p = true
-                } else {
-                    n = true
-                }
-            }
-        }
-        p && n
+        let rows = || (0..events.len()).filter(|i| train_mask[*i] && inputs[*i].is_some());
+        rows().any(|i| fraud[i]) && rows().any(|i| !fraud[i])
     };
     let mut sup = None;
     if labelled && train_has_both {
@@ -286,64 +333,88 @@ pub fn train(
         let p = Supervised::fit(&x, &y).map_err(anyhow::Error::msg)?;
         sup = Some(Supervised::new(p).map_err(anyhow::Error::msg)?);
     }
-    let s_scores: Option<Scores> = sup.as_ref().map(|s| {
-        inputs
-            .iter()
-            .map(|x| x.map_or(f64::NEG_INFINITY, |x| s.probability(&x)))
-            .collect()
-    });
 
-    stage("thresholds and holdout evaluation");
-    let models = 3 + s_scores.is_some() as usize;
-    let fpr_each = opts.fpr / models as f64;
-    let mut all: Vec<(ModelKind, &Scores, f64, serde_json::Value)> = vec![
+    stage("thresholds, holdout evaluation, training summaries");
+    // What each model said about every event, as the engine would put it in `ModelOut`.
+    let outs: Vec<ModelOut> = (0..events.len())
+        .map(|i| ModelOut {
+            card: bf.card[i],
+            card_outlier: co_out[i],
+            terminal_pin: tp_out[i],
+            merchant_nopin: mn_out[i],
+            density: d_out[i],
+            fraud_probability: sup
+                .as_ref()
+                .zip(inputs[i].as_ref())
+                .map(|(s, x)| s.probability(x)),
+            inputs: inputs[i].filter(|_| sup.is_some()),
+            evidence: Vec::new(),
+            models: None,
+        })
+        .collect();
+    let score = |kind: ModelKind| -> Scores {
+        outs.iter()
+            .map(|o| {
+                match kind {
+                    ModelKind::TerminalPin => o.terminal_pin.map(|s| s.score),
+                    ModelKind::MerchantNopin => o.merchant_nopin.map(|s| s.score),
+                    ModelKind::CardOutlier => o.card_outlier.map(|s| s.score),
+                    ModelKind::Density => o.density.map(|s| s.score),
+                    ModelKind::Supervised => o.fraud_probability,
+                }
+                .unwrap_or(f64::NEG_INFINITY)
+            })
+            .collect()
+    };
+    let mut all: Vec<(ModelKind, f64, serde_json::Value)> = vec![
         (
             ModelKind::TerminalPin,
-            &tp_scores,
             3.0,
             serde_json::to_value(&tp_params)?,
         ),
         (
             ModelKind::MerchantNopin,
-            &mn_scores,
             3.0,
             serde_json::to_value(&mn_params)?,
         ),
         (
-            ModelKind::Density,
-            &d_scores,
-            f64::NEG_INFINITY,
-            serde_json::to_value(&d_params)?,
+            ModelKind::CardOutlier,
+            3.0,
+            serde_json::to_value(&co_params)?,
         ),
     ];
-    if let (Some(s), Some(m)) = (&s_scores, &sup) {
+    if let Some(p) = &d_params {
         all.push((
-            ModelKind::Supervised,
-            s,
-            0.5,
-            serde_json::to_value(&m.params)?,
+            ModelKind::Density,
+            f64::NEG_INFINITY,
+            serde_json::to_value(p)?,
         ));
     }
-    let hold: Vec<usize> = (0..events.len()).filter(|i| !train_mask[*i]).collect();
-    let hold_fraud: Vec<bool> = hold.iter().map(|i| fraud[*i]).collect();
+    if let Some(m) = &sup {
+        all.push((ModelKind::Supervised, 0.5, serde_json::to_value(&m.params)?));
+    }
+    let simulated = opts
+        .simulated
+        .unwrap_or_else(|| events.iter().any(|e| e.label.is_some()));
     let training = Training {
         window_start: format_ts(t0),
         window_end: format_ts(t1),
         holdout_from: format_ts(split),
         events: events.len() as u64,
         seed: opts.seed,
+        source: if simulated { "simulated" } else { "recorded" }.into(),
     };
+    let fpr_each = opts.fpr / all.len() as f64;
+    let hold: Vec<usize> = (0..events.len()).filter(|i| !train_mask[*i]).collect();
+    let hold_fraud: Vec<bool> = hold.iter().map(|i| fraud[*i]).collect();
     let mut files = Vec::new();
     let mut fired = vec![false; hold.len()];
-    for (kind, scores, floor, params) in all {
-        let tr: Vec<f64> = (0..events.len())
+    for (kind, floor, params) in all {
+        let scores = score(kind);
+        let (tr, tr_f): (Vec<f64>, Vec<bool>) = (0..events.len())
             .filter(|i| train_mask[*i])
-            .map(|i| scores[i])
-            .collect();
-        let tr_f: Vec<bool> = (0..events.len())
-            .filter(|i| train_mask[*i])
-            .map(|i| fraud[i])
-            .collect();
+            .map(|i| (scores[i], fraud[i]))
+            .unzip();
         let threshold = recall_at_fpr(&tr, &tr_f, fpr_each).0.max(floor);
         let hs: Vec<f64> = hold.iter().map(|i| scores[*i]).collect();
         for (f, s) in fired.iter_mut().zip(&hs) {
@@ -357,6 +428,7 @@ pub fn train(
             training: training.clone(),
             threshold,
             evaluation: evaluate(events, &hold, &hs, &hold_fraud, threshold, labelled),
+            summary: summaries(kind, &outs, &train_mask),
             params,
         });
     }
@@ -371,71 +443,30 @@ pub fn train(
         files,
         combined: c,
         events: events.len(),
+        holdout_from: split,
     })
 }
 
-/// Every fraud row of the training part and a seeded sample of at most 300k legitimate rows.
-fn supervised_sample(
-    inputs: &[Option<[f64; NI]>],
-    fraud: &[bool],
-    train: &[bool],
-    seed: u64,
-) -> (Vec<[f64; NI]>, Vec<bool>) {
-    use rand::Rng;
-    let legit = (0..inputs.len())
-        .filter(|i| train[*i] && inputs[*i].is_some() && !fraud[*i])
-        .count();
-    let keep = (300_000.0 / legit.max(1) as f64).min(1.0);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for i in 0..inputs.len() {
-        if let (true, Some(v)) = (train[i], inputs[i]) {
-            if fraud[i] || rng.gen::<f64>() < keep {
-                x.push(v);
-                y.push(fraud[i]);
+/// The training distribution of each of a model's summarised inputs (`drift::names`).
+fn summaries(
+    kind: ModelKind,
+    outs: &[ModelOut],
+    train_mask: &[bool],
+) -> BTreeMap<String, FeatureSummary> {
+    let names = drift::names(kind);
+    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); names.len()];
+    let mut v = Vec::with_capacity(names.len());
+    for (o, t) in outs.iter().zip(train_mask) {
+        if *t && drift::inputs(kind, o, &mut v) {
+            for (c, x) in cols.iter_mut().zip(&v) {
+                c.push(*x);
             }
         }
     }
-    (x, y)
-}
-
-/// Holdout figures of one score.
-fn evaluate(
-    events: &[Event],
-    hold: &[usize],
-    scores: &[f64],
-    fraud: &[bool],
-    threshold: f64,
-    labelled: bool,
-) -> Evaluation {
-    let mut e = Evaluation {
-        holdout_events: hold.len() as u64,
-        holdout_fraud: fraud.iter().filter(|f| **f).count() as u64,
-        ..Default::default()
-    };
-    let legit = fraud.iter().filter(|f| !**f).count().max(1);
-    let fp = scores
-        .iter()
-        .zip(fraud)
-        .filter(|(s, f)| !**f && **s >= threshold)
-        .count();
-    e.threshold_fpr = Some(fp as f64 / legit as f64);
-    if !labelled {
-        return e;
-    }
-    e.pr_auc = Some(pr_auc(scores, fraud));
-    e.recall_at_fpr_1e4 = Some(recall_at_fpr(scores, fraud, 1e-4).1);
-    let mut by: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    for (k, i) in hold.iter().enumerate() {
-        if let Some(l) = events[*i].label.as_deref().filter(|l| *l != "legit") {
-            let c = by.entry(l.to_string()).or_default();
-            c.0 += 1;
-            c.1 += (scores[k] >= threshold) as u64;
-        }
-    }
-    e.scenario_recall = by
+    names
         .into_iter()
-        .map(|(l, (n, h))| (l, h as f64 / n as f64))
-        .collect();
-    e
+        .zip(cols)
+        .filter(|(_, c)| !c.is_empty())
+        .map(|(n, c)| (n.to_string(), FeatureSummary::of(&c)))
+        .collect()
 }

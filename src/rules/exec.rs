@@ -118,13 +118,16 @@ pub fn eval(
             if !when.test(&ctx) {
                 return None;
             }
-            let mut ids: Vec<(CompactString, Option<Millis>)> = Vec::with_capacity(3);
-            if let Some(p) = &f.preauth_id {
-                ids.push((p.clone(), f.preauth.as_ref().map(|v| v.ts)));
-            }
-            if let Some(q) = &f.qr_first_id {
-                ids.push((q.clone(), None));
-            }
+            // The joined pre-auth (its time known), the original QR payment, the events a
+            // model's score rests on, then the trigger.
+            let preauth_ts = f.preauth.as_ref().map(|v| v.ts);
+            let mut ids: Vec<(CompactString, Option<Millis>)> = f
+                .related()
+                .map(|id| {
+                    let ts = (f.preauth_id.as_ref() == Some(id)).then_some(preauth_ts);
+                    (id.clone(), ts.flatten())
+                })
+                .collect();
             ids.push((ev.id.clone(), Some(ev.ts)));
             Some(hit(rule, ids, ev, f, &[]))
         }

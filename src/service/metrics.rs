@@ -53,6 +53,7 @@ macro_rules! metrics {
     (@ty gauge) => { IntGauge };
     (@ty gauge_vec) => { IntGaugeVec };
     (@ty fgauge) => { prometheus::Gauge };
+    (@ty fgauge_vec) => { prometheus::GaugeVec };
     (@ty hist) => { Histogram };
     (@new $r:ident, counter, $name:literal, $help:literal) => { reg($r, IntCounter::new($name, $help)) };
     (@new $r:ident, gauge, $name:literal, $help:literal) => { reg($r, IntGauge::new($name, $help)) };
@@ -60,6 +61,7 @@ macro_rules! metrics {
     (@new $r:ident, hist, $name:literal, $help:literal) => { reg($r, Histogram::with_opts(HistogramOpts::new($name, $help).buckets(BUCKETS.to_vec()))) };
     (@new $r:ident, counter_vec, $name:literal, $help:literal, [$($l:literal),*]) => { reg($r, IntCounterVec::new(Opts::new($name, $help), &[$($l),*])) };
     (@new $r:ident, gauge_vec, $name:literal, $help:literal, [$($l:literal),*]) => { reg($r, IntGaugeVec::new(Opts::new($name, $help), &[$($l),*])) };
+    (@new $r:ident, fgauge_vec, $name:literal, $help:literal, [$($l:literal),*]) => { reg($r, prometheus::GaugeVec::new(Opts::new($name, $help), &[$($l),*])) };
 }
 
 /// Latency buckets (seconds) of every histogram.
@@ -135,6 +137,11 @@ metrics! {
     /// when scraped.
     checkpoint_age: fgauge("switchguard_checkpoint_age_seconds",
         "Seconds since the last acknowledged checkpoint (since start before the first)");
+    /// Population stability index of each model input against its training distribution
+    /// (model and input names are a closed set from the model files, never keys).
+    model_psi: fgauge_vec("switchguard_model_feature_psi",
+        "Population stability index of a model input on recent traffic against its training distribution (0.1: moved, 0.25: the model scores traffic it was not trained on)",
+        ["model", "feature"]);
     up: gauge("switchguard_up", "1 while the service runs");
     /// Manual control records applied (README "Control records").
     control_records: counter_vec("switchguard_control_records_total",
@@ -222,8 +229,15 @@ impl Metrics {
         let mut total = Stats::for_pack(pack);
         let mut sizes: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut buffered = 0;
+        let mut drift: Option<crate::models::drift::Drift> = None;
         for st in shards {
             total.absorb(st.engine().stats());
+            if let Some(d) = st.engine().model_drift() {
+                match &mut drift {
+                    Some(all) => all.merge(d),
+                    None => drift = Some(d.clone()),
+                }
+            }
             for (k, n) in st.engine().state_sizes() {
                 *sizes.entry(k).or_default() += n;
             }
@@ -239,6 +253,14 @@ impl Metrics {
             self.state_entries.with_label_values(&[k]).set(n as i64);
         }
         self.buffered.set(buffered as i64);
+        self.observe_drift(drift.as_ref());
+    }
+
+    /// Set the PSI of every model input sampled so far.
+    pub fn observe_drift(&self, drift: Option<&crate::models::drift::Drift>) {
+        for (model, feature, psi) in drift.map(|d| d.psi()).unwrap_or_default() {
+            self.model_psi.with_label_values(&[model, feature]).set(psi);
+        }
     }
 
     /// Tasks by stage: `input` partitions, stage shards, `all` (a single instance's one task).

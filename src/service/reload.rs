@@ -51,10 +51,26 @@ impl Reloader {
         }
     }
 
-    /// Load the models for start-up: `None` (rules alone) when there are none or they are
-    /// refused, with every problem printed.
-    pub fn initial_models(&self) -> Option<Arc<Models>> {
-        Models::load_or_rules_alone(&self.models)
+    /// Load the models for start-up: an error when the directory does not exist, holds no
+    /// model set or a bad one (`models = "none"` runs on rules alone on purpose); a loud
+    /// warning when the models were trained on simulated traffic.
+    pub fn initial_models(&self) -> anyhow::Result<Option<Arc<Models>>> {
+        let m = Models::open(&self.models, true).map_err(anyhow::Error::msg)?;
+        if let Some(m) = m.as_ref().filter(|m| m.simulated()) {
+            tracing::warn!(
+                "the models in {} were trained on SIMULATED traffic ({}): their baselines and \
+                 thresholds describe the simulator's world, not your switch's. Retrain on your \
+                 own history (`switchguard train`) before relying on them; watch \
+                 switchguard_model_feature_psi for drift.",
+                self.models.display(),
+                m.files
+                    .iter()
+                    .map(|f| format!("{} from {}", f.kind.as_str(), f.training.window_start))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Ok(m)
     }
 
     /// Reload what changed (everything when `forced`, i.e. on SIGHUP) into one engine.

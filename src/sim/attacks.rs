@@ -16,7 +16,7 @@ use super::attacks_preauth::{
     cancel_cycling, completion_late, completion_over_tolerance, completion_without_preauth,
     keyed_unusual_mcc,
 };
-use super::world::{between, purchase_amount, HOUR, MIN, ROGUE_TID_BASE};
+use super::world::{between, HOUR, MIN, ROGUE_TID_BASE};
 use super::{lbl, Ctx, EntryMode, EventType, PinStatus};
 
 /// Card-event type + entry/PIN used repeatedly below.
@@ -90,7 +90,9 @@ fn pin_term(ctx: &Ctx, rng: &mut ChaCha8Rng, ts: i64, avoid: &[usize]) -> usize 
 
 /// A "55" wrong-PIN decline (chip, PIN entered), registered per terminal.
 fn wrong(ctx: &mut Ctx, rng: &mut ChaCha8Rng, ts: i64, label: u8, c: u32, t: usize) {
-    let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
+    let amount = ctx
+        .w
+        .amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
     let e = ctx.tx(ts, label, c, t, amount).with_rc("55");
     let (tid, pan) = (e.tid, e.pan);
     ctx.push(e);
@@ -174,7 +176,9 @@ fn after_tries_exceeded(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let t0 = at(ctx, rng, d, 8 * HOUR, 20 * HOUR);
     let c = ctx.pick_card(rng, t0, t0 + 2 * HOUR, MARGIN);
     let ta = pin_term(ctx, rng, t0, &[]);
-    let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[ta].merchant as usize].mcc);
+    let amount = ctx
+        .w
+        .amount(rng, ctx.w.merchants[ctx.w.terms[ta].merchant as usize].mcc);
     let first = if rng.gen_bool(0.25) { "38" } else { "75" };
     let e = ctx.tx(t0, l, c, ta, amount).with_rc(first);
     ctx.push(e);
@@ -209,7 +213,7 @@ fn walkaway(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
         PinStatus::Bypassed
     };
     let rc = if rng.gen_bool(0.5) { "55" } else { "05" };
-    let amount = purchase_amount(rng, ctx.w.merchants[m as usize].mcc);
+    let amount = ctx.w.amount(rng, ctx.w.merchants[m as usize].mcc);
     let e = ctx
         .tx(t0, l, c, t, amount)
         .with_mode(EntryMode::Chip, pin)
@@ -283,8 +287,9 @@ fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
             let ds = ctx.day_start(night);
             for ts in sorted_times(rng, ds, k, 10 * MIN, 4 * HOUR + 30 * MIN) {
                 let c = ctx.pick_card(rng, ts, ts, MARGIN);
-                let amount =
-                    purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
+                let amount = ctx
+                    .w
+                    .amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
                 let e = ctx.tx(ts, l, c, t, amount);
                 ctx.push(e);
             }
@@ -308,7 +313,7 @@ fn not_signed_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, rogue: &mut u32) {
         e.mid = mid;
         e.mcc = mcc;
         let e = e
-            .with_amount(purchase_amount(rng, mcc))
+            .with_amount(ctx.w.amount(rng, mcc))
             .with_mode(CHIP.0, CHIP.1)
             .with_rc("00");
         ctx.push(e);

@@ -110,7 +110,7 @@ pub(super) fn completion_without_preauth(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d:
             if m2 != m {
                 break;
             }
-            m2 = rng.gen_range(0..ctx.w.merchants.len()) as u32;
+            m2 = ctx.w.any_merchant(rng);
         }
         let t2 = ctx.w.term_of(m2, rng);
         let cts = at(ctx, rng, cd, 9 * HOUR, 21 * HOUR).max(ts + HOUR);

@@ -14,13 +14,11 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use super::world::{between, poisson, purchase_amount, shop_time, HOUR, MIN, SEC};
+use super::world::{between, poisson, shop_time, HOUR, MIN, SEC};
 use super::{lbl, Ctx, EntryMode, EventType, PinStatus};
 
 const L: u8 = lbl::LEGIT;
 
-/// Average legit card transactions per card per day.
-const TX_PER_CARD_DAY: f64 = 1.5;
 /// Minimum spacing between two normal transactions of one card.
 const CARD_GAP: i64 = 15 * MIN;
 
@@ -39,6 +37,9 @@ pub(crate) fn legit_day(ctx: &mut Ctx, d: i64, rng: &mut ChaCha8Rng) {
         late.dedup();
     }
     for t in 0..nt {
+        if !ctx.w.installed(t, d) {
+            continue;
+        }
         let tid = ctx.w.terms[t].tid;
         let batch = ctx.batch(t, d);
         if late.binary_search(&t).is_err() {
@@ -55,7 +56,9 @@ pub(crate) fn legit_day(ctx: &mut Ctx, d: i64, rng: &mut ChaCha8Rng) {
         return;
     }
     for &t in &late {
-        late_sign_on(ctx, rng, d, t);
+        if ctx.w.installed(t, d) {
+            late_sign_on(ctx, rng, d, t);
+        }
     }
 
     let scale = ctx.w.cards.len() as f64 / 1000.0;
@@ -63,7 +66,7 @@ pub(crate) fn legit_day(ctx: &mut Ctx, d: i64, rng: &mut ChaCha8Rng) {
     for _ in 0..n(0.05) {
         supermarket_lane(ctx, rng, d);
     }
-    for _ in 0..n(2.0) {
+    for _ in 0..n(ctx.w.p.mistypes_per_1000_cards) {
         mistype(ctx, rng, d);
     }
     for _ in 0..n(0.5) {
@@ -95,7 +98,7 @@ fn normal_traffic(ctx: &mut Ctx, d: i64, rng: &mut ChaCha8Rng) {
     let ds = ctx.day_start(d);
     let mut times: Vec<i64> = Vec::with_capacity(16);
     for c in 0..ctx.w.cards.len() as u32 {
-        let lam = TX_PER_CARD_DAY * ctx.w.cards[c as usize].activity as f64;
+        let lam = ctx.w.p.tx_per_card_day * ctx.w.cards[c as usize].activity as f64;
         let k = poisson(rng, lam);
         if k == 0 {
             continue;
@@ -120,7 +123,7 @@ fn card_tx(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, ts: i64, preauth
     let m = if rng.gen_bool(0.7) {
         ctx.w.cards[c as usize].home[rng.gen_range(0..3)]
     } else {
-        rng.gen_range(0..ctx.w.merchants.len()) as u32
+        ctx.w.any_merchant(rng)
     };
     let mcc = ctx.w.merchants[m as usize].mcc;
     let t = ctx.w.term_of(m, rng);
@@ -129,12 +132,12 @@ fn card_tx(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, c: u32, ts: i64, preauth
         preauth_flow(ctx, rng, d, c, t, ts);
         return;
     }
-    let amount = purchase_amount(rng, mcc);
+    let amount = ctx.w.card_amount(rng, mcc, c);
     let r: f64 = rng.gen();
     let (qr_p, cl_p) = if mcc == 4121 {
         (0.5, 0.3)
     } else {
-        (0.25, 0.33)
+        (ctx.w.p.qr_share, ctx.w.p.contactless_share)
     };
     let mut e = ctx.tx(ts, L, c, t, amount);
     if r < qr_p {
@@ -267,7 +270,8 @@ fn free_card(ctx: &mut Ctx, rng: &mut ChaCha8Rng, ts: i64, margin: i64) -> u32 {
 fn late_sign_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, t: usize) {
     let on = ctx.day_start(d) + 6 * HOUR + 45 * MIN + rng.gen_range(0..8 * MIN);
     let c = free_card(ctx, rng, on, HOUR);
-    let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
+    let mcc = ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc;
+    let amount = ctx.w.card_amount(rng, mcc, c);
     let mut e = ctx
         .tx(on - rng.gen_range(60 * SEC..240 * SEC), L, c, t, amount)
         .with_rc("77");
@@ -284,13 +288,18 @@ fn late_sign_on(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64, t: usize) {
 fn mistype_at(ctx: &mut Ctx, rng: &mut ChaCha8Rng, c: u32, t: usize, ts: i64, times: u32) {
     let pan = ctx.w.cards[c as usize].pan;
     let tid = ctx.w.terms[t].tid;
-    let amount = purchase_amount(rng, ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc);
+    let mcc = ctx.w.merchants[ctx.w.terms[t].merchant as usize].mcc;
+    let amount = ctx.w.card_amount(rng, mcc, c);
     let mut at = ts;
     for _ in 0..times {
         let e = ctx.tx(at, L, c, t, amount).with_rc("55");
         ctx.push(e);
         ctx.add_pin55(tid, at, pan);
         at += rng.gen_range(15 * SEC..60 * SEC);
+    }
+    if rng.gen_bool(ctx.w.p.give_up) {
+        // The customer gives up and pays another way.
+        return;
     }
     let e = ctx.tx(at + rng.gen_range(0..30 * SEC), L, c, t, amount);
     ctx.push(e);
@@ -366,7 +375,7 @@ fn pin_timeout_retry(ctx: &mut Ctx, rng: &mut ChaCha8Rng, d: i64) {
     let c = free_card(ctx, rng, ts, HOUR);
     let m = ctx.w.everyday_merchant(rng);
     let t = ctx.w.term_of(m, rng);
-    let amount = purchase_amount(rng, ctx.w.merchants[m as usize].mcc);
+    let amount = ctx.w.card_amount(rng, ctx.w.merchants[m as usize].mcc, c);
     let e = ctx
         .tx(ts, L, c, t, amount)
         .with_mode(EntryMode::Chip, PinStatus::Timeout)

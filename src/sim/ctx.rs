@@ -81,6 +81,12 @@ impl Ord for Ev {
     }
 }
 
+/// Look-alike markers (`SimEvent::lookalike`), see `LOOKALIKES`.
+pub(crate) const LOOK_BUSY_LANE: &str = "busy_lane";
+pub(crate) const LOOK_COLD_START: &str = "cold_start_terminal";
+pub(crate) const LOOK_SURGE: &str = "merchant_surge";
+pub(crate) const LOOK_BIG_SPENDER: &str = "big_spender";
+
 /// Label index constants (positions in `LABELS`).
 pub(crate) mod lbl {
     pub const LEGIT: u8 = 0;
@@ -120,15 +126,39 @@ pub(crate) struct Ctx<'a> {
     blocks: BTreeMap<u32, Vec<(i64, i64)>>,
     /// tid → (ts, pan) of every wrong-PIN ("55") placed so far.
     pin55: BTreeMap<u32, Vec<(i64, u64)>>,
-    /// Planned `merchant_bypass_drift` days: (merchant index, day, target share).
-    pub bypass_drift: Vec<(u32, i64, f64)>,
+    /// Planned `merchant_bypass_drift` days: (merchant index, day, target share, variant).
+    pub bypass_drift: Vec<(u32, i64, f64, u8)>,
+    /// Look-alike markers: TID → busy lane or cold-start terminal, PAN → big spender, and
+    /// the (merchant id, day) pairs of merchant traffic surges.
+    look_terms: rustc_hash::FxHashMap<u32, &'static str>,
+    look_cards: rustc_hash::FxHashSet<u64>,
+    pub surges: rustc_hash::FxHashSet<(u64, i64)>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(cfg: &'a SimConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.seed, 0));
-        let mut w = World::build(cfg.cards, cfg.terminals, &mut rng);
+        let mut w = World::build(cfg.cards, cfg.terminals, &cfg.world, &mut rng);
         w.busy = super::busy::pick_lanes(&w, cfg.seed);
+        let cold = super::busy::add_cold_starts(&mut w, cfg.seed, cfg.days);
+        w.busy.extend(cold);
+        let look_terms = w
+            .busy
+            .iter()
+            .map(|l| {
+                let kind = if l.cold {
+                    LOOK_COLD_START
+                } else {
+                    LOOK_BUSY_LANE
+                };
+                (w.terms[l.term].tid, kind)
+            })
+            .collect();
+        let look_cards = w
+            .big_spenders
+            .iter()
+            .map(|c| w.cards[*c as usize].pan)
+            .collect();
         Ctx {
             cfg,
             w,
@@ -141,7 +171,29 @@ impl<'a> Ctx<'a> {
             blocks: BTreeMap::new(),
             pin55: BTreeMap::new(),
             bypass_drift: Vec::new(),
+            look_terms,
+            look_cards,
+            surges: Default::default(),
         }
+    }
+
+    /// The look-alike markers of a legit event (comma-separated), if any.
+    fn lookalike(&self, e: &Ev) -> Option<String> {
+        if e.label != lbl::LEGIT {
+            return None;
+        }
+        let mut v: Vec<&str> = Vec::new();
+        if let Some(k) = self.look_terms.get(&e.tid) {
+            v.push(k);
+        }
+        let day = (e.ts - self.cfg.start_ms).div_euclid(DAY);
+        if e.mid != 0 && self.surges.contains(&(e.mid, day)) {
+            v.push(LOOK_SURGE);
+        }
+        if e.pan != 0 && self.look_cards.contains(&e.pan) {
+            v.push(LOOK_BIG_SPENDER);
+        }
+        (!v.is_empty()).then(|| v.join(","))
     }
 
     /// Epoch millis of local midnight of day `d` (may be negative).
@@ -288,7 +340,11 @@ impl<'a> Ctx<'a> {
         SimEvent {
             ts_ms: e.ts,
             id: fmt_id(e.seq),
-            ts: fmt_ts(e.ts),
+            ts: if self.cfg.world.mixed_ts {
+                fmt_ts_mixed(e.ts, splitmix(e.seq ^ mix(self.cfg.seed, 13)))
+            } else {
+                fmt_ts(e.ts)
+            },
             kind: e.kind,
             pan: (e.pan != 0).then(|| e.pan.to_string()),
             terminal: (e.tid != 0).then(|| format!("T{:07}", e.tid)),
@@ -305,6 +361,7 @@ impl<'a> Ctx<'a> {
             qr_ref: (e.qr != 0)
                 .then(|| format!("QR{:016X}", splitmix(e.qr ^ mix(self.cfg.seed, 7)))),
             label: LABELS[e.label as usize].to_string(),
+            lookalike: self.lookalike(e),
         }
     }
 }
@@ -375,4 +432,17 @@ pub(crate) fn fmt_ts(ts_ms: i64) -> String {
         ms % 1000
     );
     s
+}
+
+/// The same instant in one of three formats (a messy feed): `+08:00` local time, UTC with `Z`,
+/// or UTC with `+00:00`, chosen by `pick`.
+pub(crate) fn fmt_ts_mixed(ts_ms: i64, pick: u64) -> String {
+    match pick % 3 {
+        0 => fmt_ts(ts_ms),
+        k => {
+            let local = fmt_ts(ts_ms - 8 * HOUR);
+            let body = &local[..local.len() - 6];
+            format!("{body}{}", if k == 1 { "Z" } else { "+00:00" })
+        }
+    }
 }

@@ -18,6 +18,8 @@ mod benign;
 mod busy;
 mod ctx;
 pub mod switch;
+mod lookalike;
+pub mod params;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -33,6 +35,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use ctx::{lbl, mix, splitmix, Ctx};
+pub use params::WorldParams;
 pub use world::luhn_valid;
 use world::{DAY, HOUR};
 
@@ -68,6 +71,17 @@ pub const MODEL_ONLY: [&str; 3] = [
     "card_spend_outlier",
 ];
 
+/// Benign look-alikes of the model scenarios, as marked in `SimEvent::lookalike` (every legit
+/// event at a busy lane or cold-start terminal, of a big spender's card, or at a merchant on a
+/// day of its traffic surge). Evaluation counts an alert on any of them as a false alarm on a
+/// look-alike instance (the terminal, card or merchant).
+pub const LOOKALIKES: [&str; 4] = [
+    ctx::LOOK_BUSY_LANE,
+    ctx::LOOK_COLD_START,
+    ctx::LOOK_SURGE,
+    ctx::LOOK_BIG_SPENDER,
+];
+
 /// Parameters of one simulation run; the whole output is a pure function of it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimConfig {
@@ -85,6 +99,8 @@ pub struct SimConfig {
     pub attack_rate: f64,
     /// Maximum lateness (ms) of an event relative to its sorted position.
     pub disorder_ms: i64,
+    /// What the world looks like (merchant mix, busy lanes, spending, feed, variants).
+    pub world: WorldParams,
 }
 
 impl Default for SimConfig {
@@ -99,6 +115,7 @@ impl Default for SimConfig {
                 .unwrap_or(1_790_784_000_000),
             attack_rate: 1.0,
             disorder_ms: 0,
+            world: WorldParams::default(),
         }
     }
 }
@@ -188,6 +205,10 @@ pub struct SimEvent {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub qr_ref: Option<String>,
     pub label: String,
+    /// Look-alike markers of a legit event (see [`LOOKALIKES`]), comma-separated; for
+    /// evaluation only, like `label` (the decoder ignores it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub lookalike: Option<String>,
 }
 
 /// Output stage: passes events through, or applies bounded disorder.
@@ -197,6 +218,9 @@ struct Emitter<'s> {
     rng: ChaCha8Rng,
     buf: BinaryHeap<Reverse<Keyed>>,
     order: u64,
+    /// Share of events sent twice, and the copies waiting: (events still to pass, copy).
+    resend: f64,
+    resends: Vec<(u32, SimEvent)>,
 }
 
 /// An event in the disorder buffer, released in (key, order) order.
@@ -224,7 +248,28 @@ impl Ord for Keyed {
 }
 
 impl Emitter<'_> {
+    /// Emit `ev`; a resent copy follows it 1-20 events later (same id and time: the switch
+    /// resending after a timeout).
     fn push(&mut self, ev: SimEvent) {
+        if self.resend > 0.0 && self.rng.gen_bool(self.resend) {
+            let after = self.rng.gen_range(1..=20);
+            self.resends.push((after, ev.clone()));
+        }
+        self.place(ev);
+        let mut due = Vec::new();
+        self.resends.retain_mut(|(n, e)| {
+            *n -= 1;
+            if *n == 0 {
+                due.push(e.clone());
+            }
+            *n > 0
+        });
+        for e in due {
+            self.place(e);
+        }
+    }
+
+    fn place(&mut self, ev: SimEvent) {
         if self.disorder <= 0 {
             (self.sink)(ev);
             return;
@@ -247,6 +292,9 @@ impl Emitter<'_> {
     }
 
     fn finish(&mut self) {
+        for (_, e) in std::mem::take(&mut self.resends) {
+            self.place(e);
+        }
         while let Some(Reverse(k)) = self.buf.pop() {
             (self.sink)(k.ev);
         }
@@ -264,6 +312,8 @@ pub fn generate(cfg: &SimConfig, sink: &mut dyn FnMut(SimEvent)) {
         rng: ChaCha8Rng::seed_from_u64(mix(cfg.seed, 2)),
         buf: BinaryHeap::new(),
         order: 0,
+        resend: cfg.world.resend,
+        resends: Vec::new(),
     };
     let with_cards = cfg.cards >= 16;
     if with_cards && cfg.days > 0 {
@@ -279,6 +329,7 @@ pub fn generate(cfg: &SimConfig, sink: &mut dyn FnMut(SimEvent)) {
         ctx.prune(ds - 2 * HOUR);
         benign::legit_day(&mut ctx, d, &mut rng);
         attacks_model::bypass_day(&mut ctx, d);
+        lookalike::surge_day(&mut ctx, d);
         let mut today = std::mem::take(&mut ctx.today);
         while ctx.heap.peek().is_some_and(|e| e.0.ts < ctx.day_end) {
             if let Some(Reverse(e)) = ctx.heap.pop() {

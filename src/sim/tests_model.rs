@@ -4,6 +4,7 @@
 //! small usual bypass share, never more than three wrong-PIN cards an hour at
 //! a terminal.
 
+use super::params::WorldParams;
 use super::tests::{approved, rc, small};
 use super::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -124,54 +125,63 @@ fn at_most_three_wrong_pin_cards_an_hour_at_any_terminal() {
 }
 
 #[test]
-fn terminal_pin_drift_roughly_triples_the_terminal_rate() {
+fn terminal_pin_drift_garbles_a_share_of_a_lanes_pin_entries() {
     let (c, evs) = mid();
     let drift: Vec<&SimEvent> = evs
         .iter()
         .filter(|e| e.label == "terminal_pin_drift")
         .collect();
-    // Every drift card (per day): one wrong PIN, then at most an approved
-    // chip+PIN retry.
+    // Every garbled customer (per day): a wrong PIN first; then at most a successful retry
+    // (legit) or a second wrong PIN; always chip and PIN.
     let mut per_card: BTreeMap<(&str, i64), Vec<&SimEvent>> = BTreeMap::new();
-    for e in &drift {
-        let k = (e.pan.as_deref().unwrap(), day(c, e));
-        per_card.entry(k).or_default().push(e);
+    for e in evs.iter().filter(|e| e.kind == EventType::Auth) {
+        if drift
+            .iter()
+            .any(|d| d.pan == e.pan && day(c, d) == day(c, e))
+        {
+            let k = (e.pan.as_deref().unwrap(), day(c, e));
+            per_card.entry(k).or_default().push(e);
+        }
     }
     assert!(per_card.len() >= 10, "{} drift cards", per_card.len());
+    let (mut retried, mut gave_up) = (0, 0);
     for v in per_card.values() {
-        assert_eq!(rc(v[0]), "55");
-        assert!(v.len() <= 2 && v[1..].iter().all(|e| approved(e)), "{v:?}");
+        assert_eq!(rc(v[0]), "55", "{v:?}");
+        assert!(v.len() <= 2, "{v:?}");
         assert!(v.iter().all(|e| e.pin == Some(PinStatus::Entered)));
+        match v.get(1) {
+            Some(e) if approved(e) => retried += 1,
+            Some(e) => assert_eq!(rc(e), "55"),
+            None => gave_up += 1,
+        }
     }
-    // Per (terminal, day): all wrong PINs in the drift window vs the same
-    // window on the terminal's days without drift.
-    let mut windows: BTreeMap<(&str, i64), (f64, f64)> = BTreeMap::new();
-    for e in drift.iter().filter(|e| rc(e) == "55") {
-        let w = windows
+    // Half retry and succeed; many never do (what tells a garbling pad from a busy lane).
+    assert!(retried > 0 && gave_up > 0, "{retried} {gave_up}");
+    // Per (terminal, day): at least four garbled customers, never more than three wrong-PIN
+    // cards in an hour (`at_most_three_wrong_pin_cards_an_hour_at_any_terminal`).
+    let mut per_day: BTreeMap<(&str, i64), BTreeSet<&str>> = BTreeMap::new();
+    for e in &drift {
+        per_day
             .entry((e.terminal.as_deref().unwrap(), day(c, e)))
-            .or_insert((24.0, 0.0));
-        w.0 = w.0.min(hour(c, e).floor());
-        w.1 = w.1.max(hour(c, e).ceil());
+            .or_default()
+            .insert(e.pan.as_deref().unwrap());
     }
-    let wrong_in = |t: &str, d: i64, (h0, h1): (f64, f64)| {
-        evs.iter()
-            .filter(|e| rc(e) == "55" && e.terminal.as_deref() == Some(t) && day(c, e) == d)
-            .filter(|e| ["legit", "terminal_pin_drift"].contains(&e.label.as_str()))
-            .filter(|e| (h0..h1).contains(&hour(c, e)))
-            .count() as f64
-    };
-    let (mut seen, mut base) = (0.0, 0.0);
-    for (&(t, d), &w) in &windows {
-        let quiet: Vec<i64> = (0..c.days as i64)
-            .filter(|&x| !windows.contains_key(&(t, x)))
-            .collect();
-        let b = quiet.iter().map(|&x| wrong_in(t, x, w)).sum::<f64>() / quiet.len() as f64;
-        let s = wrong_in(t, d, w);
-        assert!(s >= 1.5 * b && s >= 3.0, "{t} day {d} {w:?}: {s} vs {b}");
-        seen += s;
-        base += b;
+    assert!(
+        per_day.values().all(|cards| cards.len() >= 3),
+        "{per_day:?}"
+    );
+    // Each drifting terminal drifts once (a pad is repaired once found).
+    let terms: BTreeSet<&str> = per_day.keys().map(|k| k.0).collect();
+    let instances = per_day
+        .keys()
+        .fold(BTreeMap::<&str, Vec<i64>>::new(), |mut m, k| {
+            m.entry(k.0).or_default().push(k.1);
+            m
+        });
+    for (t, days) in &instances {
+        assert!(days.windows(2).all(|w| w[1] == w[0] + 1), "{t}: {days:?}");
     }
-    assert!(seen >= 2.5 * base, "drift {seen} vs baseline {base}");
+    assert!(terms.len() >= 3);
 }
 
 #[test]
@@ -277,4 +287,94 @@ fn card_spend_outlier_is_far_outside_the_card_pattern() {
         cards += 1;
     }
     assert!(cards >= 4, "{cards} outlier cards");
+}
+
+/// A 1,500-card, 21-day run of the `metro` world (variants, messy feed, look-alikes).
+fn metro() -> &'static (SimConfig, Vec<SimEvent>) {
+    static S: OnceLock<(SimConfig, Vec<SimEvent>)> = OnceLock::new();
+    S.get_or_init(|| {
+        let world = WorldParams::preset("metro").unwrap();
+        let c = SimConfig {
+            seed: 5,
+            cards: 1_500,
+            days: 21,
+            terminals: 300,
+            attack_rate: 3.0,
+            disorder_ms: world.disorder_ms,
+            world,
+            ..SimConfig::default()
+        };
+        let mut v = Vec::new();
+        generate(&c, &mut |e| v.push(e));
+        (c, v)
+    })
+}
+
+#[test]
+fn another_world_has_its_own_ids_variants_feed_and_look_alikes() {
+    let (_, evs) = metro();
+    // Its own id space: no terminal or merchant id of the default world.
+    assert!(evs
+        .iter()
+        .filter_map(|e| e.terminal.as_deref())
+        .all(|t| t.starts_with("T2") || t.starts_with("T9")));
+    assert!(evs
+        .iter()
+        .filter_map(|e| e.merchant.as_deref())
+        .all(|m| m.starts_with("897")));
+    // A messy feed: resent events (same id), timestamps in three formats.
+    let mut seen = BTreeSet::new();
+    let resent = evs.iter().filter(|e| !seen.insert(e.id.as_str())).count();
+    assert!(resent > 10, "{resent} resent");
+    for suffix in ["+08:00", "Z", "+00:00"] {
+        assert!(
+            evs.iter().any(|e| e.ts.ends_with(suffix)),
+            "no {suffix} timestamps"
+        );
+    }
+    // Every look-alike, marked on legit events only.
+    for k in LOOKALIKES {
+        assert!(
+            evs.iter()
+                .any(|e| e.lookalike.as_deref().is_some_and(|m| m.contains(k))),
+            "no {k} look-alike"
+        );
+    }
+    assert!(evs
+        .iter()
+        .all(|e| e.lookalike.is_none() || e.label == "legit"));
+    // Attack variants the default world never shows.
+    let outlier = |e: &&SimEvent| e.label == "card_spend_outlier";
+    assert!(evs
+        .iter()
+        .filter(outlier)
+        .any(|e| e.entry_mode == Some(EntryMode::Contactless)));
+    assert!(evs
+        .iter()
+        .filter(outlier)
+        .any(|e| ["5311", "5999"].contains(&e.mcc.as_deref().unwrap())));
+    assert!(evs.iter().any(|e| e.label == "merchant_bypass_drift"
+        && e.pin == Some(PinStatus::Absent)
+        && e.amount.unwrap() > 100_000));
+}
+
+#[test]
+fn the_default_world_shows_no_variant() {
+    let (_, evs) = mid();
+    for e in evs.iter().filter(|e| e.label == "card_spend_outlier") {
+        assert_eq!(e.entry_mode, Some(EntryMode::Chip));
+    }
+    assert!(evs
+        .iter()
+        .filter(|e| e.label == "merchant_bypass_drift")
+        .all(|e| e.pin != Some(PinStatus::Absent)));
+    // ... but its own look-alikes and plain, ordered timestamps.
+    for k in LOOKALIKES {
+        assert!(
+            evs.iter()
+                .any(|e| e.lookalike.as_deref().is_some_and(|m| m.contains(k))),
+            "no {k} look-alike"
+        );
+    }
+    assert!(evs.iter().all(|e| e.ts.ends_with("+08:00")));
 }

@@ -9,6 +9,8 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::params::WorldParams;
+
 /// One day in milliseconds.
 pub(crate) const DAY: i64 = 86_400_000;
 /// One hour in milliseconds.
@@ -17,21 +19,6 @@ pub(crate) const HOUR: i64 = 3_600_000;
 pub(crate) const MIN: i64 = 60_000;
 /// One second in milliseconds.
 pub(crate) const SEC: i64 = 1_000;
-
-/// MCC mix of the merchant population: (code, relative weight).
-pub(crate) const MCC_MIX: [(u16, u32); 11] = [
-    (5411, 20),
-    (5812, 16),
-    (5541, 8),
-    (5311, 5),
-    (5732, 5),
-    (5999, 11),
-    (7011, 6),
-    (7512, 3),
-    (4121, 8),
-    (5814, 16),
-    (5944, 2),
-];
 
 /// UnionPay-style BINs and the PAN length issued under each.
 const BINS: [(u64, u32); 5] = [
@@ -42,8 +29,11 @@ const BINS: [(u64, u32); 5] = [
     (623_456, 19),
 ];
 
-/// First TID number of the normal terminal fleet ("T1000000").
+/// First TID number of the normal terminal fleet ("T1000000"); each world's id space starts
+/// `ID_SPACE_SIZE` further on.
 pub(crate) const TID_BASE: u32 = 1_000_000;
+/// Terminals of one world's id space (TIDs of space k: T(1+k)000000..).
+pub(crate) const ID_SPACE_SIZE: u32 = 1_000_000;
 /// First TID number used for rogue terminals that never sign on.
 pub(crate) const ROGUE_TID_BASE: u32 = 9_000_000;
 
@@ -54,6 +44,9 @@ pub(crate) struct Card {
     pub pan: u64,
     pub home: [u32; 3],
     pub activity: f32,
+    /// How much this cardholder spends relative to others at the same shop (log-normal,
+    /// mean ~1): people have habits, so a card's amounts are tighter than the population's.
+    pub scale: f32,
 }
 
 /// A merchant (MID + MCC) owning a contiguous run of terminals; exists so
@@ -74,6 +67,8 @@ pub(crate) struct Terminal {
     pub merchant: u32,
     pub batch_base: u32,
     pub signs_off: bool,
+    /// Day it is installed (0: there from the start; later: a cold-start terminal).
+    pub from_day: i64,
 }
 
 /// The static simulated world, built once per run from the seed.
@@ -84,31 +79,42 @@ pub(crate) struct World {
     pub terms: Vec<Terminal>,
     /// Merchants suitable as everyday "home" merchants (no hotels/rentals).
     pub everyday: Vec<u32>,
-    /// Merchant ids per entry of `MCC_MIX` (same index).
+    /// Merchant ids per entry of the world's MCC mix (same index).
     pub by_mcc: Vec<Vec<u32>>,
-    /// Busy checkout lanes (set after building, from their own RNG stream).
+    /// Busy checkout lanes and cold-start terminals (set after building, from their own RNG
+    /// stream).
     pub busy: Vec<super::busy::BusyLane>,
+    /// Cards that make large purchases as a matter of course (a high-value home merchant).
+    pub big_spenders: Vec<u32>,
+    /// Merchants of the fleet (those after them are cold-start shops, which only their own
+    /// walk-ins visit).
+    pub fleet_merchants: u32,
+    /// The world's parameters.
+    pub p: WorldParams,
 }
 
 impl World {
     /// Builds cards, merchants and terminals; linear in their counts.
-    pub fn build(cards: usize, terminals: usize, rng: &mut ChaCha8Rng) -> World {
-        // TIDs T1000000..T8999999; the T9xxxxxx range is reserved for rogue terminals.
-        let n_terms = terminals.clamp(1, (ROGUE_TID_BASE - TID_BASE) as usize);
-        let total_w: u32 = MCC_MIX.iter().map(|m| m.1).sum();
+    pub fn build(cards: usize, terminals: usize, p: &WorldParams, rng: &mut ChaCha8Rng) -> World {
+        // TIDs of id space k: T(1+k)000000..; the T9xxxxxx range is reserved for rogue
+        // terminals. Room is left for the cold-start terminals added later.
+        let n_terms = terminals.clamp(1, ID_SPACE_SIZE as usize / 2);
+        let mix = &p.mcc_mix;
+        let total_w: u32 = mix.iter().map(|m| m.1).sum::<u32>().max(1);
+        let tpm_w: u32 = p.terminals_per_merchant.iter().sum::<u32>().max(1);
         let mut merchants = Vec::with_capacity(n_terms / 2 + 1);
         let mut terms = Vec::with_capacity(n_terms);
-        let mut by_mcc = vec![Vec::new(); MCC_MIX.len()];
+        let mut by_mcc = vec![Vec::new(); mix.len()];
         let mut everyday = Vec::new();
+        let tid_base = TID_BASE + p.id_space * ID_SPACE_SIZE;
         while terms.len() < n_terms {
             let i = merchants.len();
             // The first merchants cover every MCC so small worlds still have all kinds.
-            let mi = if i < MCC_MIX.len() {
+            let mi = if i < mix.len() {
                 i
             } else {
                 let mut r = rng.gen_range(0..total_w);
-                MCC_MIX
-                    .iter()
+                mix.iter()
                     .position(|m| {
                         if r < m.1 {
                             true
@@ -119,31 +125,29 @@ impl World {
                     })
                     .unwrap_or(0)
             };
-            let mcc = MCC_MIX[mi].0;
-            let want = match rng.gen_range(0..100) {
-                0..=34 => 1,
-                35..=64 => 2,
-                65..=79 => 3,
-                80..=89 => 4,
-                _ => 5,
-            };
+            let mcc = mix[mi].0;
+            let mut r = rng.gen_range(0..tpm_w);
+            let mut want = 5;
+            for (k, w) in p.terminals_per_merchant.iter().enumerate() {
+                if r < *w {
+                    want = k + 1;
+                    break;
+                }
+                r -= w;
+            }
             let count = want.min(n_terms - terms.len()) as u32;
-            let area = 1000 + (i as u64 / 10_000) % 9000;
-            let mid = 898 * 1_000_000_000_000
-                + area * 100_000_000
-                + mcc as u64 * 10_000
-                + i as u64 % 10_000;
             let start = terms.len() as u32;
             for _ in 0..count {
                 terms.push(Terminal {
-                    tid: TID_BASE + terms.len() as u32,
+                    tid: tid_base + terms.len() as u32,
                     merchant: i as u32,
                     batch_base: rng.gen_range(100..800_000),
                     signs_off: rng.gen_bool(0.3),
+                    from_day: 0,
                 });
             }
             merchants.push(Merchant {
-                mid,
+                mid: mid_of(p.id_space, i, mcc),
                 mcc,
                 term_start: start,
                 term_count: count,
@@ -158,6 +162,18 @@ impl World {
         }
         let acct_off: u64 = rng.gen_range(0..1_000_000_000);
         let mut cv = Vec::with_capacity(cards);
+        let mut w = World {
+            cards: Vec::new(),
+            merchants,
+            terms,
+            everyday,
+            by_mcc,
+            busy: Vec::new(),
+            big_spenders: Vec::new(),
+            fleet_merchants: 0,
+            p: p.clone(),
+        };
+        w.fleet_merchants = w.merchants.len() as u32;
         for c in 0..cards {
             let (bin, len) = BINS[rng.gen_range(0..BINS.len())];
             let k = len - 7; // account digits between BIN and check digit
@@ -168,24 +184,63 @@ impl World {
             let pan = body * 10 + luhn_digit(body);
             let mut home = [0u32; 3];
             for h in home.iter_mut() {
-                *h = everyday[rng.gen_range(0..everyday.len())];
+                *h = w.everyday[rng.gen_range(0..w.everyday.len())];
             }
             let z = normal(rng);
-            let activity = (0.6 * z - 0.18).exp() as f32; // log-normal, mean ~1
+            let sigma = p.activity_sigma;
+            // Log-normal with mean ~1.
+            let activity = (sigma * z - sigma * sigma / 2.0).exp() as f32;
+            if rng.gen_bool(p.big_spender_share) {
+                // A big spender: one of its regular shops sells jewellery or electronics.
+                home[2] = w.merchant_with(&HIGH_VALUE, rng);
+                w.big_spenders.push(c as u32);
+            }
+            let cs = p.card_sigma;
+            let scale = (cs * normal(rng) - cs * cs / 2.0).exp() as f32;
             cv.push(Card {
                 pan,
                 home,
                 activity,
+                scale,
             });
         }
-        World {
-            cards: cv,
-            merchants,
-            terms,
-            everyday,
-            by_mcc,
-            busy: Vec::new(),
+        w.cards = cv;
+        w
+    }
+
+    /// A purchase amount at a merchant of `mcc` in this world by anyone (minor units):
+    /// log-normal around the MCC's median with the spread of the whole population.
+    pub fn amount(&self, rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
+        let p = &self.p;
+        let sigma = (p.amount_sigma * p.amount_sigma + p.card_sigma * p.card_sigma).sqrt();
+        let factor = (sigma * normal(rng)).exp();
+        self.finish(rng, mcc, factor)
+    }
+
+    /// A purchase amount of card `c` at a merchant of `mcc`: around the MCC's median times the
+    /// card's own scale, with the per-purchase spread; some baskets are five times larger.
+    pub fn card_amount(&self, rng: &mut ChaCha8Rng, mcc: u16, c: u32) -> i64 {
+        let p = &self.p;
+        let own = self.cards[c as usize].scale as f64 * (p.amount_sigma * normal(rng)).exp();
+        self.finish(rng, mcc, own)
+    }
+
+    fn finish(&self, rng: &mut ChaCha8Rng, mcc: u16, factor: f64) -> i64 {
+        let p = &self.p;
+        let mut a = median_amount(mcc) * p.amount_scale * factor;
+        if BASKET_MCC.contains(&mcc) && rng.gen_bool(p.big_basket) {
+            a *= 5.0;
         }
+        let mut a = (a as i64).clamp(100, 50_000_000);
+        if rng.gen_bool(0.5) {
+            a = (a / 100).max(1) * 100;
+        }
+        a
+    }
+
+    /// Is terminal `t` installed on day `d`?
+    pub fn installed(&self, t: usize, d: i64) -> bool {
+        self.terms[t].from_day <= d
     }
 
     /// A random terminal index of merchant `m`.
@@ -196,7 +251,9 @@ impl World {
 
     /// A random merchant whose MCC is in `mccs`, falling back to any merchant.
     pub fn merchant_with(&self, mccs: &[u16], rng: &mut ChaCha8Rng) -> u32 {
-        let lists: Vec<&Vec<u32>> = MCC_MIX
+        let lists: Vec<&Vec<u32>> = self
+            .p
+            .mcc_mix
             .iter()
             .zip(&self.by_mcc)
             .filter(|(m, l)| mccs.contains(&m.0) && !l.is_empty())
@@ -204,7 +261,7 @@ impl World {
             .collect();
         let total: usize = lists.iter().map(|l| l.len()).sum();
         if total == 0 {
-            return rng.gen_range(0..self.merchants.len()) as u32;
+            return self.any_merchant(rng);
         }
         let mut r = rng.gen_range(0..total);
         for l in lists {
@@ -214,6 +271,11 @@ impl World {
             r -= l.len();
         }
         0
+    }
+
+    /// A random merchant of the fleet (never a cold-start shop before it opens).
+    pub fn any_merchant(&self, rng: &mut ChaCha8Rng) -> u32 {
+        rng.gen_range(0..self.fleet_merchants.max(1))
     }
 
     /// A random everyday (non-hotel, non-rental) merchant.
@@ -324,15 +386,18 @@ pub(crate) fn median_amount(mcc: u16) -> f64 {
     }
 }
 
-/// Purchase amount in fen: log-normal around a per-MCC median, some larger.
-pub(crate) fn purchase_amount(rng: &mut ChaCha8Rng, mcc: u16) -> i64 {
-    let mut a = median_amount(mcc) * (0.8 * normal(rng)).exp();
-    if rng.gen_bool(0.03) {
-        a *= 5.0;
-    }
-    let mut a = (a as i64).clamp(100, 5_000_000);
-    if rng.gen_bool(0.5) {
-        a = (a / 100).max(1) * 100;
-    }
-    a
+/// Shops where a basket can be five times the usual (a big weekly shop, a party): groceries,
+/// restaurants, fast food, misc retail (not a fuel tank or a taxi ride).
+pub(crate) const BASKET_MCC: [u16; 4] = [5411, 5812, 5814, 5999];
+
+/// High-value retail MCCs (jewellery, electronics, department stores).
+pub(crate) const HIGH_VALUE: [u16; 3] = [5944, 5732, 5311];
+
+/// The merchant id of merchant `i` of MCC `mcc` in id space `space`.
+pub(crate) fn mid_of(space: u32, i: usize, mcc: u16) -> u64 {
+    let area = 1000 + (i as u64 / 10_000) % 9000;
+    (898 - space as u64) * 1_000_000_000_000
+        + area * 100_000_000
+        + mcc as u64 * 10_000
+        + i as u64 % 10_000
 }

@@ -158,6 +158,9 @@ pub struct Report {
     pub events_per_s: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<Evaluation>,
+    /// Population stability index of each model input against training: model → input → PSI.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub model_drift: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 impl Report {
@@ -185,6 +188,7 @@ impl Report {
             elapsed_s: 0.0,
             events_per_s: 0.0,
             evaluation: None,
+            model_drift: BTreeMap::new(),
         }
     }
 

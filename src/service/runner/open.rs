@@ -65,7 +65,7 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
     let reloader = Reloader::new(&cfg.rules, &cfg.models);
     let core = Core {
         pack: Arc::new(pack),
-        models: reloader.initial_models(),
+        models: reloader.initial_models()?,
         engine_cfg: start.engine_cfg,
         lateness: start.lateness,
     };
