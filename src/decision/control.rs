@@ -226,14 +226,8 @@ fn ack(
                     detail.map(|d| format!(" ({d})")).unwrap_or_default()
                 );
                 let id = id128("al_", &[REJECTED_RULE, command_id, &c.id]);
-                out.alerts.push(command_alert(
-                    id,
-                    REJECTED_RULE,
-                    now,
-                    &record,
-                    command_id,
-                    why,
-                ));
+                let a = command_alert(id, REJECTED_RULE, now, &record, command_id, why);
+                push_with_evidence(a, out);
             }
             Ok(())
         }
@@ -253,15 +247,21 @@ pub fn overdue_alerts(book: &mut LockBook, now: Millis, ack_timeout: Millis, out
             format_ts(cmd.issued_at)
         );
         let id = id128("al_", &[ACK_RULE, &cmd.command_id]);
-        out.alerts.push(command_alert(
-            id,
-            ACK_RULE,
-            deadline,
-            &record,
-            &cmd.command_id,
-            why,
-        ));
+        let a = command_alert(id, ACK_RULE, deadline, &record, &cmd.command_id, why);
+        push_with_evidence(a, out);
     }
+}
+
+/// An alert about a command, with its evidence record: one per alert, as for every alert
+/// (README "Output"); no transaction is behind it, so the record has no events.
+fn push_with_evidence(a: Alert, out: &mut Decisions) {
+    out.evidence.push(super::Evidence {
+        alert_id: a.alert_id.clone(),
+        ts: a.ts.clone(),
+        rule: a.rule.clone(),
+        events: Vec::new(),
+    });
+    out.alerts.push(a);
 }
 
 /// An alert about a command, on its lock's target.

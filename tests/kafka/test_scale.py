@@ -73,7 +73,8 @@ def test_instances_give_exactly_the_alerts_of_one_engine(stream, instances):
         if instances > 1:
             owned = [s.metric("switchguard_tasks") for s in group]
             assert all(n > 0 for n in owned), f"every instance owns partitions: {owned}"
-            assert sum(owned) == 4 + 6 * 4, f"each partition has one owner: {owned}"
+            # Four input partitions, four control partitions, six stages of four.
+            assert sum(owned) == 4 + 4 + 6 * 4, f"each partition has one owner: {owned}"
     finally:
         for s in group:
             s.stop()

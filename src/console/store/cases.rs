@@ -228,7 +228,7 @@ pub enum Refused {
 /// Apply `change` to `case_id` as `actor`: the update, a history row and an audit row in one
 /// transaction.
 pub async fn change(db: &Db, case_id: i64, actor: &str, change: &Change) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let Some(row) = sqlx::query(&format!("SELECT {CASE_COLS} FROM cases WHERE id = $1"))
         .bind(case_id)

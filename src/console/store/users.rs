@@ -101,7 +101,7 @@ pub async fn add(db: &Db, name: &str, role: Role, password: &str, actor: &str) -
         bail!("password must be at least 8 characters");
     }
     let hash = hash_password(password)?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     sqlx::query(
         "INSERT INTO users (name, role, pw_hash, created_at_ms) VALUES ($1, $2, $3, $4) \
@@ -144,7 +144,7 @@ pub async fn login(db: &Db, name: &str, password: &str, from: &str) -> Result<Op
         .await?;
     let hash = row.map(|r| s(&r, "pw_hash"));
     let ok = verify(password, hash.as_deref().unwrap_or(DUMMY)) && hash.is_some();
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     let now = now_ms();
     let shown = if valid_name(name) {
         name
@@ -192,7 +192,7 @@ pub async fn session(db: &Db, token: &str) -> Result<Option<SessionUser>> {
 
 /// End a session (audited).
 pub async fn logout(db: &Db, token: &str, name: &str) -> Result<()> {
-    let mut tx = db.pool.begin().await?;
+    let mut tx = db.begin_write().await?;
     sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
         .bind(sha256_hex(token))
         .execute(&mut *tx)

@@ -206,7 +206,7 @@ pub async fn lock_action(
         Err(e) => return internal(e.into()),
     }
     let r: anyhow::Result<()> = async {
-        let mut tx = st.db.pool.begin().await?;
+        let mut tx = st.db.begin_write().await?;
         ingest::control(&mut tx, &rec, now, "console").await?;
         let detail = format!(
             "{} {}{}: {}",

@@ -264,7 +264,7 @@ pub async fn labels(State(st): State<Shared>, user: User) -> Response {
             out.push_str(&serde_json::to_string(l)?);
             out.push('\n');
         }
-        let mut tx = st.db.pool.begin().await?;
+        let mut tx = st.db.begin_write().await?;
         let now = crate::console::store::now_ms();
         cases::audit(
             &mut tx,

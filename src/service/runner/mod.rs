@@ -240,14 +240,21 @@ impl Runner {
     /// Idle input partitions, marks downstream, outputs, metrics.
     fn tick(&mut self) -> Result<()> {
         for t in self.tasks.values_mut() {
+            // A control partition is idle as soon as it is caught up: control records are
+            // sparse, and waiting `idle_timeout` after each would hold every transaction back
+            // (and stall each start-up on partitions that never saw a record).
+            let control = t.topic == self.cfg.topics.control;
+            let wait = if control { Duration::ZERO } else { self.idle };
             if let Work::Ingest(i) = &mut t.work {
-                if !i.idle && i.last_msg.elapsed() >= self.idle {
+                if !i.idle && i.last_msg.elapsed() >= wait {
                     let next = t.next_offset.unwrap_or(0);
                     i.idle = self
                         .highwater
                         .caught_up(&t.topic, t.partition, next, i.last_msg)
                         .unwrap_or(false);
-                    if i.idle {
+                    if i.idle && control {
+                        tracing::debug!("{}/{} idle at offset {next}", t.topic, t.partition);
+                    } else if i.idle {
                         tracing::info!("{}/{} idle at offset {next}", t.topic, t.partition);
                     }
                 }
