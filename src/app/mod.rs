@@ -3,8 +3,9 @@
 mod bench_kafka;
 pub mod cases;
 mod demo;
-pub mod locks;
+pub mod evaluate;
 pub mod flags;
+pub mod locks;
 pub mod replay;
 mod rules_cmd;
 mod run;

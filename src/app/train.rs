@@ -4,11 +4,12 @@
 //! `<kind>.md` per model, `evaluation.json`, and `manifest.json` last (files of an earlier set
 //! that this one does not have are removed first).
 
+use super::evaluate::evaluate_world;
 use super::flags;
 use super::EngineArgs;
 use crate::decode::Decoder;
 use crate::event::Event;
-use crate::models::evaluate::{bars, evaluate_world, WorldEval};
+use crate::models::evaluate::{bars, WorldEval};
 use crate::models::labels::Labels;
 use crate::models::manifest::{self, Manifest};
 use crate::models::train::{train, TrainOptions, Trained};

@@ -46,83 +46,23 @@ pub fn decide(
     out: &mut Decisions,
 ) -> LockOutcome {
     let now = cx.now.max(ev.ts);
-    let (guard, limit, locks) = (cx.guard, cx.limit, cx.locks);
     let mut features = hit.features;
-    let entity_id: String = match rule.entity {
-        Entity::Card => ev.card.as_deref().unwrap_or(&ev.terminal).to_string(),
-        Entity::Terminal => ev.terminal.to_string(),
-        Entity::Merchant => ev.merchant.as_deref().unwrap_or(&ev.terminal).to_string(),
-    };
     let alert_id = id128("al_", &[&rule.id, &ev.id]);
-    let mut outcome = LockOutcome::None;
-    let mut command = None;
-    if let Some(action) = &rule.action {
-        let (target, kind): (Option<&CompactString>, TargetKind) = match action.kind {
-            ActionKind::LockCard => (ev.card.as_ref(), TargetKind::Card),
-            ActionKind::LockTerminal => (Some(&ev.terminal), TargetKind::Terminal),
-        };
-        if let Some(target) = target {
-            outcome = if rule.mode == Mode::Shadow {
-                LockOutcome::Shadow
-            } else if locks.is_locked(kind, target, now) {
-                LockOutcome::AlreadyLocked
-            } else if !guard.allow(&rule.id, ev.ts, limit) {
-                LockOutcome::HeldByGuard
-            } else {
-                LockOutcome::Issued
+    let (outcome, command) = match &rule.action {
+        Some(action) => {
+            let lock = Lockout {
+                rule,
+                action,
+                ev,
+                alert_id: &alert_id,
+                event_ids: &hit.event_ids,
+                now,
             };
-            let status = match outcome {
-                LockOutcome::Issued => "issued",
-                LockOutcome::AlreadyLocked => "already_locked",
-                LockOutcome::HeldByGuard => "held_by_guard",
-                _ => "shadow",
-            };
-            if outcome == LockOutcome::HeldByGuard && guard.announce(&rule.id, ev.ts) {
-                out.alerts.push(guard_alert(rule, ev, limit.unwrap_or(0)));
-            }
-            features.insert("action".into(), action.kind.as_str().into());
-            features.insert("action_status".into(), status.into());
-            if outcome == LockOutcome::Issued {
-                let c = Command {
-                    command_id: id128("cmd_", &[&alert_id, action.kind.as_str(), target]),
-                    ts: format_ts(ev.ts),
-                    action: action.kind.as_str().to_string(),
-                    target: target.to_string(),
-                    target_kind: kind,
-                    pan_masked: match kind {
-                        TargetKind::Card => ev.pan_masked.as_ref().map(|s| s.to_string()),
-                        TargetKind::Terminal => None,
-                    },
-                    expires_at: Some(format_ts(now + action.ttl)),
-                    reason_code: action.reason_code.to_string(),
-                    rule: Some(rule.id.to_string()),
-                    alert_id: Some(alert_id.clone()),
-                    event_ids: hit.event_ids.iter().map(|s| s.to_string()).collect(),
-                    control_id: None,
-                    actor: None,
-                    reason: None,
-                };
-                locks.place(
-                    lock_record(&c, rule, ev.ts, now + action.ttl),
-                    cx.ack_timeout,
-                );
-                command = Some(c);
-            }
+            lock.decide(cx, &mut features, out)
         }
-    }
-    let models: Vec<&str> = {
-        let mut v: Vec<&str> = rule.reads.iter().filter_map(|r| r.model()).collect();
-        v.dedup();
-        v
+        None => (LockOutcome::None, None),
     };
-    if !models.is_empty() {
-        let (text, rows) = crate::models::explain(&f.model, &models, ev.amount);
-        features.insert("explain".into(), text.into());
-        features.insert(
-            "contributions".into(),
-            serde_json::to_value(rows).unwrap_or_default(),
-        );
-    }
+    explain(rule, f, ev, &mut features);
     let reason = render(&rule.reason, &features, ev, f);
     out.evidence.push(super::Evidence::of(
         &alert_id,
@@ -139,7 +79,7 @@ pub fn decide(
         severity: rule.severity,
         mode: rule.mode,
         entity: rule.entity,
-        entity_id,
+        entity_id: entity_id(rule.entity, ev),
         card: ev.card.as_ref().map(|s| s.to_string()),
         pan_masked: ev.pan_masked.as_ref().map(|s| s.to_string()),
         terminal: ev.terminal.to_string(),
@@ -150,6 +90,118 @@ pub fn decide(
     });
     out.commands.extend(command);
     outcome
+}
+
+/// The alert's entity id: the card (token), terminal or merchant; the terminal when the
+/// event has no card or merchant.
+fn entity_id(entity: Entity, ev: &Event) -> String {
+    match entity {
+        Entity::Card => ev.card.as_deref().unwrap_or(&ev.terminal).to_string(),
+        Entity::Terminal => ev.terminal.to_string(),
+        Entity::Merchant => ev.merchant.as_deref().unwrap_or(&ev.terminal).to_string(),
+    }
+}
+
+/// A rule's lockout on one event, about to be decided.
+struct Lockout<'a> {
+    rule: &'a Rule,
+    action: &'a crate::rules::compile::Action,
+    ev: &'a Event,
+    alert_id: &'a str,
+    event_ids: &'a [CompactString],
+    now: Millis,
+}
+
+impl Lockout<'_> {
+    /// Shadow, already locked, held by the guard, or issued (the command, its lock record).
+    fn decide(
+        &self,
+        cx: Ctx<'_>,
+        features: &mut serde_json::Map<String, serde_json::Value>,
+        out: &mut Decisions,
+    ) -> (LockOutcome, Option<Command>) {
+        let (rule, ev, now) = (self.rule, self.ev, self.now);
+        let (target, kind): (Option<&CompactString>, TargetKind) = match self.action.kind {
+            ActionKind::LockCard => (ev.card.as_ref(), TargetKind::Card),
+            ActionKind::LockTerminal => (Some(&ev.terminal), TargetKind::Terminal),
+        };
+        let Some(target) = target else {
+            return (LockOutcome::None, None);
+        };
+        let outcome = if rule.mode == Mode::Shadow {
+            LockOutcome::Shadow
+        } else if cx.locks.is_locked(kind, target, now) {
+            LockOutcome::AlreadyLocked
+        } else if !cx.guard.allow(&rule.id, ev.ts, cx.limit) {
+            LockOutcome::HeldByGuard
+        } else {
+            LockOutcome::Issued
+        };
+        let status = match outcome {
+            LockOutcome::Issued => "issued",
+            LockOutcome::AlreadyLocked => "already_locked",
+            LockOutcome::HeldByGuard => "held_by_guard",
+            _ => "shadow",
+        };
+        if outcome == LockOutcome::HeldByGuard && cx.guard.announce(&rule.id, ev.ts) {
+            out.alerts
+                .push(guard_alert(rule, ev, cx.limit.unwrap_or(0)));
+        }
+        features.insert("action".into(), self.action.kind.as_str().into());
+        features.insert("action_status".into(), status.into());
+        if outcome != LockOutcome::Issued {
+            return (outcome, None);
+        }
+        let c = self.command(target, kind);
+        let expires = now + self.action.ttl;
+        cx.locks
+            .place(lock_record(&c, rule, ev.ts, expires), cx.ack_timeout);
+        (outcome, Some(c))
+    }
+
+    /// The lock command; its id depends on the alert, the action and the target alone.
+    fn command(&self, target: &str, kind: TargetKind) -> Command {
+        let (ev, action) = (self.ev, self.action);
+        Command {
+            command_id: id128("cmd_", &[self.alert_id, action.kind.as_str(), target]),
+            ts: format_ts(ev.ts),
+            action: action.kind.as_str().to_string(),
+            target: target.to_string(),
+            target_kind: kind,
+            pan_masked: match kind {
+                TargetKind::Card => ev.pan_masked.as_ref().map(|s| s.to_string()),
+                TargetKind::Terminal => None,
+            },
+            expires_at: Some(format_ts(self.now + action.ttl)),
+            reason_code: action.reason_code.to_string(),
+            rule: Some(self.rule.id.to_string()),
+            alert_id: Some(self.alert_id.to_string()),
+            event_ids: self.event_ids.iter().map(|s| s.to_string()).collect(),
+            control_id: None,
+            actor: None,
+            reason: None,
+        }
+    }
+}
+
+/// For a rule that reads model scores: the models' explanation and each input's part.
+fn explain(
+    rule: &Rule,
+    f: &Features,
+    ev: &Event,
+    features: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    let mut models: Vec<&str> = rule.reads.iter().filter_map(|r| r.model()).collect();
+    models.dedup();
+    if models.is_empty() {
+        return;
+    }
+    let (text, rows) = crate::models::explain(&f.model, &models, ev.amount);
+    features.insert("explain".into(), text.into());
+    features.insert(
+        "contributions".into(),
+        serde_json::to_value(rows).unwrap_or_default(),
+    );
 }
 
 /// The record of a lock a rule placed.

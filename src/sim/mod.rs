@@ -17,9 +17,9 @@ mod attacks_preauth;
 mod benign;
 mod busy;
 mod ctx;
-pub mod switch;
 mod lookalike;
 pub mod params;
+pub mod switch;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

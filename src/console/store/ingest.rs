@@ -121,7 +121,8 @@ pub async fn apply(
     records: Vec<Record>,
     offsets: &[(String, i64, i64)],
 ) -> Result<Applied> {
-    let mut tx = db.begin_write()
+    let mut tx = db
+        .begin_write()
         .await
         .context("starting an ingest transaction")?;
     let mut out = Applied::default();
