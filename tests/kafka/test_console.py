@@ -2,6 +2,7 @@
 (tansu) and, for the end-to-end test, the real service and headless Chromium (Debian's
 chromium driven by playwright-core). Every test runs once per database backend."""
 import json
+from datetime import datetime, timedelta, timezone
 import os
 import re
 import subprocess
@@ -161,6 +162,10 @@ def node_e2e(env, tmp):
                             cwd=ROOT / "tests" / "console")
 
 
+def at(base, **delta):
+    return (base + timedelta(**delta)).isoformat(timespec="milliseconds")
+
+
 def pin_fail(i, card, ts):
     return {"id": f"x{i}", "ts": ts, "type": "auth", "card": card, "terminal": f"T{i % 3}",
             "merchant": "M1", "entry_mode": "chip", "pin": "entered", "response_code": "55",
@@ -184,10 +189,13 @@ def test_end_to_end_in_chromium(tmp, backend):
         assert node.stdout.readline().strip() == "READY", (tmp / "node.log").read_text()
         # The switch's traffic: three wrong PINs on each of two cards, then a later event that
         # moves the watermark past them. The service raises the alerts and the lock commands.
+        # Event times near the wall clock: the console stamps its control records (the release
+        # below) with it, and judges locks at the newest time it has seen.
+        base = datetime.now(timezone.utc) - timedelta(hours=2)
         events = []
         for c in range(2):
-            events += [pin_fail(10 * c + k, f"CARD-E2E-{c + 1}", f"2026-10-01T10:0{k}:{10 * c:02d}+08:00") for k in range(3)]
-        events.append(dict(pin_fail(99, "CARD-OTHER", "2026-10-01T12:00:00+08:00"), response_code="00"))
+            events += [pin_fail(10 * c + k, f"CARD-E2E-{c + 1}", at(base, minutes=k, seconds=10 * c)) for k in range(3)]
+        events.append(dict(pin_fail(99, "CARD-OTHER", at(base, minutes=60)), response_code="00"))
         produce(svc.topics["input"], events, key_field="card")
         # The core's evidence for each alert (risk.evidence), stored by the console.
         wait_for(lambda: len(consume(svc.topics["alerts"], settle=1)) >= 2, what="the service's alerts")
