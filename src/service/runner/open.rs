@@ -145,7 +145,17 @@ fn begin(r: &mut Runner, parts_in: u32, parts_ctl: u32) -> Result<()> {
         .transpose()?;
     let (mut inputs, mut controls) = (BTreeMap::new(), BTreeMap::new());
     if let Some(s) = saved {
-        tracing::info!("restoring the checkpoint at {:?}", s.inputs);
+        // Event times as text: a bare 13-digit millisecond count is PAN-shaped, and the log
+        // writer masks it.
+        let at: Vec<String> = s
+            .inputs
+            .iter()
+            .map(|(p, (next, ts))| {
+                let ts = ts.map_or("-".to_string(), crate::event::format_ts);
+                format!("{p}: offset {next:?}, newest {ts}")
+            })
+            .collect();
+        tracing::info!("restoring the checkpoint at {}", at.join("; "));
         let Topology::Single { shard } = &mut r.topo else {
             unreachable!("single")
         };
