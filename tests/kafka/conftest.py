@@ -76,7 +76,7 @@ class Service:
     """One `switchguard run` child process with its own topics, group and metrics port."""
 
     def __init__(self, tmp: Path, rules: Path = ROOT / "rules", extra: str = "", partitions: int = 4,
-                 like: "Service" = None, brokers: str = None):
+                 like: "Service" = None, brokers: str = None, checkpoint_interval: str = "300ms"):
         """like: another instance of the same group (same topics and group, own port)."""
         self.id = uuid.uuid4().hex[:8]
         self.tmp = tmp
@@ -89,7 +89,8 @@ class Service:
         topics = "\n".join(f'{k} = "{v}"' for k, v in self.topics.items())
         self.config.write_text(
             f'brokers = "{brokers or broker()}"\ngroup = "{self.group}"\nmetrics_addr = "127.0.0.1:{self.port}"\n'
-            f'rules = "{rules}"\npartitions = {partitions}\ncheckpoint_interval = "300ms"\n{extra}\n[topics]\n{topics}\n'
+            f'rules = "{rules}"\npartitions = {partitions}\ncheckpoint_interval = "{checkpoint_interval}"\n{extra}\n'
+            f'[topics]\n{topics}\n'
         )
         self.proc = None
         self.log = tmp / f"service-{self.id}.log"
