@@ -78,88 +78,134 @@ pub fn apply_control(
             return Ok(false);
         }
     }
+    let cx = Apply {
+        c,
+        now,
+        ack_timeout,
+    };
     match &c.action {
         Action::Lock {
             target,
             ttl,
             reason,
             actor,
-        } => {
-            let cmd = manual_command(c, target, target.kind.lock_action(), Some(now + ttl));
-            let rec = LockRecord {
-                target: target.id.to_string(),
-                kind: target.kind,
-                pan_masked: target.pan_masked.as_ref().map(|p| p.to_string()),
-                origin: Origin::Manual(actor.to_string()),
-                alert_id: None,
-                reason_code: cmd.reason_code.clone(),
-                reason: Some(reason.to_string()),
-                issued_at: now,
-                expires_at: now + ttl,
-                released_at: None,
-                released_by: None,
-                release_reason: None,
-                commands: vec![CommandState::new(&cmd.command_id, &cmd.action, now)],
-            };
-            book.place(rec, ack_timeout);
-            out.commands.push(cmd);
-            Ok(true)
-        }
+        } => cx.lock(target, *ttl, reason, actor, book, out),
         Action::Unlock {
             target,
             reason,
             actor,
-        } => {
-            let cmd = manual_command(c, target, target.kind.unlock_action(), None);
-            let state = CommandState::new(&cmd.command_id, &cmd.action, now);
-            let released = book.update_active(
-                target.kind,
-                &target.id,
-                now,
-                state.clone(),
-                ack_timeout,
-                |r| {
-                    r.released_at = Some(now);
-                    r.released_by = Some(actor.to_string());
-                    r.release_reason = Some(reason.to_string());
-                },
-            );
-            if released.is_none() {
-                // Not locked by switchguard (perhaps by the switch team): the release is sent
-                // and recorded all the same, so "who released it" has an answer.
-                book.place(external(target, actor, reason, now, state), ack_timeout);
-            }
-            out.commands.push(cmd);
-            Ok(true)
-        }
-        Action::Extend { target, until, .. } => {
-            let expires = match until {
-                Until::Ttl(t) => now + t,
-                Until::At(at) => *at,
-            };
-            let cmd = manual_command(c, target, "extend", Some(expires));
-            let state = CommandState::new(&cmd.command_id, &cmd.action, now);
-            book.update_active(target.kind, &target.id, now, state, ack_timeout, |r| {
-                r.expires_at = expires;
-            })
-            .ok_or_else(|| ControlReject {
-                control_id: c.id.to_string(),
-                reason_code: "no_active_lock",
-                reason: format!(
-                    "extend: no lock in force on {} {} at {}",
-                    target.kind.as_str(),
-                    target.id,
-                    format_ts(now)
-                ),
-            })?;
-            out.commands.push(cmd);
-            Ok(true)
-        }
+        } => cx.unlock(target, reason, actor, book, out),
+        Action::Extend { target, until, .. } => cx.extend(target, *until, book, out)?,
         Action::Ack {
             command_id,
             status,
             detail,
-        } => ack(c, command_id, *status, detail.as_deref(), book, now, out).map(|()| true),
+        } => ack(c, command_id, *status, detail.as_deref(), book, now, out)?,
+    }
+    Ok(true)
+}
+
+/// One manual control record being applied at `now`.
+struct Apply<'a> {
+    c: &'a Control,
+    now: Millis,
+    ack_timeout: Millis,
+}
+
+impl Apply<'_> {
+    fn lock(
+        &self,
+        target: &Target,
+        ttl: Millis,
+        reason: &str,
+        actor: &str,
+        book: &mut LockBook,
+        out: &mut Decisions,
+    ) {
+        let now = self.now;
+        let cmd = manual_command(self.c, target, target.kind.lock_action(), Some(now + ttl));
+        let rec = LockRecord {
+            target: target.id.to_string(),
+            kind: target.kind,
+            pan_masked: target.pan_masked.as_ref().map(|p| p.to_string()),
+            origin: Origin::Manual(actor.to_string()),
+            alert_id: None,
+            reason_code: cmd.reason_code.clone(),
+            reason: Some(reason.to_string()),
+            issued_at: now,
+            expires_at: now + ttl,
+            released_at: None,
+            released_by: None,
+            release_reason: None,
+            commands: vec![CommandState::new(&cmd.command_id, &cmd.action, now)],
+        };
+        book.place(rec, self.ack_timeout);
+        out.commands.push(cmd);
+    }
+
+    fn unlock(
+        &self,
+        target: &Target,
+        reason: &str,
+        actor: &str,
+        book: &mut LockBook,
+        out: &mut Decisions,
+    ) {
+        let now = self.now;
+        let cmd = manual_command(self.c, target, target.kind.unlock_action(), None);
+        let state = CommandState::new(&cmd.command_id, &cmd.action, now);
+        let released = book.update_active(
+            target.kind,
+            &target.id,
+            now,
+            state.clone(),
+            self.ack_timeout,
+            |r| {
+                r.released_at = Some(now);
+                r.released_by = Some(actor.to_string());
+                r.release_reason = Some(reason.to_string());
+            },
+        );
+        if released.is_none() {
+            // Not locked by switchguard (perhaps by the switch team): the release is sent and
+            // recorded all the same, so "who released it" has an answer.
+            book.place(
+                external(target, actor, reason, now, state),
+                self.ack_timeout,
+            );
+        }
+        out.commands.push(cmd);
+    }
+
+    fn extend(
+        &self,
+        target: &Target,
+        until: Until,
+        book: &mut LockBook,
+        out: &mut Decisions,
+    ) -> Result<(), ControlReject> {
+        let now = self.now;
+        let expires = match until {
+            Until::Ttl(t) => now + t,
+            Until::At(at) => at,
+        };
+        let cmd = manual_command(self.c, target, "extend", Some(expires));
+        let state = CommandState::new(&cmd.command_id, &cmd.action, now);
+        book.update_active(target.kind, &target.id, now, state, self.ack_timeout, |r| {
+            r.expires_at = expires;
+        })
+        .ok_or_else(|| ControlReject {
+            control_id: self.c.id.to_string(),
+            reason_code: "no_active_lock",
+            reason: format!(
+                "extend: no lock in force on {} {} at {}",
+                target.kind.as_str(),
+                target.id,
+                format_ts(now)
+            ),
+        })?;
+        out.commands.push(cmd);
+        Ok(())
     }
 }
 
