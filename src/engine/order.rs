@@ -63,6 +63,14 @@ impl Watermarks {
         true
     }
 
+    /// Forget source `src`'s promise: nothing passes it until it speaks again (a restarted
+    /// source whose promise cannot be trusted across the restart).
+    pub fn forget(&mut self, src: usize) {
+        if let Some(slot) = self.marks.get_mut(src) {
+            *slot = None;
+        }
+    }
+
     /// The watermark the sources allow: the minimum over live sources; when every source is
     /// idle, just past the newest event any of them saw. `None` while a live source has not
     /// spoken (or none has seen an event).
@@ -279,6 +287,11 @@ impl<T: Timed + Clone> Ordered<T> {
         self.marks.mark(src, m)
     }
 
+    /// See [`Watermarks::forget`]. The watermark already reached stays.
+    pub fn forget(&mut self, src: usize) {
+        self.marks.forget(src)
+    }
+
     /// Move the watermark as far as the sources allow (never back), then hand out the next
     /// item it passes, in order. Call until `None`.
     pub fn next_ready(&mut self) -> Option<T> {
@@ -419,5 +432,27 @@ mod tests {
             "all idle: just past the newest event"
         );
         assert!(!w.mark(7, m(1, false)));
+    }
+
+    #[test]
+    fn a_forgotten_source_holds_release_until_it_speaks_again() {
+        let m = |wm, idle| SourceMark {
+            wm,
+            max_ts: wm,
+            idle,
+        };
+        let mut o: Ordered<It> = Ordered::new(2);
+        o.mark(0, m(100, false));
+        o.mark(1, m(0, true)); // an idle control partition, as a checkpoint kept it
+        assert!(o.accept(It(150, "a".into(), 0)).is_ok());
+        assert_eq!(o.next_ready(), None);
+        assert_eq!(o.watermark(), Some(100));
+        o.forget(1);
+        o.mark(0, m(300, false));
+        assert_eq!(o.next_ready(), None, "source 1 has not spoken since");
+        assert_eq!(o.watermark(), Some(100), "the watermark reached stays");
+        o.mark(1, m(200, false));
+        assert_eq!(o.next_ready().map(|i| i.0), Some(150));
+        assert_eq!(o.watermark(), Some(200));
     }
 }

@@ -161,6 +161,11 @@ impl ShardTask {
         Ok(t)
     }
 
+    /// Forget source `src`'s promise (see [`crate::engine::order::Watermarks::forget`]).
+    pub fn forget_source(&mut self, src: u32) {
+        self.order.forget(src as usize)
+    }
+
     pub fn snapshot(&self) -> ShardSnapshot {
         ShardSnapshot {
             stage: self.stage,

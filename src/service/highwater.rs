@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How often each partition's high watermark is fetched.
 const EVERY: Duration = Duration::from_millis(200);
+/// How often the control partitions' are: the watermark waits for them (runner::promise).
+const FAST: Duration = Duration::from_millis(20);
 
 /// A topic and partition.
 type Partition = (String, i32);
@@ -49,33 +51,49 @@ impl HighWater {
             stop: AtomicBool::new(false),
         });
         let me = hw.clone();
+        let control = cfg.topics.control.clone();
         std::thread::Builder::new()
             .name("switchguard-highwater".into())
             .spawn(move || {
-                while !me.stop.load(Ordering::Relaxed) {
-                    let round = Instant::now();
-                    for (topic, p) in &partitions {
-                        let asked = Instant::now();
-                        if let Ok((low, high)) =
-                            client.fetch_watermarks(topic, *p, Duration::from_secs(2))
-                        {
-                            let k = (topic.clone(), *p);
-                            me.map.lock().expect("lock").insert(k, (low, high, asked));
-                        }
+                for round in 0u64.. {
+                    if me.stop.load(Ordering::Relaxed) {
+                        break;
                     }
-                    let watched = me.watched.lock().expect("lock").clone();
-                    for (t, p) in watched {
-                        if let Ok((_, high)) =
-                            client.fetch_watermarks(&t, p, Duration::from_secs(2))
-                        {
-                            me.others.lock().expect("lock").insert((t, p), high);
-                        }
+                    let started = Instant::now();
+                    // The control partitions every round: their confirmations let the
+                    // watermark follow the transactions (runner::promise). The rest less often.
+                    let all = round % (EVERY.as_millis() / FAST.as_millis()) as u64 == 0;
+                    let due = partitions.iter().filter(|(t, _)| all || *t == control);
+                    me.fetch(&client, due);
+                    if all {
+                        me.fetch_watched(&client);
                     }
-                    std::thread::sleep(EVERY.saturating_sub(round.elapsed()));
+                    std::thread::sleep(FAST.saturating_sub(started.elapsed()));
                 }
             })
             .context("starting the high-watermark thread")?;
         Ok(hw)
+    }
+
+    /// Ask for the watermarks of `partitions`, each stamped with when it was asked.
+    fn fetch<'a>(&self, client: &BaseConsumer, partitions: impl Iterator<Item = &'a Partition>) {
+        for (topic, p) in partitions {
+            let asked = Instant::now();
+            if let Ok((low, high)) = client.fetch_watermarks(topic, *p, Duration::from_secs(2)) {
+                let k = (topic.clone(), *p);
+                self.map.lock().expect("lock").insert(k, (low, high, asked));
+            }
+        }
+    }
+
+    /// Ask for the high watermarks of the partitions being watched.
+    fn fetch_watched(&self, client: &BaseConsumer) {
+        let watched = self.watched.lock().expect("lock").clone();
+        for (t, p) in watched {
+            if let Ok((_, high)) = client.fetch_watermarks(&t, p, Duration::from_secs(2)) {
+                self.others.lock().expect("lock").insert((t, p), high);
+            }
+        }
     }
 
     /// Whether a partition silent since `last_msg` is confirmed idle: its position
@@ -91,6 +109,15 @@ impl HighWater {
         let (low, high, asked) = self.get(topic, partition)?;
         let pos = if next_offset < 0 { low } else { next_offset };
         (asked >= last_msg).then_some(pos >= high)
+    }
+
+    /// When the partition, read up to `next_offset`, was last confirmed at the broker's high
+    /// watermark: the instant that watermark was asked for (every record written before it
+    /// has been read). `None` while behind, or before a watermark is known.
+    pub fn read_through(&self, topic: &str, partition: i32, next_offset: i64) -> Option<Instant> {
+        let (low, high, asked) = self.get(topic, partition)?;
+        let pos = if next_offset < 0 { low } else { next_offset };
+        (pos >= high).then_some(asked)
     }
 
     /// Fetch the high watermarks of `partitions` too (input partitions always are), until the

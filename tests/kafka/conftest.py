@@ -199,8 +199,10 @@ def simulate(tmp: Path, **kw):
     return [json.loads(l) for l in path.read_text().splitlines()], path
 
 
-def replay(tmp: Path, path: Path, rules: Path = ROOT / "rules", lateness="5s", control: Path = None):
-    out = tmp / f"replay-{uuid.uuid4().hex[:6]}"
+def replay(tmp: Path, path: Path, rules: Path = ROOT / "rules", lateness="5s", control: Path = None,
+           out: Path = None):
+    """Alerts and commands of an offline replay (its other outputs stay in `out`)."""
+    out = out or tmp / f"replay-{uuid.uuid4().hex[:6]}"
     env = dict(os.environ, SWITCHGUARD_TOKEN_KEY="integration-test-token-key")
     extra = ["--control", str(control)] if control else []
     subprocess.run([binary(), "replay", str(path), "--out", str(out), "--rules", str(rules),

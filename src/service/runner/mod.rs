@@ -9,9 +9,11 @@
 //! - [`tasks`]: the tasks and their checkpoint records;
 //! - [`topology`]: where records go (in-process or a stage topic), and the marks;
 //! - [`open`]: start-up and assignments (each task restored before it processes anything);
+//! - [`promise`]: what a control partition promises the watermark;
 //! - [`save`]: checkpoints (in the background, transactional, final).
 
 mod open;
+mod promise;
 mod save;
 pub mod tasks;
 mod topology;
@@ -102,6 +104,8 @@ pub struct Runner {
     lag_due: Instant,
     /// Partitions of the transactions topic (control partitions are numbered after them).
     parts_in: u32,
+    /// When each newest transaction time was reached (control partitions promise by it).
+    input_times: promise::InputTimes,
 }
 
 /// Run until `signals.shutdown`; returns after a final checkpoint.
@@ -239,24 +243,31 @@ impl Runner {
 
     /// Idle input partitions, marks downstream, outputs, metrics.
     fn tick(&mut self) -> Result<()> {
+        let input = &self.cfg.topics.input;
+        let ingests = || {
+            self.tasks.values().filter_map(move |t| match &t.work {
+                Work::Ingest(i) if t.topic == *input => Some(i),
+                _ => None,
+            })
+        };
+        let newest = ingests().filter_map(|i| i.max_ts).max();
+        let inputs_idle = ingests().all(|i| i.idle);
+        self.input_times.note(Instant::now(), newest);
         for t in self.tasks.values_mut() {
-            // A control partition is idle as soon as it is caught up: control records are
-            // sparse, and waiting `idle_timeout` after each would hold every transaction back
-            // (and stall each start-up on partitions that never saw a record).
-            let control = t.topic == self.cfg.topics.control;
-            let wait = if control { Duration::ZERO } else { self.idle };
-            if let Work::Ingest(i) = &mut t.work {
-                if !i.idle && i.last_msg.elapsed() >= wait {
-                    let next = t.next_offset.unwrap_or(0);
-                    i.idle = self
-                        .highwater
-                        .caught_up(&t.topic, t.partition, next, i.last_msg)
-                        .unwrap_or(false);
-                    if i.idle && control {
-                        tracing::debug!("{}/{} idle at offset {next}", t.topic, t.partition);
-                    } else if i.idle {
-                        tracing::info!("{}/{} idle at offset {next}", t.topic, t.partition);
-                    }
+            let Work::Ingest(i) = &mut t.work else {
+                continue;
+            };
+            let next = t.next_offset.unwrap_or(0);
+            if i.control {
+                let (hw, times) = (&self.highwater, &self.input_times);
+                control_promise(hw, times, (&t.topic, t.partition, next), i, inputs_idle);
+            } else if !i.idle && i.last_msg.elapsed() >= self.idle {
+                i.idle = self
+                    .highwater
+                    .caught_up(&t.topic, t.partition, next, i.last_msg)
+                    .unwrap_or(false);
+                if i.idle {
+                    tracing::info!("{}/{} idle at offset {next}", t.topic, t.partition);
                 }
             }
         }
@@ -363,4 +374,27 @@ fn envelope(k: &(String, i32), offset: i64, bytes: &[u8]) -> Option<Envelope> {
     serde_json::from_slice(bytes)
         .map_err(|e| unreadable(k, offset, e))
         .ok()
+}
+
+/// A control partition's promise, from its latest confirmed catch-up ([`promise`]); idle
+/// (out of the watermark) only when caught up while every transactions partition is idle,
+/// so the end of the input is not held back.
+fn control_promise(
+    highwater: &HighWater,
+    times: &promise::InputTimes,
+    (topic, partition, next): (&str, i32, i64),
+    i: &mut tasks::Ingest,
+    inputs_idle: bool,
+) {
+    if let Some(asked) = highwater.read_through(topic, partition, next) {
+        if let Some(m) = times.at(asked) {
+            i.floor = Some(i.floor.map_or(m, |f| f.max(m)));
+        }
+    }
+    let caught_up = highwater.caught_up(topic, partition, next, i.last_msg);
+    let idle = inputs_idle && caught_up.unwrap_or(false);
+    if idle != i.idle {
+        tracing::debug!("{topic}/{partition} idle: {idle} at offset {next}");
+    }
+    i.idle = idle;
 }

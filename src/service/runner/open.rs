@@ -113,6 +113,7 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
         last_checkpoint: Instant::now(),
         lag_due: Instant::now(),
         parts_in,
+        input_times: super::promise::InputTimes::new(Instant::now(), None),
         cfg,
     };
     begin(&mut r, parts_in, parts_ctl)?;
@@ -160,6 +161,11 @@ fn begin(r: &mut Runner, parts_in: u32, parts_ctl: u32) -> Result<()> {
             unreachable!("single")
         };
         **shard = restore_shard(&r.core, s.shard, parts_in + parts_ctl, 0)?;
+        // A control partition's promise holds for what the last life had read; records written
+        // since may be older. It promises again once caught up (runner::promise).
+        for p in 0..parts_ctl {
+            shard.forget_source(parts_in + p);
+        }
         inputs = s.inputs;
         controls = s.controls;
     }
@@ -169,7 +175,7 @@ fn begin(r: &mut Runner, parts_in: u32, parts_ctl: u32) -> Result<()> {
     let all_controls = (0..parts_ctl as i32).map(|p| (&control, p, &controls));
     for (topic, p, saved) in all_inputs.chain(all_controls) {
         let (next, max_ts) = saved.get(&p).copied().unwrap_or((None, None));
-        let work = Work::Ingest(Ingest::new(max_ts));
+        let work = Work::Ingest(Ingest::new(max_ts, topic == &control));
         let src = r.src_of(topic, p);
         r.tasks
             .insert((topic.clone(), p), Task::new(topic, p, src, next, work));
@@ -271,14 +277,15 @@ fn open_task(r: &Runner, topic: &str, p: i32, saved: Option<Saved>) -> Result<(O
         anyhow::bail!("a single instance was assigned {topic}/{p}");
     };
     if topic == r.cfg.topics.input || topic == r.cfg.topics.control {
+        let control = topic == r.cfg.topics.control;
         return match saved {
             Some(Saved::Ingest {
                 next_offset,
                 max_ts,
                 ..
-            }) => Ok((next_offset, Work::Ingest(Ingest::new(max_ts)))),
+            }) => Ok((next_offset, Work::Ingest(Ingest::new(max_ts, control)))),
             Some(_) => anyhow::bail!("checkpoint of {topic}/{p} is not an input task's"),
-            None => Ok((None, Work::Ingest(Ingest::new(None)))),
+            None => Ok((None, Work::Ingest(Ingest::new(None, control)))),
         };
     }
     let Some(ix) = stage_topics.iter().position(|t| t == topic) else {

@@ -56,23 +56,38 @@ pub fn single_key(cfg: &RunConfig) -> String {
 pub struct Ingest {
     /// The newest event time seen.
     pub max_ts: Option<Millis>,
-    /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark.
+    /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark (a control
+    /// partition: caught up while every transactions partition is idle).
     pub idle: bool,
     pub last_msg: Instant,
+    /// A control partition: it promises by the transactions' times (see [`super::promise`]).
+    pub control: bool,
+    /// A control partition's promise: the newest transaction time processed before its latest
+    /// confirmed catch-up. `None` until one (it holds the watermark back until then).
+    pub floor: Option<Millis>,
 }
 
 impl Ingest {
-    pub fn new(max_ts: Option<Millis>) -> Self {
+    pub fn new(max_ts: Option<Millis>, control: bool) -> Self {
         Self {
             max_ts,
             idle: false,
             last_msg: Instant::now(),
+            control,
+            floor: None,
         }
     }
 
     /// Its promise to the first stage, once it has one: its newest event time less the
-    /// lateness, or idle.
+    /// lateness (a control partition: its floor less the lateness), or idle.
     pub fn mark(&self, lateness: Millis) -> Option<SourceMark> {
+        if self.control && !self.idle {
+            return self.floor.map(|f| SourceMark {
+                wm: f.saturating_sub(lateness),
+                max_ts: self.max_ts.unwrap_or(Millis::MIN),
+                idle: false,
+            });
+        }
         match (self.max_ts, self.idle) {
             (Some(t), idle) => Some(SourceMark {
                 wm: t.saturating_sub(lateness),

@@ -88,7 +88,12 @@ impl Topology {
         d: &mut Decisions,
         fwd: &mut Vec<Forward>,
     ) -> Result<()> {
-        for t in tasks.values_mut() {
+        // Control partitions first: one that stops being idle must hold the watermark back
+        // before the transactions' new marks can move it.
+        let control = |t: &Task| matches!(&t.work, Work::Ingest(i) if i.control);
+        let (first, rest): (Vec<&mut Task>, Vec<&mut Task>) =
+            tasks.values_mut().partition(|t| control(t));
+        for t in first.into_iter().chain(rest) {
             let (mark, stage) = match &t.work {
                 Work::Ingest(i) => (i.mark(lateness), Stage::Id),
                 Work::Shard(st) => match st.stage.and_then(Stage::next) {
