@@ -165,34 +165,8 @@ impl EvidenceRecord {
     }
 }
 
-/// Acknowledgement state of a command, from `ack` control records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AckStatus {
-    None,
-    Applied,
-    Rejected,
-    NotFound,
-}
-
-impl AckStatus {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "applied" => Some(Self::Applied),
-            "rejected" => Some(Self::Rejected),
-            "not_found" => Some(Self::NotFound),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Applied => "applied",
-            Self::Rejected => "rejected",
-            Self::NotFound => "not_found",
-        }
-    }
-}
+/// Acknowledgement state of a command: the core's own type.
+pub use crate::control::AckStatus;
 
 /// One lock as the console reconstructs it from commands and acks (the lock view).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
