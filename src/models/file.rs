@@ -6,13 +6,13 @@
 //! naming the file; nothing of the set is loaded, and the caller keeps running on rules (and on
 //! the models it had).
 
-use super::card_outlier::{CardOutlier, CardOutlierParams};
-use super::density::{Density, DensityParams};
+use super::card_outlier::CardOutlier;
+use super::density::Density;
 use super::drift::FeatureSummary;
 use super::manifest::{self, Manifest};
-use super::merchant_nopin::{MerchantNopin, MerchantNopinParams};
-use super::supervised::{Supervised, SupervisedParams};
-use super::terminal_pin::{TerminalPin, TerminalPinParams};
+use super::merchant_nopin::MerchantNopin;
+use super::supervised::Supervised;
+use super::terminal_pin::TerminalPin;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -395,11 +395,11 @@ fn place<P: serde::de::DeserializeOwned, M>(
     s: &mut Option<Loaded<M>>,
     mf: &mut ModelFile,
     file: &str,
-    new: fn(P) -> Result<M, String>,
+    new: fn(P) -> Result<M, super::params::ParamsError>,
 ) -> Result<(), ModelError> {
     let p: P = serde_json::from_value(std::mem::take(&mut mf.params))
         .map_err(|e| incompatible(file, format!("parameters: {e}")))?;
-    let model = new(p).map_err(|e| incompatible(file, e))?;
+    let model = new(p).map_err(|e| incompatible(file, e.to_string()))?;
     if let Some(first) = s {
         return Err(ModelError::Duplicate {
             file: file.into(),

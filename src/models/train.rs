@@ -275,7 +275,7 @@ pub fn train(
 fn fit_terminal_pin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
     let o = h.opts;
     let params = TerminalPin::fit(&bf.terminals, o.window_h, o.resolve_min, o.base_days);
-    let tp = TerminalPin::new(params.clone()).map_err(anyhow::Error::msg)?;
+    let tp = TerminalPin::new(params.clone())?;
     for ((out, e), c) in outs.iter_mut().zip(h.events).zip(&bf.pin) {
         out.terminal_pin = c.as_ref().map(|c| tp.score(e.mcc, c));
     }
@@ -290,7 +290,7 @@ fn fit_merchant_nopin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) ->
         h.opts.nopin_limit,
         h.opts.base_days,
     )?;
-    let mn = MerchantNopin::new(params.clone()).map_err(anyhow::Error::msg)?;
+    let mn = MerchantNopin::new(params.clone())?;
     for (i, out) in outs.iter_mut().enumerate() {
         out.merchant_nopin = match (&bf.merchant[i], h.forced[i]) {
             (Some(c), true) => Some(mn.score(h.events[i].mcc, c)),
@@ -314,7 +314,7 @@ fn fit_card_outlier(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> R
         .map(|((e, c), _)| (e.mcc, c.as_ref().map_or(0.0, |c| c.x[0])))
         .collect();
     let params = CardOutlier::fit(&approved, h.opts.mcc_weight);
-    let co = CardOutlier::new(params.clone()).map_err(anyhow::Error::msg)?;
+    let co = CardOutlier::new(params.clone())?;
     for ((out, e), c) in outs.iter_mut().zip(h.events).zip(&bf.card) {
         out.card_outlier = c.as_ref().and_then(|c| co.score(c, e.mcc));
     }
@@ -329,9 +329,8 @@ fn fit_density(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result
         .filter_map(|(c, t)| c.filter(|_| *t).map(|c| c.x))
         .collect();
     let rng = ChaCha8Rng::seed_from_u64(h.opts.seed);
-    let params = Density::fit(&train_x, h.opts.components, h.opts.max_fit, rng)
-        .map_err(anyhow::Error::msg)?;
-    let dens = Density::new(params.clone()).map_err(anyhow::Error::msg)?;
+    let params = Density::fit(&train_x, h.opts.components, h.opts.max_fit, rng)?;
+    let dens = Density::new(params.clone())?;
     for (o, c) in outs.iter_mut().zip(&bf.card) {
         o.density = c.as_ref().map(|c| dens.score(&c.x));
     }
@@ -375,8 +374,8 @@ fn fit_supervised(
     }
     stage("supervised (linfa logistic regression)");
     let (x, y) = supervised_sample(&inputs, &h.fraud, &h.train_mask, h.opts.seed);
-    let p = Supervised::fit(&x, &y).map_err(anyhow::Error::msg)?;
-    let sup = Supervised::new(p).map_err(anyhow::Error::msg)?;
+    let p = Supervised::fit(&x, &y)?;
+    let sup = Supervised::new(p)?;
     for (o, x) in outs.iter_mut().zip(&inputs) {
         o.fraud_probability = x.as_ref().map(|x| sup.probability(x));
         o.inputs = *x;

@@ -274,7 +274,9 @@ fn parse_agg(spec: &str, scope: &Scope) -> Result<(Agg, Vec<String>), String> {
             )
         })?;
     match f.trim() {
-        "count_if" => compile_bool(arg, scope).map(|(e, n)| (Agg::CountIf(e), n)),
+        "count_if" => compile_bool(arg, scope)
+            .map(|(e, n)| (Agg::CountIf(e), n))
+            .map_err(|e| e.to_string()),
         "sum" | "distinct" => {
             let arg = arg.trim();
             let (field, ty) =
