@@ -166,9 +166,10 @@ fn bench_config(a: &BenchArgs, run: &str) -> Result<RunConfig> {
         brokers: a.brokers.clone(),
         group: run.to_string(),
         metrics_addr: "127.0.0.1:0".into(),
-        allowed_lateness: "2ms".into(),
-        idle_timeout: "50ms".into(),
-        checkpoint_interval: a.checkpoint_interval.clone(),
+        allowed_lateness: 2,
+        idle_timeout: 50,
+        checkpoint_interval: crate::rules::duration::duration_ms(&a.checkpoint_interval)
+            .context("--checkpoint-interval")?,
         // The attacks would trip the lockout guard; this measures latency, not the guard.
         max_lockouts_per_minute: 0,
         ..RunConfig::default()
