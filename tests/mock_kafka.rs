@@ -65,8 +65,8 @@ fn transactional_service_commits_and_resumes_from_its_checkpoint() {
         rules: common::root().join("rules"),
         metrics_addr: "127.0.0.1:0".into(),
         exactly_once: true,
-        checkpoint_interval: "200ms".into(),
-        idle_timeout: "300ms".into(),
+        checkpoint_interval: 200,
+        idle_timeout: 300,
         partitions: 2,
         ..RunConfig::default()
     };

@@ -86,8 +86,9 @@ pub struct EngineArgs {
     #[arg(long, default_value = "rules", env = "SWITCHGUARD_RULES")]
     pub rules: PathBuf,
     /// Allowed lateness of out-of-order events (event time), e.g. 5s.
-    #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS")]
-    pub lateness: String,
+    #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS",
+          value_parser = crate::service::config::durations::flag)]
+    pub lateness: crate::event::Millis,
     /// Models directory (a model set from `switchguard train`), or `none` for rules alone. A
     /// directory that does not exist, holds no set or a bad one is reported loudly and the
     /// command runs on rules alone (`run` refuses to start instead).
@@ -98,8 +99,9 @@ pub struct EngineArgs {
     pub token_key_file: Option<PathBuf>,
     /// How long (event time) the switch has to acknowledge a command before the alert
     /// `command_unacknowledged`; 0 when the switch sends no acknowledgements.
-    #[arg(long, default_value = "30s", env = "SWITCHGUARD_ACK_TIMEOUT")]
-    pub ack_timeout: String,
+    #[arg(long, default_value = "30s", env = "SWITCHGUARD_ACK_TIMEOUT",
+          value_parser = crate::service::config::durations::ack_flag)]
+    pub ack_timeout: crate::event::Millis,
 }
 
 impl EngineArgs {
@@ -111,35 +113,37 @@ impl EngineArgs {
 
     /// As [`EngineArgs::tokenizer`]; without a key, an error unless `allow_dev`.
     pub fn tokenizer_or(&self, allow_dev: bool) -> Result<crate::decode::Tokenizer> {
-        use crate::pan::{load_key, KeySource};
-        let env = std::env::var_os("SWITCHGUARD_TOKEN_KEY");
-        match load_key(self.token_key_file.as_deref(), env)? {
-            KeySource::Key(t) => Ok(t),
-            KeySource::Missing if allow_dev => {
-                tracing::warn!("no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key: tokens are not secret");
-                Ok(crate::decode::Tokenizer::default())
-            }
-            KeySource::Missing => anyhow::bail!(
-                "no tokenisation key configured: set SWITCHGUARD_TOKEN_KEY or token_key_file \
-                 (the switch must hold the same key to map lock targets back), or \
-                 allow_dev_key = true to run on the public development key"
-            ),
-        }
+        tokenizer_or(self.token_key_file.as_deref(), allow_dev)
     }
 
     pub fn engine_config(&self) -> Result<crate::engine::EngineConfig> {
-        let lateness =
-            crate::rules::compile::duration_ms(&self.lateness).map_err(anyhow::Error::msg)?;
-        let ack_timeout = match self.ack_timeout.trim() {
-            "0" => 0,
-            t => crate::rules::compile::duration_ms(t)
-                .map_err(|e| anyhow::anyhow!("--ack-timeout: {e}"))?,
-        };
         Ok(crate::engine::EngineConfig {
-            allowed_lateness: lateness,
-            ack_timeout,
+            allowed_lateness: self.lateness,
+            ack_timeout: self.ack_timeout,
             ..Default::default()
         })
+    }
+}
+
+/// The tokenisation key of `key_file` or SWITCHGUARD_TOKEN_KEY; without a key, an error
+/// unless `allow_dev`.
+pub fn tokenizer_or(
+    key_file: Option<&std::path::Path>,
+    allow_dev: bool,
+) -> Result<crate::decode::Tokenizer> {
+    use crate::pan::{load_key, KeySource};
+    let env = std::env::var_os("SWITCHGUARD_TOKEN_KEY");
+    match load_key(key_file, env)? {
+        KeySource::Key(t) => Ok(t),
+        KeySource::Missing if allow_dev => {
+            tracing::warn!("no tokenisation key configured (SWITCHGUARD_TOKEN_KEY or --token-key-file); using the public development key: tokens are not secret");
+            Ok(crate::decode::Tokenizer::default())
+        }
+        KeySource::Missing => anyhow::bail!(
+            "no tokenisation key configured: set SWITCHGUARD_TOKEN_KEY or token_key_file \
+                 (the switch must hold the same key to map lock targets back), or \
+                 allow_dev_key = true to run on the public development key"
+        ),
     }
 }
 

@@ -119,7 +119,7 @@ pub fn ingest_loop(
         if last_refresh.is_none_or(|t| t.elapsed() > Duration::from_secs(2)) {
             last_refresh = Some(Instant::now());
             if let Err(e) = refresh(&consumer, &inputs, &db, &rt, &mut next) {
-                eprintln!("console: kafka assignment: {e:#}");
+                tracing::warn!("console: kafka assignment: {e:#}");
             }
         }
         let mut records = Vec::new();
@@ -128,7 +128,7 @@ pub fn ingest_loop(
             let m = match m {
                 Ok(m) => m,
                 Err(e) => {
-                    eprintln!("console: kafka: {e}");
+                    tracing::warn!("console: kafka: {e}");
                     continue;
                 }
             };
@@ -158,7 +158,7 @@ pub fn ingest_loop(
             match rt.block_on(ingest::apply(&db, records.clone(), &offsets)) {
                 Ok(a) => break a,
                 Err(e) => {
-                    eprintln!("console: ingest batch not written, retrying: {e:#}");
+                    tracing::warn!("console: ingest batch not written, retrying: {e:#}");
                     if stop.load(Ordering::Relaxed) {
                         return Ok(());
                     }

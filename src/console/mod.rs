@@ -181,7 +181,7 @@ pub fn command(a: ConsoleArgs) -> Result<ExitCode> {
                     Some(p) => std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?,
                     None => print!("{text}"),
                 }
-                eprintln!("{} labels", labels.len());
+                tracing::info!("{} labels", labels.len());
                 Ok(ExitCode::SUCCESS)
             }
             ConsoleCmd::Bench(b) => bench::run(b).await,
@@ -284,7 +284,7 @@ async fn serve(
     };
     for dir in &a.load {
         let l = load::load_dir(&db, dir, &publish).await?;
-        eprintln!("console: loaded {}: {} new alerts", dir.display(), l.alerts);
+        tracing::info!("console: loaded {}: {} new alerts", dir.display(), l.alerts);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let mut ingest = None;
@@ -322,7 +322,10 @@ async fn serve(
         secure_cookies: a.secure_cookies,
     });
     if !a.listen.ip().is_loopback() {
-        eprintln!("console: warning: listening on {} (not loopback): put TLS in front and use --secure-cookies", a.listen);
+        tracing::warn!(
+            "console: listening on {} (not loopback): put TLS in front and use --secure-cookies",
+            a.listen
+        );
     }
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
@@ -349,7 +352,7 @@ async fn serve(
     if let Some(h) = ingest {
         let r = tokio::task::spawn_blocking(move || h.join()).await?;
         if let Ok(Err(e)) = r {
-            eprintln!("console: ingest: {e:#}");
+            tracing::error!("console: ingest: {e:#}");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -26,7 +26,20 @@ fn pct(x: Option<f64>) -> String {
 /// Render the card of `m`, with the replay evaluation when there is one.
 pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
     let mut s = String::new();
-    let (title, what, field) = match m.kind {
+    header(&mut s, m);
+    holdout(&mut s, m);
+    if let Some(ev) = eval {
+        replay_section(&mut s, ev);
+    }
+    summary(&mut s, m);
+    learned(&mut s, m);
+    let _ = writeln!(s, "\n## Reading it\n\nA score at or above the threshold sets the `_anomalous` field; rules in `rules/models.toml` turn that into alerts whose reason names the contributing features, their values and the entity's normal values. Retrain with `switchguard train` when the card base, terminal estate or merchant mix changes.");
+    s
+}
+
+/// A model kind's title, what it does, and the rule fields it fills.
+fn describe(kind: ModelKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
         ModelKind::TerminalPin => (
             "Terminal PIN baseline",
             "On each wrong PIN (a PIN attempt answered 55), the terminal's PIN attempts, wrong-PIN episodes (one per card) and unresolved episodes (no verified PIN from that card within a few minutes) over the trailing window, scored against the terminal's own rates over its last weeks (learnt as the stream goes), shrunk toward its MCC peers' rates (beta priors fitted on training terminals): the larger of the two beta-binomial upper tails, score = -log10 p. A terminal without history is judged by its peers.",
@@ -52,9 +65,13 @@ pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
             "A logistic regression on labelled history over the purchase features, the wrong-PIN and forced-no-PIN traits and the three unsupervised scores.",
             "fraud_probability / fraud_anomalous",
         ),
-    };
+    }
+}
+
+/// The title, what the model does, and the table of its training and use.
+fn header(s: &mut String, m: &ModelFile) {
+    let (title, what, field) = describe(m.kind);
     let t = &m.training;
-    let e = &m.evaluation;
     let _ = writeln!(s, "# Model card: {title}\n");
     let _ = writeln!(s, "{what}\n");
     let _ = writeln!(s, "| | |\n|---|---|");
@@ -89,6 +106,11 @@ pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
     let _ = writeln!(s, "| inputs | {} |", m.features.join(", "));
     let _ = writeln!(s, "| threshold | {:.4} |", m.threshold);
     let _ = writeln!(s, "| rule fields | {field} |\n");
+}
+
+/// The holdout figures.
+fn holdout(s: &mut String, m: &ModelFile) {
+    let e = &m.evaluation;
     let _ = writeln!(s, "## Holdout evaluation\n");
     let _ = writeln!(s, "| measure | value |\n|---|---|");
     let _ = writeln!(
@@ -102,9 +124,10 @@ pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
     for (l, r) in &e.scenario_recall {
         let _ = writeln!(s, "| recall, {l} | {r:.3} |");
     }
-    if let Some(ev) = eval {
-        replay_section(&mut s, ev);
-    }
+}
+
+/// The training distribution of the model's inputs.
+fn summary(s: &mut String, m: &ModelFile) {
     if !m.summary.is_empty() {
         let _ = writeln!(
             s,
@@ -122,113 +145,121 @@ pub fn render(m: &ModelFile, eval: Option<CardEval>) -> String {
             );
         }
     }
+}
+
+/// What the model learned, from its parameters (nothing when they do not parse).
+fn learned(s: &mut String, m: &ModelFile) {
     let _ = writeln!(s, "\n## What it learned\n");
-    match m.kind {
-        ModelKind::TerminalPin => {
-            if let Ok(p) = serde_json::from_value::<TerminalPinParams>(m.params.clone()) {
-                let _ = writeln!(
-                    s,
-                    "Window {}h, resolved within {} min, the terminal's own last {} days \
-                     (weighing at most {:.0} attempts). Peers' rates per PIN attempt \
-                     (prior strength in attempts):\n",
-                    p.window_h, p.resolve_min, p.base_days, p.own_cap
-                );
-                let _ = writeln!(
-                    s,
-                    "| MCC | resolved | unresolved | strength |\n|---|---|---|---|"
-                );
-                let row = |s: &mut String, k: &str, r: &super::terminal_pin::PinPrior| {
-                    let _ = writeln!(
-                        s,
-                        "| {k} | {:.3}% | {:.3}% | {:.0} |",
-                        r.resolved.mean() * 100.0,
-                        r.unresolved.mean() * 100.0,
-                        r.resolved.alpha + r.resolved.beta
-                    );
-                };
-                row(&mut s, "all", &p.global);
-                for (mcc, r) in &p.peers {
-                    row(&mut s, &mcc.to_string(), r);
-                }
-            }
-        }
-        ModelKind::CardOutlier => {
-            if let Ok(p) = serde_json::from_value::<CardOutlierParams>(m.params.clone()) {
-                let _ = writeln!(
-                    s,
-                    "MCC weight {}. Usual amount by MCC among all shoppers (median, spread of \
-                     log amounts):\n",
-                    p.mcc_weight
-                );
-                let _ = writeln!(s, "| MCC | usual amount | spread |\n|---|---|---|");
-                let _ = writeln!(
-                    s,
-                    "| all | {:.2} | {:.2} |",
-                    p.global.median.exp_m1(),
-                    p.global.spread
-                );
-                for (mcc, n) in &p.mcc {
-                    let _ = writeln!(s, "| {mcc} | {:.2} | {:.2} |", n.median.exp_m1(), n.spread);
-                }
-            }
-        }
+    let p = m.params.clone();
+    let _ = match m.kind {
+        ModelKind::TerminalPin => serde_json::from_value(p).map(|p| learned_terminal_pin(s, &p)),
+        ModelKind::CardOutlier => serde_json::from_value(p).map(|p| learned_card_outlier(s, &p)),
         ModelKind::MerchantNopin => {
-            if let Ok(p) = serde_json::from_value::<MerchantNopinParams>(m.params.clone()) {
-                let _ = writeln!(
-                    s,
-                    "No-PIN limit {:.2}; the merchant's own last {} days weigh at most {:.0} \
-                     sales; all merchants' normal share {:.2}% (prior strength {:.0} sales).\n",
-                    p.nopin_limit as f64 / 100.0,
-                    p.base_days,
-                    p.own_cap,
-                    p.global.mean() * 100.0,
-                    p.global.alpha + p.global.beta
-                );
-                let _ = writeln!(s, "| MCC | peer share | prior strength |\n|---|---|---|");
-                for (mcc, b) in &p.peers {
-                    let _ = writeln!(
-                        s,
-                        "| {mcc} | {:.2}% | {:.0} |",
-                        b.mean() * 100.0,
-                        b.alpha + b.beta
-                    );
-                }
-            }
+            serde_json::from_value(p).map(|p| learned_merchant_nopin(s, &p))
         }
-        ModelKind::Density => {
-            if let Ok(p) = serde_json::from_value::<DensityParams>(m.params.clone()) {
-                let _ = writeln!(
-                    s,
-                    "{} components. Component means in raw units:\n",
-                    p.weights.len()
-                );
-                let _ = writeln!(s, "| weight | {} |", NAMES.join(" | "));
-                let _ = writeln!(s, "|---{}|", "|---".repeat(NAMES.len()));
-                for (w, mu) in p.weights.iter().zip(&p.means) {
-                    let raw: Vec<String> = mu
-                        .iter()
-                        .enumerate()
-                        .map(|(j, z)| format!("{:.2}", z * p.std[j] + p.mean[j]))
-                        .collect();
-                    let _ = writeln!(s, "| {w:.3} | {} |", raw.join(" | "));
-                }
-            }
-        }
-        ModelKind::Supervised => {
-            if let Ok(p) = serde_json::from_value::<SupervisedParams>(m.params.clone()) {
-                let _ = writeln!(s, "Coefficients on standardised inputs (positive = more likely fraud), intercept {:.3}:\n", p.intercept);
-                let mut c: Vec<(&String, f64)> =
-                    p.inputs.iter().zip(p.coef.iter().copied()).collect();
-                c.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-                let _ = writeln!(s, "| input | coefficient |\n|---|---|");
-                for (n, v) in c {
-                    let _ = writeln!(s, "| {n} | {v:+.3} |");
-                }
-            }
-        }
+        ModelKind::Density => serde_json::from_value(p).map(|p| learned_density(s, &p)),
+        ModelKind::Supervised => serde_json::from_value(p).map(|p| learned_supervised(s, &p)),
+    };
+}
+
+fn learned_terminal_pin(s: &mut String, p: &TerminalPinParams) {
+    let _ = writeln!(
+        s,
+        "Window {}h, resolved within {} min, the terminal's own last {} days \
+         (weighing at most {:.0} attempts). Peers' rates per PIN attempt \
+         (prior strength in attempts):\n",
+        p.window_h, p.resolve_min, p.base_days, p.own_cap
+    );
+    let _ = writeln!(
+        s,
+        "| MCC | resolved | unresolved | strength |\n|---|---|---|---|"
+    );
+    let row = |s: &mut String, k: &str, r: &super::terminal_pin::PinPrior| {
+        let _ = writeln!(
+            s,
+            "| {k} | {:.3}% | {:.3}% | {:.0} |",
+            r.resolved.mean() * 100.0,
+            r.unresolved.mean() * 100.0,
+            r.resolved.alpha + r.resolved.beta
+        );
+    };
+    row(s, "all", &p.global);
+    for (mcc, r) in &p.peers {
+        row(s, &mcc.to_string(), r);
     }
-    let _ = writeln!(s, "\n## Reading it\n\nA score at or above the threshold sets the `_anomalous` field; rules in `rules/models.toml` turn that into alerts whose reason names the contributing features, their values and the entity's normal values. Retrain with `switchguard train` when the card base, terminal estate or merchant mix changes.");
-    s
+}
+
+fn learned_card_outlier(s: &mut String, p: &CardOutlierParams) {
+    let _ = writeln!(
+        s,
+        "MCC weight {}. Usual amount by MCC among all shoppers (median, spread of \
+         log amounts):\n",
+        p.mcc_weight
+    );
+    let _ = writeln!(s, "| MCC | usual amount | spread |\n|---|---|---|");
+    let _ = writeln!(
+        s,
+        "| all | {:.2} | {:.2} |",
+        p.global.median.exp_m1(),
+        p.global.spread
+    );
+    for (mcc, n) in &p.mcc {
+        let _ = writeln!(s, "| {mcc} | {:.2} | {:.2} |", n.median.exp_m1(), n.spread);
+    }
+}
+
+fn learned_merchant_nopin(s: &mut String, p: &MerchantNopinParams) {
+    let _ = writeln!(
+        s,
+        "No-PIN limit {:.2}; the merchant's own last {} days weigh at most {:.0} \
+         sales; all merchants' normal share {:.2}% (prior strength {:.0} sales).\n",
+        p.nopin_limit as f64 / 100.0,
+        p.base_days,
+        p.own_cap,
+        p.global.mean() * 100.0,
+        p.global.alpha + p.global.beta
+    );
+    let _ = writeln!(s, "| MCC | peer share | prior strength |\n|---|---|---|");
+    for (mcc, b) in &p.peers {
+        let _ = writeln!(
+            s,
+            "| {mcc} | {:.2}% | {:.0} |",
+            b.mean() * 100.0,
+            b.alpha + b.beta
+        );
+    }
+}
+
+fn learned_density(s: &mut String, p: &DensityParams) {
+    let _ = writeln!(
+        s,
+        "{} components. Component means in raw units:\n",
+        p.weights.len()
+    );
+    let _ = writeln!(s, "| weight | {} |", NAMES.join(" | "));
+    let _ = writeln!(s, "|---{}|", "|---".repeat(NAMES.len()));
+    for (w, mu) in p.weights.iter().zip(&p.means) {
+        let raw: Vec<String> = mu
+            .iter()
+            .enumerate()
+            .map(|(j, z)| format!("{:.2}", z * p.std[j] + p.mean[j]))
+            .collect();
+        let _ = writeln!(s, "| {w:.3} | {} |", raw.join(" | "));
+    }
+}
+
+fn learned_supervised(s: &mut String, p: &SupervisedParams) {
+    let _ = writeln!(
+        s,
+        "Coefficients on standardised inputs (positive = more likely fraud), intercept {:.3}:\n",
+        p.intercept
+    );
+    let mut c: Vec<(&String, f64)> = p.inputs.iter().zip(p.coef.iter().copied()).collect();
+    c.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    let _ = writeln!(s, "| input | coefficient |\n|---|---|");
+    for (n, v) in c {
+        let _ = writeln!(s, "| {n} | {v:+.3} |");
+    }
 }
 
 fn opt(x: Option<f64>) -> String {

@@ -13,6 +13,7 @@
 //! learnt as the stream goes, so it holds on cards the training never saw.
 
 use super::features::{CardFeatures, AMOUNT_Z, MIN_HISTORY, MIN_SPREAD};
+use super::params::ParamsError;
 use super::stats::quantile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -54,13 +55,13 @@ pub struct CardOutlierScore {
 }
 
 impl CardOutlier {
-    pub fn new(params: CardOutlierParams) -> Result<Self, String> {
+    pub fn new(params: CardOutlierParams) -> Result<Self, ParamsError> {
         let ok = |n: &Normal| n.median.is_finite() && n.spread.is_finite() && n.spread > 0.0;
         if !ok(&params.global) || !params.mcc.values().all(ok) {
-            return Err("population normals must be finite with a positive spread".into());
+            return Err(ParamsError::Normals);
         }
         if !(params.mcc_weight.is_finite() && params.mcc_weight > 0.0) {
-            return Err("mcc_weight must be positive".into());
+            return Err(ParamsError::MccWeight);
         }
         Ok(Self { params })
     }

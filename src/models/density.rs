@@ -10,6 +10,7 @@
 //! engine scores with the fitted parameters directly (no allocation per event).
 
 use super::features::NF;
+use super::params::{FitError, ParamsError};
 use super::stats::quantile;
 use linfa::prelude::*;
 use linfa_clustering::GaussianMixtureModel;
@@ -73,7 +74,7 @@ pub struct DensityScore {
 }
 
 impl Density {
-    pub fn new(params: DensityParams) -> Result<Self, String> {
+    pub fn new(params: DensityParams) -> Result<Self, ParamsError> {
         let k = params.weights.len();
         let shapes_ok = params.mean.len() == NF
             && params.std.len() == NF
@@ -84,17 +85,18 @@ impl Density {
             && params.sds.iter().all(|m| m.len() == NF)
             && params.precisions.iter().all(|p| p.len() == NF * NF);
         if k == 0 || k > MAX_COMPONENTS || !shapes_ok {
-            return Err(format!(
-                "mixture parameters do not match {NF} features and 1..={MAX_COMPONENTS} components"
-            ));
+            return Err(ParamsError::Mixture {
+                features: NF,
+                max: MAX_COMPONENTS,
+            });
         }
         let grid = quantile_grid();
         if params.quantiles.len() != grid.len() {
-            return Err("calibration table has the wrong length".into());
+            return Err(ParamsError::Calibration);
         }
         let mut log_norm = Vec::with_capacity(k);
         for (w, p) in params.weights.iter().zip(&params.precisions) {
-            let ld = log_det_spd(p, NF).ok_or("a precision matrix is not positive definite")?;
+            let ld = log_det_spd(p, NF).ok_or(ParamsError::Precision)?;
             log_norm.push(w.ln() + 0.5 * ld - 0.5 * NF as f64 * std::f64::consts::TAU.ln());
         }
         let means_a = params
@@ -183,9 +185,9 @@ impl Density {
         components: usize,
         max_fit: usize,
         rng: ChaCha8Rng,
-    ) -> Result<DensityParams, String> {
+    ) -> Result<DensityParams, FitError> {
         if rows.len() < components * 10 {
-            return Err(format!("{} purchases are too few to fit", rows.len()));
+            return Err(FitError::TooFew(rows.len()));
         }
         let (mut mean, mut std) = super::stats::mean_std(rows);
         // Indicator features stay 0/1: standardising a rare category would put it dozens of
@@ -208,7 +210,7 @@ impl Density {
             .reg_covariance(REG_COVARIANCE)
             .max_n_iterations(200)
             .fit(&DatasetBase::from(x))
-            .map_err(|e| format!("Gaussian mixture: {e}"))?;
+            .map_err(|e| FitError::Mixture(e.to_string()))?;
         let k = gmm.weights().len();
         let params = DensityParams {
             mean,

@@ -6,13 +6,13 @@
 //! naming the file; nothing of the set is loaded, and the caller keeps running on rules (and on
 //! the models it had).
 
-use super::card_outlier::{CardOutlier, CardOutlierParams};
-use super::density::{Density, DensityParams};
+use super::card_outlier::CardOutlier;
+use super::density::Density;
 use super::drift::FeatureSummary;
 use super::manifest::{self, Manifest};
-use super::merchant_nopin::{MerchantNopin, MerchantNopinParams};
-use super::supervised::{Supervised, SupervisedParams};
-use super::terminal_pin::{TerminalPin, TerminalPinParams};
+use super::merchant_nopin::MerchantNopin;
+use super::supervised::Supervised;
+use super::terminal_pin::TerminalPin;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -359,11 +359,94 @@ impl Models {
 
     /// Parse, check and add one model file.
     pub fn add(&mut self, file: &str, bytes: &[u8]) -> Result<(), ModelError> {
+        let mut mf = ModelFile::parse_checked(file, bytes)?;
+        let header = mf.clone_header();
+        let r = match mf.kind {
+            ModelKind::TerminalPin => {
+                place(&mut self.terminal_pin, &mut mf, file, TerminalPin::new)
+            }
+            ModelKind::MerchantNopin => {
+                place(&mut self.merchant_nopin, &mut mf, file, MerchantNopin::new)
+            }
+            ModelKind::Density => place(&mut self.density, &mut mf, file, Density::new),
+            ModelKind::CardOutlier => {
+                place(&mut self.card_outlier, &mut mf, file, CardOutlier::new)
+            }
+            ModelKind::Supervised => place(&mut self.supervised, &mut mf, file, Supervised::new),
+        };
+        if r.is_ok() {
+            self.files.push(header);
+        }
+        r
+    }
+}
+
+/// [`ModelError::Incompatible`] for `file`.
+fn incompatible(file: &str, msg: String) -> ModelError {
+    ModelError::Incompatible {
+        file: file.to_string(),
+        msg,
+    }
+}
+
+/// Builds the model of `mf`'s parameters with `new` and puts it in its slot `s`, which must
+/// be empty (one model of a kind per set).
+fn place<P: serde::de::DeserializeOwned, M>(
+    s: &mut Option<Loaded<M>>,
+    mf: &mut ModelFile,
+    file: &str,
+    new: fn(P) -> Result<M, super::params::ParamsError>,
+) -> Result<(), ModelError> {
+    let p: P = serde_json::from_value(std::mem::take(&mut mf.params))
+        .map_err(|e| incompatible(file, format!("parameters: {e}")))?;
+    let model = new(p).map_err(|e| incompatible(file, e.to_string()))?;
+    if let Some(first) = s {
+        return Err(ModelError::Duplicate {
+            file: file.into(),
+            kind: mf.kind.as_str(),
+            first: first.file.clone(),
+        });
+    }
+    *s = Some(Loaded {
+        model,
+        threshold: mf.threshold,
+        file: file.into(),
+    });
+    Ok(())
+}
+
+/// The inputs each model kind is trained on (stored in its file and checked at load).
+pub fn inputs_of(kind: ModelKind) -> Vec<String> {
+    let v: Vec<&str> = match kind {
+        ModelKind::TerminalPin => vec![
+            "mcc",
+            "pin_attempts_in_window",
+            "wrong_pin_episodes_in_window",
+            "unresolved_in_window",
+            "terminal_daily_counts",
+        ],
+        ModelKind::MerchantNopin => vec![
+            "mcc",
+            "cp_approved_today",
+            "forced_nopin_today",
+            "merchant_daily_counts",
+        ],
+        ModelKind::CardOutlier => vec!["mcc", "log_amount", "amount_z"],
+        ModelKind::Density => super::features::NAMES.to_vec(),
+        ModelKind::Supervised => return super::supervised::input_names(),
+    };
+    v.into_iter().map(String::from).collect()
+}
+
+impl ModelFile {
+    /// Parses one model file: its format tag and version first (so a newer version is
+    /// reported as such, not as a parse error), then the whole, and checks it was trained on
+    /// the features this build computes.
+    fn parse_checked(file: &str, bytes: &[u8]) -> Result<ModelFile, ModelError> {
         let parse = |msg: String| ModelError::Parse {
             file: file.to_string(),
             msg,
         };
-        // The header first, so a newer version is reported as such, not as a parse error.
         let head: serde_json::Value =
             serde_json::from_slice(bytes).map_err(|e| parse(e.to_string()))?;
         if head.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
@@ -377,95 +460,20 @@ impl Models {
                 expected: FORMAT_VERSION,
             });
         }
-        let mut mf: ModelFile = serde_json::from_value(head).map_err(|e| parse(e.to_string()))?;
-        let bad = |msg: String| ModelError::Incompatible {
-            file: file.to_string(),
-            msg,
-        };
-        let expected = super::train::inputs_of(mf.kind);
+        let mf: ModelFile = serde_json::from_value(head).map_err(|e| parse(e.to_string()))?;
+        let expected = inputs_of(mf.kind);
         if mf.features != expected {
-            return Err(bad(format!(
-                "trained on features {:?}, this build computes {:?}",
-                mf.features, expected
-            )));
+            return Err(incompatible(
+                file,
+                format!(
+                    "trained on features {:?}, this build computes {:?}",
+                    mf.features, expected
+                ),
+            ));
         }
-        fn params<T: serde::de::DeserializeOwned>(
-            v: serde_json::Value,
-            bad: &dyn Fn(String) -> ModelError,
-        ) -> Result<T, ModelError> {
-            serde_json::from_value(v).map_err(|e| bad(format!("parameters: {e}")))
-        }
-        fn slot<M>(
-            s: &mut Option<Loaded<M>>,
-            model: M,
-            mf: &ModelFile,
-            file: &str,
-        ) -> Result<(), ModelError> {
-            if let Some(first) = s {
-                return Err(ModelError::Duplicate {
-                    file: file.into(),
-                    kind: mf.kind.as_str(),
-                    first: first.file.clone(),
-                });
-            }
-            *s = Some(Loaded {
-                model,
-                threshold: mf.threshold,
-                file: file.into(),
-            });
-            Ok(())
-        }
-        let header = mf.clone_header();
-        let r = match mf.kind {
-            ModelKind::TerminalPin => {
-                let p: TerminalPinParams = params(std::mem::take(&mut mf.params), &bad)?;
-                slot(
-                    &mut self.terminal_pin,
-                    TerminalPin::new(p).map_err(bad)?,
-                    &mf,
-                    file,
-                )
-            }
-            ModelKind::MerchantNopin => {
-                let p: MerchantNopinParams = params(std::mem::take(&mut mf.params), &bad)?;
-                slot(
-                    &mut self.merchant_nopin,
-                    MerchantNopin::new(p).map_err(bad)?,
-                    &mf,
-                    file,
-                )
-            }
-            ModelKind::Density => {
-                let p: DensityParams = params(std::mem::take(&mut mf.params), &bad)?;
-                slot(&mut self.density, Density::new(p).map_err(bad)?, &mf, file)
-            }
-            ModelKind::CardOutlier => {
-                let p: CardOutlierParams = params(std::mem::take(&mut mf.params), &bad)?;
-                slot(
-                    &mut self.card_outlier,
-                    CardOutlier::new(p).map_err(bad)?,
-                    &mf,
-                    file,
-                )
-            }
-            ModelKind::Supervised => {
-                let p: SupervisedParams = params(std::mem::take(&mut mf.params), &bad)?;
-                slot(
-                    &mut self.supervised,
-                    Supervised::new(p).map_err(bad)?,
-                    &mf,
-                    file,
-                )
-            }
-        };
-        if r.is_ok() {
-            self.files.push(header);
-        }
-        r
+        Ok(mf)
     }
-}
 
-impl ModelFile {
     /// Everything but the parameters (the loaded model holds those).
     fn clone_header(&self) -> ModelFile {
         ModelFile {

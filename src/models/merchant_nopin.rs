@@ -9,6 +9,7 @@
 //! merchant drifting into forced no-PIN approvals (walkaway collusion) climbs day by day, while
 //! a busy day (a sale, a festival) raises the count and the sales together.
 
+use super::params::ParamsError;
 pub use super::stats::BetaShare;
 use super::stats::{beta_binomial_tail_score, moments};
 use polars::prelude::*;
@@ -86,14 +87,12 @@ pub struct MerchantNopinScore {
 }
 
 impl MerchantNopin {
-    pub fn new(params: MerchantNopinParams) -> Result<Self, String> {
+    pub fn new(params: MerchantNopinParams) -> Result<Self, ParamsError> {
         let ok = |b: &BetaShare| b.alpha > 0.0 && b.beta > 0.0;
         if !ok(&params.global) || !params.peers.values().all(ok) {
-            return Err("beta parameters must be positive".into());
+            return Err(ParamsError::Beta);
         }
-        if params.base_days == 0 || params.base_days > 366 {
-            return Err(format!("base_days {} is outside 1..=366", params.base_days));
-        }
+        ParamsError::check_range("base_days", params.base_days, 366)?;
         Ok(Self { params })
     }
 

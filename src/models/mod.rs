@@ -28,6 +28,7 @@ pub mod holdout;
 pub mod labels;
 pub mod manifest;
 pub mod merchant_nopin;
+pub mod params;
 pub mod pin;
 mod score;
 pub mod stats;

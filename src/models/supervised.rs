@@ -5,6 +5,7 @@
 //! exact sum of per-feature contributions, and scoring is one dot product in the hot path.
 
 use super::features::{NAMES, NF};
+use super::params::{FitError, ParamsError};
 use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
@@ -48,16 +49,15 @@ pub struct Supervised {
 }
 
 impl Supervised {
-    pub fn new(params: SupervisedParams) -> Result<Self, String> {
+    pub fn new(params: SupervisedParams) -> Result<Self, ParamsError> {
         if params.inputs != input_names() {
-            return Err(format!(
-                "inputs {:?} differ from this build's {:?}",
-                params.inputs,
-                input_names()
-            ));
+            return Err(ParamsError::Inputs {
+                found: params.inputs.clone(),
+                expected: input_names(),
+            });
         }
         if params.mean.len() != NI || params.std.len() != NI || params.coef.len() != NI {
-            return Err(format!("expected {NI} coefficients"));
+            return Err(ParamsError::Coefficients(NI));
         }
         Ok(Self { params })
     }
@@ -79,7 +79,7 @@ impl Supervised {
     }
 
     /// Fit on (inputs, is_fraud). Needs both classes.
-    pub fn fit(rows: &[[f64; NI]], labels: &[bool]) -> Result<SupervisedParams, String> {
+    pub fn fit(rows: &[[f64; NI]], labels: &[bool]) -> Result<SupervisedParams, FitError> {
         let (mean, std) = super::stats::mean_std(rows);
         let mut x = Array2::<f64>::zeros((rows.len(), NI));
         for (i, r) in rows.iter().enumerate() {
@@ -92,7 +92,7 @@ impl Supervised {
             .alpha(0.01)
             .max_iterations(200)
             .fit(&Dataset::new(x, y))
-            .map_err(|e| format!("logistic regression: {e}"))?;
+            .map_err(|e| FitError::Logistic(e.to_string()))?;
         // linfa reports the probability of its "positive" class (the larger one): flip the
         // signs when that is the legitimate class, so the coefficients are for fraud.
         let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };

@@ -17,6 +17,7 @@
 //! the mistypes of one with 4.
 
 use super::merchant_nopin::BetaShare;
+use super::params::ParamsError;
 use super::pin::{PinCounts, PinWindows};
 use super::stats::{beta_binomial_tail_score, moments};
 use crate::event::Millis;
@@ -79,27 +80,17 @@ pub struct TerminalPinScore {
 }
 
 impl TerminalPin {
-    pub fn new(params: TerminalPinParams) -> Result<Self, String> {
-        if params.window_h == 0 || params.window_h > 24 {
-            return Err(format!("window_h {} is outside 1..=24", params.window_h));
-        }
-        if params.resolve_min == 0 || params.resolve_min > 60 * params.window_h {
-            return Err(format!(
-                "resolve_min {} is outside 1..={}",
-                params.resolve_min,
-                60 * params.window_h
-            ));
-        }
-        if params.base_days == 0 || params.base_days > 366 {
-            return Err(format!("base_days {} is outside 1..=366", params.base_days));
-        }
+    pub fn new(params: TerminalPinParams) -> Result<Self, ParamsError> {
+        ParamsError::check_range("window_h", params.window_h, 24)?;
+        ParamsError::check_range("resolve_min", params.resolve_min, 60 * params.window_h)?;
+        ParamsError::check_range("base_days", params.base_days, 366)?;
         let ok = |p: &PinPrior| {
             [p.resolved, p.unresolved]
                 .iter()
                 .all(|b| b.alpha > 0.0 && b.beta > 0.0 && b.alpha.is_finite() && b.beta.is_finite())
         };
         if !ok(&params.global) || !params.peers.values().all(ok) {
-            return Err("beta parameters must be positive".into());
+            return Err(ParamsError::Beta);
         }
         Ok(Self { params })
     }

@@ -10,15 +10,15 @@ use super::batch::{self, TerminalTotals};
 use super::card_outlier::CardOutlier;
 use super::density::Density;
 use super::drift::{self, FeatureSummary};
-use super::features::{self, CardFeatures, NAMES, NF};
-use super::file::{ModelFile, ModelKind, Training, FORMAT, FORMAT_VERSION};
+use super::features::{self, CardFeatures, NF};
+use super::file::{inputs_of, ModelFile, ModelKind, Training, FORMAT, FORMAT_VERSION};
 use super::holdout::{evaluate, supervised_sample};
 use super::labels::Labels;
 use super::merchant_nopin::{MerchantCounts, MerchantNopin};
 use super::pin::{PinCounts, PinWindows};
 use super::score::{supervised_inputs, ModelOut};
 use super::stats::recall_at_fpr;
-use super::supervised::{self, Supervised, NI};
+use super::supervised::{Supervised, NI};
 use super::terminal_pin::TerminalPin;
 use crate::event::{format_ts, Event, Millis};
 use anyhow::Result;
@@ -80,29 +80,6 @@ impl TrainOptions {
             base_days: self.base_days as i64,
         }
     }
-}
-
-/// The inputs each model kind is trained on (stored in its file and checked at load).
-pub fn inputs_of(kind: ModelKind) -> Vec<String> {
-    let v: Vec<&str> = match kind {
-        ModelKind::TerminalPin => vec![
-            "mcc",
-            "pin_attempts_in_window",
-            "wrong_pin_episodes_in_window",
-            "unresolved_in_window",
-            "terminal_daily_counts",
-        ],
-        ModelKind::MerchantNopin => vec![
-            "mcc",
-            "cp_approved_today",
-            "forced_nopin_today",
-            "merchant_daily_counts",
-        ],
-        ModelKind::CardOutlier => vec!["mcc", "log_amount", "amount_z"],
-        ModelKind::Density => NAMES.to_vec(),
-        ModelKind::Supervised => return supervised::input_names(),
-    };
-    v.into_iter().map(String::from).collect()
 }
 
 /// Per-event features the batch side computed, indexed like the sorted events.
@@ -213,6 +190,25 @@ fn is_fraud(ev: &Event, labels: Option<&Labels>) -> bool {
     ev.label.as_deref().is_some_and(|l| l != "legit")
 }
 
+/// The history being trained on and what is known of each of its events, as the fits share
+/// them.
+struct History<'a> {
+    events: &'a [Event],
+    opts: &'a TrainOptions,
+    /// Events from this time on are the holdout.
+    split: Millis,
+    /// Per event: before the split.
+    train_mask: Vec<bool>,
+    fraud: Vec<bool>,
+    /// Whether any event has a label or a disposition.
+    labelled: bool,
+    /// Per event: a forced no-PIN card-present sale.
+    forced: Vec<bool>,
+}
+
+/// A fitted model: its kind, the floor of its threshold and its parameters.
+type Fitted = (ModelKind, f64, serde_json::Value);
+
 /// Fit every model on `events` (sorted by (ts, id), duplicates removed).
 pub fn train(
     events: &[Event],
@@ -225,195 +221,219 @@ pub fn train(
         "{} events are too few to train on",
         events.len()
     );
-    let (t0, t1) = (events[0].ts, events[events.len() - 1].ts);
     // Split by count, not by span: a few far-away events (a completion of a month-old
     // pre-auth) must not move the split.
     let cut = ((events.len() as f64 * (1.0 - opts.holdout)) as usize).min(events.len() - 1);
     let split = events[cut].ts;
     stage("features (polars)");
     let bf = anyhow::Context::context(batch_features(events, opts, split), "computing features")?;
-    let train_mask: Vec<bool> = events.iter().map(|e| e.ts < split).collect();
-    let fraud: Vec<bool> = events.iter().map(|e| is_fraud(e, labels)).collect();
-    let labelled = events.iter().any(|e| e.label.is_some())
-        || labels.is_some_and(|l| events.iter().any(|e| l.of(&e.id).is_some()));
-
-    stage("terminal PIN baseline");
-    let tp_params = TerminalPin::fit(
-        &bf.terminals,
-        opts.window_h,
-        opts.resolve_min,
-        opts.base_days,
-    );
-    let tp = TerminalPin::new(tp_params.clone()).map_err(anyhow::Error::msg)?;
-    let tp_out: Vec<Option<_>> = events
+    let h = History {
+        events,
+        opts,
+        split,
+        train_mask: events.iter().map(|e| e.ts < split).collect(),
+        fraud: events.iter().map(|e| is_fraud(e, labels)).collect(),
+        labelled: events.iter().any(|e| e.label.is_some())
+            || labels.is_some_and(|l| events.iter().any(|e| l.of(&e.id).is_some())),
+        forced: events
+            .iter()
+            .map(|e| features::is_forced_nopin(e, opts.nopin_limit))
+            .collect(),
+    };
+    // What each model says about every event, as the engine would put it in `ModelOut`:
+    // each fit fills its own part.
+    let mut outs: Vec<ModelOut> = bf
+        .card
         .iter()
-        .zip(&bf.pin)
-        .map(|(e, c)| c.as_ref().map(|c| tp.score(e.mcc, c)))
-        .collect();
-
-    stage("merchant no-PIN profile");
-    let df = batch::frame(events, opts.nopin_limit)?;
-    let train_lf = df.lazy().filter(col("ts").lt(lit(split)));
-    let mn_params = MerchantNopin::fit(
-        train_lf.filter(col("cp_approved")),
-        opts.nopin_limit,
-        opts.base_days,
-    )?;
-    let mn = MerchantNopin::new(mn_params.clone()).map_err(anyhow::Error::msg)?;
-    let forced: Vec<bool> = events
-        .iter()
-        .map(|e| features::is_forced_nopin(e, opts.nopin_limit))
-        .collect();
-    let mn_out: Vec<Option<_>> = (0..events.len())
-        .map(|i| match (&bf.merchant[i], forced[i]) {
-            (Some(c), true) => Some(mn.score(events[i].mcc, c)),
-            _ => None,
+        .map(|c| ModelOut {
+            card: *c,
+            ..ModelOut::default()
         })
         .collect();
-
+    stage("terminal PIN baseline");
+    let mut all = vec![fit_terminal_pin(&h, &bf, &mut outs)?];
+    stage("merchant no-PIN profile");
+    all.push(fit_merchant_nopin(&h, &bf, &mut outs)?);
     stage("card outlier (robust profile)");
-    let approved: Vec<(Option<u16>, f64)> = events
+    all.push(fit_card_outlier(&h, &bf, &mut outs)?);
+    if opts.density {
+        stage("density (linfa Gaussian mixture)");
+        all.push(fit_density(&h, &bf, &mut outs)?);
+    }
+    all.extend(fit_supervised(&h, &mut outs, &mut stage)?);
+
+    stage("thresholds, holdout evaluation, training summaries");
+    let (files, combined) = thresholds_and_files(&h, all, &outs);
+    Ok(Trained {
+        files,
+        combined,
+        events: events.len(),
+        holdout_from: split,
+    })
+}
+
+fn fit_terminal_pin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
+    let o = h.opts;
+    let params = TerminalPin::fit(&bf.terminals, o.window_h, o.resolve_min, o.base_days);
+    let tp = TerminalPin::new(params.clone())?;
+    for ((out, e), c) in outs.iter_mut().zip(h.events).zip(&bf.pin) {
+        out.terminal_pin = c.as_ref().map(|c| tp.score(e.mcc, c));
+    }
+    Ok((ModelKind::TerminalPin, 3.0, serde_json::to_value(&params)?))
+}
+
+fn fit_merchant_nopin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
+    let df = batch::frame(h.events, h.opts.nopin_limit)?;
+    let train_lf = df.lazy().filter(col("ts").lt(lit(h.split)));
+    let params = MerchantNopin::fit(
+        train_lf.filter(col("cp_approved")),
+        h.opts.nopin_limit,
+        h.opts.base_days,
+    )?;
+    let mn = MerchantNopin::new(params.clone())?;
+    for (i, out) in outs.iter_mut().enumerate() {
+        out.merchant_nopin = match (&bf.merchant[i], h.forced[i]) {
+            (Some(c), true) => Some(mn.score(h.events[i].mcc, c)),
+            _ => None,
+        };
+    }
+    Ok((
+        ModelKind::MerchantNopin,
+        3.0,
+        serde_json::to_value(&params)?,
+    ))
+}
+
+fn fit_card_outlier(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
+    let approved: Vec<(Option<u16>, f64)> = h
+        .events
         .iter()
         .zip(&bf.card)
-        .zip(&train_mask)
+        .zip(&h.train_mask)
         .filter(|((e, c), t)| **t && c.is_some() && e.approved())
         .map(|((e, c), _)| (e.mcc, c.as_ref().map_or(0.0, |c| c.x[0])))
         .collect();
-    let co_params = CardOutlier::fit(&approved, opts.mcc_weight);
-    let co = CardOutlier::new(co_params.clone()).map_err(anyhow::Error::msg)?;
-    let co_out: Vec<Option<_>> = events
-        .iter()
-        .zip(&bf.card)
-        .map(|(e, c)| c.as_ref().and_then(|c| co.score(c, e.mcc)))
-        .collect();
-
-    let mut d_params = None;
-    let mut d_out: Vec<Option<_>> = vec![None; events.len()];
-    if opts.density {
-        stage("density (linfa Gaussian mixture)");
-        let train_x: Vec<[f64; NF]> = bf
-            .card
-            .iter()
-            .zip(&train_mask)
-            .filter_map(|(c, t)| c.filter(|_| *t).map(|c| c.x))
-            .collect();
-        let rng = ChaCha8Rng::seed_from_u64(opts.seed);
-        let p = Density::fit(&train_x, opts.components, opts.max_fit, rng)
-            .map_err(anyhow::Error::msg)?;
-        let dens = Density::new(p.clone()).map_err(anyhow::Error::msg)?;
-        for (o, c) in d_out.iter_mut().zip(&bf.card) {
-            *o = c.as_ref().map(|c| dens.score(&c.x));
-        }
-        d_params = Some(p);
+    let params = CardOutlier::fit(&approved, h.opts.mcc_weight);
+    let co = CardOutlier::new(params.clone())?;
+    for ((out, e), c) in outs.iter_mut().zip(h.events).zip(&bf.card) {
+        out.card_outlier = c.as_ref().and_then(|c| co.score(c, e.mcc));
     }
+    Ok((ModelKind::CardOutlier, 3.0, serde_json::to_value(&params)?))
+}
 
+fn fit_density(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
+    let train_x: Vec<[f64; NF]> = bf
+        .card
+        .iter()
+        .zip(&h.train_mask)
+        .filter_map(|(c, t)| c.filter(|_| *t).map(|c| c.x))
+        .collect();
+    let rng = ChaCha8Rng::seed_from_u64(h.opts.seed);
+    let params = Density::fit(&train_x, h.opts.components, h.opts.max_fit, rng)?;
+    let dens = Density::new(params.clone())?;
+    for (o, c) in outs.iter_mut().zip(&bf.card) {
+        o.density = c.as_ref().map(|c| dens.score(&c.x));
+    }
+    Ok((
+        ModelKind::Density,
+        f64::NEG_INFINITY,
+        serde_json::to_value(&params)?,
+    ))
+}
+
+/// The logistic regression on the other models' scores, when the history is labelled and
+/// its training part has both fraud and legitimate events.
+fn fit_supervised(
+    h: &History,
+    outs: &mut [ModelOut],
+    stage: &mut impl FnMut(&str),
+) -> Result<Option<Fitted>> {
     let score_of = |f: Option<f64>| f.unwrap_or(0.0);
-    let inputs: Vec<Option<[f64; NI]>> = (0..events.len())
-        .map(|i| {
-            bf.card[i].map(|c| {
+    let inputs: Vec<Option<[f64; NI]>> = outs
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            o.card.map(|c| {
                 supervised_inputs(
                     &c.x,
-                    events[i].wrong_pin(),
-                    forced[i],
-                    score_of(tp_out[i].map(|s| s.score)),
-                    score_of(mn_out[i].map(|s| s.score)),
-                    score_of(d_out[i].map(|s| s.score)),
+                    h.events[i].wrong_pin(),
+                    h.forced[i],
+                    score_of(o.terminal_pin.map(|s| s.score)),
+                    score_of(o.merchant_nopin.map(|s| s.score)),
+                    score_of(o.density.map(|s| s.score)),
                 )
             })
         })
         .collect();
     let train_has_both = {
-        let rows = || (0..events.len()).filter(|i| train_mask[*i] && inputs[*i].is_some());
-        rows().any(|i| fraud[i]) && rows().any(|i| !fraud[i])
+        let rows = || (0..inputs.len()).filter(|i| h.train_mask[*i] && inputs[*i].is_some());
+        rows().any(|i| h.fraud[i]) && rows().any(|i| !h.fraud[i])
     };
-    let mut sup = None;
-    if labelled && train_has_both {
-        stage("supervised (linfa logistic regression)");
-        let (x, y) = supervised_sample(&inputs, &fraud, &train_mask, opts.seed);
-        let p = Supervised::fit(&x, &y).map_err(anyhow::Error::msg)?;
-        sup = Some(Supervised::new(p).map_err(anyhow::Error::msg)?);
+    if !(h.labelled && train_has_both) {
+        return Ok(None);
     }
+    stage("supervised (linfa logistic regression)");
+    let (x, y) = supervised_sample(&inputs, &h.fraud, &h.train_mask, h.opts.seed);
+    let p = Supervised::fit(&x, &y)?;
+    let sup = Supervised::new(p)?;
+    for (o, x) in outs.iter_mut().zip(&inputs) {
+        o.fraud_probability = x.as_ref().map(|x| sup.probability(x));
+        o.inputs = *x;
+    }
+    Ok(Some((
+        ModelKind::Supervised,
+        0.5,
+        serde_json::to_value(&sup.params)?,
+    )))
+}
 
-    stage("thresholds, holdout evaluation, training summaries");
-    // What each model said about every event, as the engine would put it in `ModelOut`.
-    let outs: Vec<ModelOut> = (0..events.len())
-        .map(|i| ModelOut {
-            card: bf.card[i],
-            card_outlier: co_out[i],
-            terminal_pin: tp_out[i],
-            merchant_nopin: mn_out[i],
-            density: d_out[i],
-            fraud_probability: sup
-                .as_ref()
-                .zip(inputs[i].as_ref())
-                .map(|(s, x)| s.probability(x)),
-            inputs: inputs[i].filter(|_| sup.is_some()),
-            evidence: Vec::new(),
-            models: None,
+/// One model's score of every event (`NEG_INFINITY` where it does not score).
+fn scores(kind: ModelKind, outs: &[ModelOut]) -> Scores {
+    outs.iter()
+        .map(|o| {
+            match kind {
+                ModelKind::TerminalPin => o.terminal_pin.map(|s| s.score),
+                ModelKind::MerchantNopin => o.merchant_nopin.map(|s| s.score),
+                ModelKind::CardOutlier => o.card_outlier.map(|s| s.score),
+                ModelKind::Density => o.density.map(|s| s.score),
+                ModelKind::Supervised => o.fraud_probability,
+            }
+            .unwrap_or(f64::NEG_INFINITY)
         })
-        .collect();
-    let score = |kind: ModelKind| -> Scores {
-        outs.iter()
-            .map(|o| {
-                match kind {
-                    ModelKind::TerminalPin => o.terminal_pin.map(|s| s.score),
-                    ModelKind::MerchantNopin => o.merchant_nopin.map(|s| s.score),
-                    ModelKind::CardOutlier => o.card_outlier.map(|s| s.score),
-                    ModelKind::Density => o.density.map(|s| s.score),
-                    ModelKind::Supervised => o.fraud_probability,
-                }
-                .unwrap_or(f64::NEG_INFINITY)
-            })
-            .collect()
-    };
-    let mut all: Vec<(ModelKind, f64, serde_json::Value)> = vec![
-        (
-            ModelKind::TerminalPin,
-            3.0,
-            serde_json::to_value(&tp_params)?,
-        ),
-        (
-            ModelKind::MerchantNopin,
-            3.0,
-            serde_json::to_value(&mn_params)?,
-        ),
-        (
-            ModelKind::CardOutlier,
-            3.0,
-            serde_json::to_value(&co_params)?,
-        ),
-    ];
-    if let Some(p) = &d_params {
-        all.push((
-            ModelKind::Density,
-            f64::NEG_INFINITY,
-            serde_json::to_value(p)?,
-        ));
-    }
-    if let Some(m) = &sup {
-        all.push((ModelKind::Supervised, 0.5, serde_json::to_value(&m.params)?));
-    }
-    let simulated = opts
+        .collect()
+}
+
+/// Each model's threshold (its share of the false-positive budget on the training part, at
+/// least its floor), its holdout figures and training summaries, as model files; and the
+/// per-scenario recall on the holdout when any model fires.
+fn thresholds_and_files(
+    h: &History,
+    all: Vec<Fitted>,
+    outs: &[ModelOut],
+) -> (Vec<ModelFile>, BTreeMap<String, f64>) {
+    let events = h.events;
+    let simulated = h
+        .opts
         .simulated
         .unwrap_or_else(|| events.iter().any(|e| e.label.is_some()));
     let training = Training {
-        window_start: format_ts(t0),
-        window_end: format_ts(t1),
-        holdout_from: format_ts(split),
+        window_start: format_ts(events[0].ts),
+        window_end: format_ts(events[events.len() - 1].ts),
+        holdout_from: format_ts(h.split),
         events: events.len() as u64,
-        seed: opts.seed,
+        seed: h.opts.seed,
         source: if simulated { "simulated" } else { "recorded" }.into(),
     };
-    let fpr_each = opts.fpr / all.len() as f64;
-    let hold: Vec<usize> = (0..events.len()).filter(|i| !train_mask[*i]).collect();
-    let hold_fraud: Vec<bool> = hold.iter().map(|i| fraud[*i]).collect();
+    let fpr_each = h.opts.fpr / all.len() as f64;
+    let hold: Vec<usize> = (0..events.len()).filter(|i| !h.train_mask[*i]).collect();
+    let hold_fraud: Vec<bool> = hold.iter().map(|i| h.fraud[*i]).collect();
     let mut files = Vec::new();
     let mut fired = vec![false; hold.len()];
     for (kind, floor, params) in all {
-        let scores = score(kind);
+        let scores = scores(kind, outs);
         let (tr, tr_f): (Vec<f64>, Vec<bool>) = (0..events.len())
-            .filter(|i| train_mask[*i])
-            .map(|i| (scores[i], fraud[i]))
+            .filter(|i| h.train_mask[*i])
+            .map(|i| (scores[i], h.fraud[i]))
             .unzip();
         let threshold = recall_at_fpr(&tr, &tr_f, fpr_each).0.max(floor);
         let hs: Vec<f64> = hold.iter().map(|i| scores[*i]).collect();
@@ -427,24 +447,19 @@ pub fn train(
             features: inputs_of(kind),
             training: training.clone(),
             threshold,
-            evaluation: evaluate(events, &hold, &hs, &hold_fraud, threshold, labelled),
-            summary: summaries(kind, &outs, &train_mask),
+            evaluation: evaluate(events, &hold, &hs, &hold_fraud, threshold, h.labelled),
+            summary: summaries(kind, outs, &h.train_mask),
             params,
         });
     }
     let hs_any: Vec<f64> = fired.iter().map(|f| *f as u8 as f64).collect();
-    let combined = evaluate(events, &hold, &hs_any, &hold_fraud, 0.5, labelled);
+    let combined = evaluate(events, &hold, &hs_any, &hold_fraud, 0.5, h.labelled);
     let mut c = combined.scenario_recall;
     c.insert(
         "legit (false-positive rate)".into(),
         combined.threshold_fpr.unwrap_or(0.0),
     );
-    Ok(Trained {
-        files,
-        combined: c,
-        events: events.len(),
-        holdout_from: split,
-    })
+    (files, c)
 }
 
 /// The training distribution of each of a model's summarised inputs (`drift::names`).

@@ -309,7 +309,7 @@ fn entity(cfg: &RuleConfig, key: &[Field], errs: &mut Errs) -> Entity {
 /// The reason template, every `{placeholder}` known.
 fn reason(cfg: &RuleConfig, tables: &BTreeMap<String, Arc<Table>>, errs: &mut Errs) -> Vec<Piece> {
     let mut names_ok: Vec<&str> = vec!["count", "threshold", "window", "within", "explain"];
-    names_ok.extend(cfg.aggregates.keys().map(String::as_str));
+    names_ok.extend(cfg.by_kind.aggregates.keys().map(String::as_str));
     names_ok.extend(cfg.params.keys().map(String::as_str));
     names_ok.extend(tables.keys().map(String::as_str));
     match parse_template(&cfg.reason) {

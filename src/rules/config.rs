@@ -120,6 +120,23 @@ pub struct RuleConfig {
     pub key: Vec<String>,
     /// The alert's entity (`card`, `terminal`, `merchant`); defaults from `key` / `action`.
     pub entity: Option<String>,
+    /// The keys whose use depends on `kind`, as given.
+    pub by_kind: KindKeys,
+    /// Named constants the expressions use (thresholds live here).
+    pub params: BTreeMap<String, toml::Value>,
+    /// One human sentence; `{name}` is replaced by a feature, parameter or event field.
+    pub reason: String,
+    pub action: Option<ActionConfig>,
+    pub example: Vec<ExampleConfig>,
+    /// Keys the loader already reported as missing or malformed (their value here is a
+    /// placeholder): not reported again by the compiler, and nothing that needs them is run.
+    pub broken: BTreeSet<String>,
+}
+
+/// The keys of a rule whose use depends on its `kind`, as given (each kind reads some and
+/// refuses the others: [`KindKeys::for_kind`]).
+#[derive(Debug, Default)]
+pub struct KindKeys {
     pub when: Option<String>,
     pub reset: Option<String>,
     pub first: Option<String>,
@@ -130,15 +147,166 @@ pub struct RuleConfig {
     /// Window aggregates by name: `count`, `sum(field)`, `distinct(field)`, `count_if(cond)`.
     pub aggregates: BTreeMap<String, String>,
     pub fire: Option<String>,
-    /// Named constants the expressions use (thresholds live here).
-    pub params: BTreeMap<String, toml::Value>,
-    /// One human sentence; `{name}` is replaced by a feature, parameter or event field.
-    pub reason: String,
-    pub action: Option<ActionConfig>,
-    pub example: Vec<ExampleConfig>,
-    /// Keys the loader already reported as missing or malformed (their value here is a
-    /// placeholder): not reported again by the compiler, and nothing that needs them is run.
-    pub broken: BTreeSet<String>,
+}
+
+/// A `match` rule's own settings.
+#[derive(Debug)]
+pub struct MatchConfig<'a> {
+    pub when: &'a Option<String>,
+}
+
+/// A `window` rule's own settings.
+#[derive(Debug)]
+pub struct WindowConfig<'a> {
+    pub when: &'a Option<String>,
+    pub window: &'a Option<String>,
+    pub aggregates: &'a BTreeMap<String, String>,
+    pub fire: &'a Option<String>,
+}
+
+/// A `consecutive` rule's own settings.
+#[derive(Debug)]
+pub struct ConsecutiveConfig<'a> {
+    pub when: &'a Option<String>,
+    pub reset: &'a Option<String>,
+    pub threshold: &'a Option<u32>,
+    pub within: &'a Option<String>,
+}
+
+/// A `sequence` rule's own settings.
+#[derive(Debug)]
+pub struct SequenceConfig<'a> {
+    pub first: &'a Option<String>,
+    pub then: &'a Option<String>,
+    pub within: &'a Option<String>,
+}
+
+/// The settings of a rule's kind, typed: one struct per kind, holding only the keys that
+/// kind reads.
+#[derive(Debug)]
+pub enum KindConfig<'a> {
+    Match(MatchConfig<'a>),
+    Window(WindowConfig<'a>),
+    Consecutive(ConsecutiveConfig<'a>),
+    Sequence(SequenceConfig<'a>),
+}
+
+/// Whether a key was given.
+trait Given {
+    fn given(&self) -> bool;
+}
+
+impl<T> Given for Option<T> {
+    fn given(&self) -> bool {
+        self.is_some()
+    }
+}
+
+impl<K, V> Given for BTreeMap<K, V> {
+    fn given(&self) -> bool {
+        !self.is_empty()
+    }
+}
+
+/// The names of the given keys among `$k`, in that order.
+macro_rules! given {
+    ($($k:ident),*) => {{
+        let mut v: Vec<&'static str> = Vec::new();
+        $(if $k.given() { v.push(stringify!($k)); })*
+        v
+    }};
+}
+
+impl KindKeys {
+    /// The settings `kind` reads, typed, and the keys given that it does not read (each a
+    /// problem with the rule). Every arm takes every key, without `..`: a new key does not
+    /// compile until each kind reads it or refuses it.
+    pub fn for_kind(&self, kind: KindName) -> (KindConfig<'_>, Vec<&'static str>) {
+        match kind {
+            KindName::Match => {
+                let KindKeys {
+                    when,
+                    reset,
+                    first,
+                    then,
+                    threshold,
+                    within,
+                    window,
+                    aggregates,
+                    fire,
+                } = self;
+                (
+                    KindConfig::Match(MatchConfig { when }),
+                    given!(reset, first, then, threshold, within, window, aggregates, fire),
+                )
+            }
+            KindName::Window => {
+                let KindKeys {
+                    when,
+                    reset,
+                    first,
+                    then,
+                    threshold,
+                    within,
+                    window,
+                    aggregates,
+                    fire,
+                } = self;
+                (
+                    KindConfig::Window(WindowConfig {
+                        when,
+                        window,
+                        aggregates,
+                        fire,
+                    }),
+                    given!(reset, first, then, threshold, within),
+                )
+            }
+            KindName::Consecutive => {
+                let KindKeys {
+                    when,
+                    reset,
+                    first,
+                    then,
+                    threshold,
+                    within,
+                    window,
+                    aggregates,
+                    fire,
+                } = self;
+                (
+                    KindConfig::Consecutive(ConsecutiveConfig {
+                        when,
+                        reset,
+                        threshold,
+                        within,
+                    }),
+                    given!(first, then, window, aggregates, fire),
+                )
+            }
+            KindName::Sequence => {
+                let KindKeys {
+                    when,
+                    reset,
+                    first,
+                    then,
+                    threshold,
+                    within,
+                    window,
+                    aggregates,
+                    fire,
+                } = self;
+                (
+                    KindConfig::Sequence(SequenceConfig {
+                        first,
+                        then,
+                        within,
+                    }),
+                    given!(when, reset, threshold, window, aggregates, fire),
+                )
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -12,22 +12,35 @@
 /// is better served by a model trained on that history.
 pub const MAX_MS: i64 = 366 * 24 * 3_600_000;
 
+/// A duration refused; each holds the text as given (its first 40 characters).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a duration at all; humantime's reason.
+    #[error("bad duration {shown:?} ({reason}); use e.g. 90s, 10m, 24h, 30d")]
+    Syntax { shown: String, reason: String },
+    #[error("duration {0:?} is not a whole number of milliseconds")]
+    SubMillisecond(String),
+    #[error("duration {0:?} is longer than 366 days, the longest switchguard accepts")]
+    TooLong(String),
+}
+
 /// Parse a duration to milliseconds: whole milliseconds, at most [`MAX_MS`]. Zero is
 /// accepted (a lateness of `0s`); rules refuse it where it means nothing.
-pub fn duration_ms(s: &str) -> Result<i64, String> {
+pub fn duration_ms(s: &str) -> Result<i64, DurationError> {
     let shown: String = s.chars().take(40).collect();
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("bad duration {shown:?} ({e}); use e.g. 90s, 10m, 24h, 30d"))?;
+    let d = match humantime::parse_duration(s.trim()) {
+        Ok(d) => d,
+        Err(e) => {
+            let reason = e.to_string();
+            return Err(DurationError::Syntax { shown, reason });
+        }
+    };
     if d.subsec_nanos() % 1_000_000 != 0 {
-        return Err(format!(
-            "duration {shown:?} is not a whole number of milliseconds"
-        ));
+        return Err(DurationError::SubMillisecond(shown));
     }
     match i64::try_from(d.as_millis()) {
         Ok(ms) if ms <= MAX_MS => Ok(ms),
-        _ => Err(format!(
-            "duration {shown:?} is longer than 366 days, the longest switchguard accepts"
-        )),
+        _ => Err(DurationError::TooLong(shown)),
     }
 }
 
@@ -52,7 +65,7 @@ mod tests {
             ("", "bad duration"),
             ("-5s", "bad duration"),
         ] {
-            let e = duration_ms(s).unwrap_err();
+            let e = duration_ms(s).unwrap_err().to_string();
             assert!(e.contains(needle), "{s}: {e}");
         }
     }

@@ -166,26 +166,40 @@ pub struct Scope<'s> {
     pub tables: &'s BTreeMap<String, Arc<Table>>,
 }
 
+/// Why an expression does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ExprError {
+    /// Over one of the bounds of [`limits`] (checked before parsing, and on the tree).
+    #[error(transparent)]
+    Limit(#[from] limits::LimitError),
+    /// evalexpr's parse error, or a name, type or construct the compiler refuses: the
+    /// message quotes the expression (at most 120 characters), 400 characters in all.
+    #[error("{0}")]
+    Invalid(String),
+    /// A value where a condition is needed; the expression, quoted as above.
+    #[error("`{0}` must be a condition (true/false), not a value")]
+    NotCondition(String),
+}
+
 /// Compile `src`, requiring a boolean result. Also returns every name it reads (for alerts'
 /// `features`).
-pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), String> {
+pub fn compile_bool(src: &str, scope: &Scope) -> Result<(Expr, Vec<String>), ExprError> {
     let (e, ty, names) = compile(src, scope)?;
     if ty != Some(Ty::Bool) {
-        return Err(format!(
-            "`{}` must be a condition (true/false), not a value",
-            shown(src)
-        ));
+        return Err(ExprError::NotCondition(shown(src)));
     }
     Ok((e, names))
 }
 
 /// Compile `src` to an expression of any type.
-pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), String> {
+pub fn compile(src: &str, scope: &Scope) -> Result<(Expr, Option<Ty>, Vec<String>), ExprError> {
     // Bounded before evalexpr (whose parser recurses) and our compiler see it.
     limits::check_text(src)?;
     let shown = shown(src);
     // Messages quote the expression and what evalexpr found, both clipped.
-    let fail = |e: &dyn std::fmt::Display| super::clip(&format!("`{shown}`: {e}"), 400);
+    let fail = |e: &dyn std::fmt::Display| {
+        ExprError::Invalid(super::clip(&format!("`{shown}`: {e}"), 400))
+    };
     let tree: N = evalexpr::build_operator_tree(src).map_err(|e| fail(&e))?;
     limits::check_tree(&tree)?;
     let mut names = Vec::new();

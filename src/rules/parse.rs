@@ -9,7 +9,7 @@
 //! often reported at "line 1, column 1".
 
 use super::config::{
-    ExampleConfig, KindName, Mode, RuleConfig, Severity, TableConfig, FILE_KEYS,
+    ExampleConfig, KindKeys, KindName, Mode, RuleConfig, Severity, TableConfig, FILE_KEYS,
     REQUIRED_RULE_KEYS, RULE_KEYS, TABLE_KEYS,
 };
 use super::{clip, short, Problem};
@@ -211,15 +211,7 @@ impl Rule<'_> {
             kind: KindName::Match,
             key: Vec::new(),
             entity: None,
-            when: None,
-            reset: None,
-            first: None,
-            then: None,
-            threshold: None,
-            within: None,
-            window: None,
-            aggregates: BTreeMap::new(),
-            fire: None,
+            by_kind: KindKeys::default(),
             params: BTreeMap::new(),
             reason: String::new(),
             action: None,
@@ -284,9 +276,9 @@ impl Rule<'_> {
         lines: &Lines,
     ) {
         macro_rules! set {
-            ($field:ident) => {
+            ($($field:ident).+) => {
                 if let Some(x) = self.get(key, v, at) {
-                    cfg.$field = x;
+                    cfg.$($field).+ = x;
                 }
             };
         }
@@ -310,15 +302,15 @@ impl Rule<'_> {
             "kind" => set!(kind),
             "key" => set!(key),
             "entity" => set!(entity),
-            "when" => set!(when),
-            "reset" => set!(reset),
-            "first" => set!(first),
-            "then" => set!(then),
-            "threshold" => set!(threshold),
-            "within" => set!(within),
-            "window" => set!(window),
-            "aggregates" => set!(aggregates),
-            "fire" => set!(fire),
+            "when" => set!(by_kind.when),
+            "reset" => set!(by_kind.reset),
+            "first" => set!(by_kind.first),
+            "then" => set!(by_kind.then),
+            "threshold" => set!(by_kind.threshold),
+            "within" => set!(by_kind.within),
+            "window" => set!(by_kind.window),
+            "aggregates" => set!(by_kind.aggregates),
+            "fire" => set!(by_kind.fire),
             "params" => set!(params),
             "reason" => set!(reason),
             "action" => set!(action),

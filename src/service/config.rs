@@ -2,6 +2,7 @@
 //! environment variables and flags (clap reads both), plus librdkafka properties passed through
 //! with `-X key=value`, as kcat does.
 
+use crate::event::Millis;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
@@ -53,16 +54,21 @@ pub struct RunConfig {
     /// Partitions for topics this service creates.
     pub partitions: i32,
     pub replication: i32,
-    /// Allowed lateness within a partition (event time), e.g. "100ms".
-    pub allowed_lateness: String,
+    /// Allowed lateness within a partition (event time), e.g. "100ms". Durations are written
+    /// as text (`90s`, `10m`, `24h`) and held in milliseconds, parsed when the config loads.
+    #[serde(deserialize_with = "durations::allowed_lateness")]
+    pub allowed_lateness: Millis,
     /// A partition with no message for this long (wall clock) while caught up stops holding
     /// the watermark back.
-    pub idle_timeout: String,
+    #[serde(deserialize_with = "durations::idle_timeout")]
+    pub idle_timeout: Millis,
     /// Wall-clock interval between checkpoints.
-    pub checkpoint_interval: String,
+    #[serde(deserialize_with = "durations::checkpoint_interval")]
+    pub checkpoint_interval: Millis,
     /// A checkpoint not acknowledged this long after its snapshot counts as failed (and again
     /// every further `checkpoint_timeout`).
-    pub checkpoint_timeout: String,
+    #[serde(deserialize_with = "durations::checkpoint_timeout")]
+    pub checkpoint_timeout: Millis,
     /// Readiness is withdrawn after this many checkpoint failures in a row (0: never).
     pub max_checkpoint_failures: u32,
     /// What a genuine gap in a consumed partition's offsets does besides its metric and log
@@ -79,10 +85,12 @@ pub struct RunConfig {
     /// Lockout guard: most lockouts per rule per minute; 0 disables the guard.
     pub max_lockouts_per_minute: u32,
     /// How long (event time) the switch has to acknowledge a command before the alert
-    /// `command_unacknowledged`; "0" when the switch sends no acknowledgements.
-    pub ack_timeout: String,
+    /// `command_unacknowledged`; "0" (0 here) when the switch sends no acknowledgements.
+    #[serde(deserialize_with = "durations::ack_timeout")]
+    pub ack_timeout: Millis,
     /// How long a lock record is kept after it is released or expires.
-    pub lock_retention: String,
+    #[serde(deserialize_with = "durations::lock_retention")]
+    pub lock_retention: Millis,
     /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY). Without either the service
     /// refuses to start, unless `allow_dev_key` (tokens are then not secret).
     pub token_key_file: Option<PathBuf>,
@@ -103,18 +111,18 @@ impl Default for RunConfig {
             topics: Topics::default(),
             partitions: 4,
             replication: 1,
-            allowed_lateness: "100ms".into(),
-            idle_timeout: "1s".into(),
-            checkpoint_interval: "1s".into(),
-            checkpoint_timeout: "10s".into(),
+            allowed_lateness: 100,
+            idle_timeout: 1_000,
+            checkpoint_interval: 1_000,
+            checkpoint_timeout: 10_000,
             max_checkpoint_failures: 3,
             on_offset_gap: super::positions::GapPolicy::Log,
             exactly_once: false,
             scale_out: false,
             stage_partitions: 0,
             max_lockouts_per_minute: 100,
-            ack_timeout: "30s".into(),
-            lock_retention: "30d".into(),
+            ack_timeout: 30_000,
+            lock_retention: 30 * 24 * 3_600_000,
             token_key_file: None,
             allow_dev_key: false,
             kafka: BTreeMap::new(),
@@ -142,10 +150,10 @@ pub struct RunArgs {
     pub input_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_STATE_TOPIC")]
     pub state_topic: Option<String>,
-    #[arg(long, env = "SWITCHGUARD_ALLOWED_LATENESS")]
-    pub allowed_lateness: Option<String>,
-    #[arg(long, env = "SWITCHGUARD_CHECKPOINT_INTERVAL")]
-    pub checkpoint_interval: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_ALLOWED_LATENESS", value_parser = durations::flag)]
+    pub allowed_lateness: Option<Millis>,
+    #[arg(long, env = "SWITCHGUARD_CHECKPOINT_INTERVAL", value_parser = durations::flag)]
+    pub checkpoint_interval: Option<Millis>,
     #[arg(long, env = "SWITCHGUARD_EXACTLY_ONCE")]
     pub exactly_once: Option<bool>,
     /// Scale out over every instance of the group (see README "Scaling out").
@@ -153,8 +161,8 @@ pub struct RunArgs {
     pub scale_out: Option<bool>,
     #[arg(long, env = "SWITCHGUARD_MAX_LOCKOUTS_PER_MINUTE")]
     pub max_lockouts_per_minute: Option<u32>,
-    #[arg(long, env = "SWITCHGUARD_ACK_TIMEOUT")]
-    pub ack_timeout: Option<String>,
+    #[arg(long, env = "SWITCHGUARD_ACK_TIMEOUT", value_parser = durations::ack_flag)]
+    pub ack_timeout: Option<Millis>,
     #[arg(long, env = "SWITCHGUARD_CONTROL_TOPIC")]
     pub control_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
@@ -220,38 +228,115 @@ impl RunArgs {
     }
 }
 
-/// The duration settings, parsed.
+/// The duration settings, as the service uses them.
 pub struct Timings {
     /// Event time, ms.
-    pub lateness: i64,
+    pub lateness: Millis,
     pub idle: std::time::Duration,
     pub checkpoint_every: std::time::Duration,
     pub checkpoint_timeout: std::time::Duration,
     /// Event time, ms (0: acknowledgements not expected).
-    pub ack_timeout: i64,
-    pub lock_retention: i64,
+    pub ack_timeout: Millis,
+    pub lock_retention: Millis,
 }
 
 impl RunConfig {
-    /// Parse `allowed_lateness`, `idle_timeout` and `checkpoint_interval`.
-    pub fn timings(&self) -> Result<Timings> {
-        let wall = |s: &str, what: &str| {
-            Self::ms(s, what).map(|ms| std::time::Duration::from_millis(ms.max(0) as u64))
-        };
-        Ok(Timings {
-            lateness: Self::ms(&self.allowed_lateness, "allowed_lateness")?,
-            idle: wall(&self.idle_timeout, "idle_timeout")?,
-            checkpoint_every: wall(&self.checkpoint_interval, "checkpoint_interval")?,
-            checkpoint_timeout: wall(&self.checkpoint_timeout, "checkpoint_timeout")?,
-            ack_timeout: match self.ack_timeout.trim() {
-                "0" => 0,
-                t => Self::ms(t, "ack_timeout")?,
-            },
-            lock_retention: Self::ms(&self.lock_retention, "lock_retention")?,
-        })
+    /// The durations (parsed when the config loaded), the wall-clock ones as [`Duration`]s.
+    ///
+    /// [`Duration`]: std::time::Duration
+    pub fn timings(&self) -> Timings {
+        let wall = |ms: Millis| std::time::Duration::from_millis(ms.max(0) as u64);
+        Timings {
+            lateness: self.allowed_lateness,
+            idle: wall(self.idle_timeout),
+            checkpoint_every: wall(self.checkpoint_interval),
+            checkpoint_timeout: wall(self.checkpoint_timeout),
+            ack_timeout: self.ack_timeout,
+            lock_retention: self.lock_retention,
+        }
+    }
+}
+
+/// Duration settings parsed when the config loads, with the parser rules use
+/// ([`crate::rules::duration`]): a bad value in the file is refused with its key's name (and
+/// toml's line and column), a bad flag or environment value by clap with the flag's name.
+pub(crate) mod durations {
+    use crate::event::Millis;
+    use crate::rules::duration::DurationError;
+    use serde::{de::Error, Deserialize, Deserializer};
+
+    /// `s` in milliseconds; `"0"` is 0 where `zero` allows it (no unit needed for none).
+    fn parse(s: &str, zero: bool) -> Result<Millis, DurationError> {
+        if zero && s.trim() == "0" {
+            return Ok(0);
+        }
+        crate::rules::duration::duration_ms(s)
     }
 
-    pub fn ms(s: &str, what: &str) -> Result<i64> {
-        crate::rules::compile::duration_ms(s).map_err(|e| anyhow::anyhow!("{what}: {e}"))
+    fn field<'de, D: Deserializer<'de>>(d: D, key: &str, zero: bool) -> Result<Millis, D::Error> {
+        let s = String::deserialize(d)?;
+        parse(&s, zero).map_err(|e| D::Error::custom(format!("{key}: {e}")))
+    }
+
+    macro_rules! fields {
+        ($($name:ident: $zero:expr),*) => {$(
+            pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+                field(d, stringify!($name), $zero)
+            }
+        )*};
+    }
+    fields!(
+        allowed_lateness: false,
+        idle_timeout: false,
+        checkpoint_interval: false,
+        checkpoint_timeout: false,
+        ack_timeout: true,
+        lock_retention: false
+    );
+
+    /// A duration flag (`--allowed-lateness 100ms`).
+    pub fn flag(s: &str) -> Result<Millis, DurationError> {
+        parse(s, false)
+    }
+
+    /// `--ack-timeout`: a duration, or 0.
+    pub fn ack_flag(s: &str) -> Result<Millis, DurationError> {
+        parse(s, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_parsed_when_the_config_loads() {
+        let c: RunConfig = toml::from_str(
+            "allowed_lateness = \"250ms\"\nack_timeout = \"0\"\nlock_retention = \"2d\"",
+        )
+        .unwrap();
+        assert_eq!(c.allowed_lateness, 250);
+        assert_eq!(c.ack_timeout, 0);
+        assert_eq!(c.lock_retention, 2 * 86_400_000);
+        assert_eq!(c.idle_timeout, RunConfig::default().idle_timeout);
+        let t = RunConfig::default().timings();
+        assert_eq!(t.checkpoint_every, std::time::Duration::from_secs(1));
+        assert_eq!(t.lock_retention, 30 * 86_400_000);
+        for (text, key) in [
+            ("idle_timeout = \"ten\"", "idle_timeout: bad duration"),
+            (
+                "checkpoint_timeout = \"400d\"",
+                "checkpoint_timeout: duration",
+            ),
+            (
+                "\n\nallowed_lateness = \"-5s\"",
+                "allowed_lateness: bad duration",
+            ),
+        ] {
+            let e = toml::from_str::<RunConfig>(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+            let line = text.lines().count();
+            assert!(e.contains(&format!("line {line}")), "{text}: {e}");
+        }
     }
 }

@@ -76,7 +76,7 @@ pub struct Start {
 
 impl Start {
     pub fn new(cfg: &RunConfig) -> Result<Self> {
-        let t = cfg.timings()?;
+        let t = cfg.timings();
         let metrics = Metrics::new();
         let health = Arc::new(Health::default());
         let addr = metrics::serve(&cfg.metrics_addr, metrics.clone(), health.clone())?;

@@ -93,87 +93,118 @@ pub(crate) struct World {
     pub p: WorldParams,
 }
 
-impl World {
-    /// Builds cards, merchants and terminals; linear in their counts.
-    pub fn build(cards: usize, terminals: usize, p: &WorldParams, rng: &mut ChaCha8Rng) -> World {
+/// The merchants and terminals of a world, as [`World::build`] makes them.
+struct Shops {
+    merchants: Vec<Merchant>,
+    terms: Vec<Terminal>,
+    by_mcc: Vec<Vec<u32>>,
+    everyday: Vec<u32>,
+}
+
+impl Shops {
+    /// Merchants with 1–5 terminals each (`p.terminals_per_merchant`) until there are
+    /// `terminals`, their MCCs drawn from `p.mcc_mix`.
+    fn build(terminals: usize, p: &WorldParams, rng: &mut ChaCha8Rng) -> Shops {
         // TIDs of id space k: T(1+k)000000..; the T9xxxxxx range is reserved for rogue
         // terminals. Room is left for the cold-start terminals added later.
         let n_terms = terminals.clamp(1, ID_SPACE_SIZE as usize / 2);
         let mix = &p.mcc_mix;
-        let total_w: u32 = mix.iter().map(|m| m.1).sum::<u32>().max(1);
-        let tpm_w: u32 = p.terminals_per_merchant.iter().sum::<u32>().max(1);
-        let mut merchants = Vec::with_capacity(n_terms / 2 + 1);
-        let mut terms = Vec::with_capacity(n_terms);
-        let mut by_mcc = vec![Vec::new(); mix.len()];
-        let mut everyday = Vec::new();
+        let mut s = Shops {
+            merchants: Vec::with_capacity(n_terms / 2 + 1),
+            terms: Vec::with_capacity(n_terms),
+            by_mcc: vec![Vec::new(); mix.len()],
+            everyday: Vec::new(),
+        };
         let tid_base = TID_BASE + p.id_space * ID_SPACE_SIZE;
-        while terms.len() < n_terms {
-            let i = merchants.len();
+        while s.terms.len() < n_terms {
+            let i = s.merchants.len();
             // The first merchants cover every MCC so small worlds still have all kinds.
-            let mi = if i < mix.len() {
-                i
-            } else {
-                let mut r = rng.gen_range(0..total_w);
-                mix.iter()
-                    .position(|m| {
-                        if r < m.1 {
-                            true
-                        } else {
-                            r -= m.1;
-                            false
-                        }
-                    })
-                    .unwrap_or(0)
-            };
+            let mi = if i < mix.len() { i } else { pick_mcc(mix, rng) };
             let mcc = mix[mi].0;
-            let mut r = rng.gen_range(0..tpm_w);
-            let mut want = 5;
-            for (k, w) in p.terminals_per_merchant.iter().enumerate() {
-                if r < *w {
-                    want = k + 1;
-                    break;
-                }
-                r -= w;
-            }
-            let count = want.min(n_terms - terms.len()) as u32;
-            let start = terms.len() as u32;
+            let want = terminals_wanted(&p.terminals_per_merchant, rng);
+            let count = want.min(n_terms - s.terms.len()) as u32;
+            let start = s.terms.len() as u32;
             for _ in 0..count {
-                terms.push(Terminal {
-                    tid: tid_base + terms.len() as u32,
+                s.terms.push(Terminal {
+                    tid: tid_base + s.terms.len() as u32,
                     merchant: i as u32,
                     batch_base: rng.gen_range(100..800_000),
                     signs_off: rng.gen_bool(0.3),
                     from_day: 0,
                 });
             }
-            merchants.push(Merchant {
+            s.merchants.push(Merchant {
                 mid: mid_of(p.id_space, i, mcc),
                 mcc,
                 term_start: start,
                 term_count: count,
             });
-            by_mcc[mi].push(i as u32);
+            s.by_mcc[mi].push(i as u32);
             if mcc != 7011 && mcc != 7512 {
-                everyday.push(i as u32);
+                s.everyday.push(i as u32);
             }
         }
-        if everyday.is_empty() {
-            everyday.push(0);
+        if s.everyday.is_empty() {
+            s.everyday.push(0);
         }
-        let acct_off: u64 = rng.gen_range(0..1_000_000_000);
-        let mut cv = Vec::with_capacity(cards);
+        s
+    }
+}
+
+/// An index into the MCC mix, drawn by weight.
+fn pick_mcc(mix: &[(u16, u32)], rng: &mut ChaCha8Rng) -> usize {
+    let total_w: u32 = mix.iter().map(|m| m.1).sum::<u32>().max(1);
+    let mut r = rng.gen_range(0..total_w);
+    mix.iter()
+        .position(|m| {
+            if r < m.1 {
+                true
+            } else {
+                r -= m.1;
+                false
+            }
+        })
+        .unwrap_or(0)
+}
+
+/// How many terminals a merchant has (1–5, by the weights; 5 if they are all zero).
+fn terminals_wanted(weights: &[u32], rng: &mut ChaCha8Rng) -> usize {
+    let tpm_w: u32 = weights.iter().sum::<u32>().max(1);
+    let mut r = rng.gen_range(0..tpm_w);
+    for (k, w) in weights.iter().enumerate() {
+        if r < *w {
+            return k + 1;
+        }
+        r -= w;
+    }
+    5
+}
+
+impl World {
+    /// Builds cards, merchants and terminals; linear in their counts.
+    pub fn build(cards: usize, terminals: usize, p: &WorldParams, rng: &mut ChaCha8Rng) -> World {
+        let shops = Shops::build(terminals, p, rng);
         let mut w = World {
             cards: Vec::new(),
-            merchants,
-            terms,
-            everyday,
-            by_mcc,
+            merchants: shops.merchants,
+            terms: shops.terms,
+            everyday: shops.everyday,
+            by_mcc: shops.by_mcc,
             busy: Vec::new(),
             big_spenders: Vec::new(),
             fleet_merchants: 0,
             p: p.clone(),
         };
         w.fleet_merchants = w.merchants.len() as u32;
+        w.cards = w.build_cards(cards, rng);
+        w
+    }
+
+    /// `cards` cards with distinct valid PANs, their regular shops and spending; marks the big
+    /// spenders.
+    fn build_cards(&mut self, cards: usize, rng: &mut ChaCha8Rng) -> Vec<Card> {
+        let acct_off: u64 = rng.gen_range(0..1_000_000_000);
+        let mut cv = Vec::with_capacity(cards);
         for c in 0..cards {
             let (bin, len) = BINS[rng.gen_range(0..BINS.len())];
             let k = len - 7; // account digits between BIN and check digit
@@ -184,18 +215,18 @@ impl World {
             let pan = body * 10 + luhn_digit(body);
             let mut home = [0u32; 3];
             for h in home.iter_mut() {
-                *h = w.everyday[rng.gen_range(0..w.everyday.len())];
+                *h = self.everyday[rng.gen_range(0..self.everyday.len())];
             }
             let z = normal(rng);
-            let sigma = p.activity_sigma;
+            let sigma = self.p.activity_sigma;
             // Log-normal with mean ~1.
             let activity = (sigma * z - sigma * sigma / 2.0).exp() as f32;
-            if rng.gen_bool(p.big_spender_share) {
+            if rng.gen_bool(self.p.big_spender_share) {
                 // A big spender: one of its regular shops sells jewellery or electronics.
-                home[2] = w.merchant_with(&HIGH_VALUE, rng);
-                w.big_spenders.push(c as u32);
+                home[2] = self.merchant_with(&HIGH_VALUE, rng);
+                self.big_spenders.push(c as u32);
             }
-            let cs = p.card_sigma;
+            let cs = self.p.card_sigma;
             let scale = (cs * normal(rng) - cs * cs / 2.0).exp() as f32;
             cv.push(Card {
                 pan,
@@ -204,8 +235,7 @@ impl World {
                 scale,
             });
         }
-        w.cards = cv;
-        w
+        cv
     }
 
     /// A purchase amount at a merchant of `mcc` in this world by anyone (minor units):

@@ -148,7 +148,7 @@ pub(crate) fn html<T: askama::Template>(t: &T) -> Response {
     match t.render() {
         Ok(body) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], body).into_response(),
         Err(e) => {
-            eprintln!("console: template error: {e}");
+            tracing::error!("console: template error: {e}");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }
@@ -156,7 +156,7 @@ pub(crate) fn html<T: askama::Template>(t: &T) -> Response {
 
 /// A server-side failure: logged, shown as a bare 500.
 pub(crate) fn internal(e: anyhow::Error) -> Response {
-    eprintln!("console: {e:#}");
+    tracing::error!("console: {e:#}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
 }
 

@@ -3,11 +3,12 @@
 
 use super::{Agg, Errs, Logic};
 use crate::feature::{Field, Ty};
-use crate::rules::config::{KindName, RuleConfig};
+use crate::rules::config::{KindConfig, RuleConfig};
 use crate::rules::duration::duration_ms;
 use crate::rules::exec::MAX_AGGS;
 use crate::rules::expr::{compile_bool, Expr, Scope};
 use crate::rules::short;
+use std::collections::BTreeMap;
 
 /// Without a valid `kind`, still check every expression and duration the rule gives, so
 /// their problems are reported in the same run.
@@ -23,23 +24,24 @@ pub(super) fn check_any_kind(
         errs,
         reads,
     };
+    let k = &cfg.by_kind;
     for (name, src) in [
-        ("when", &cfg.when),
-        ("reset", &cfg.reset),
-        ("first", &cfg.first),
-        ("then", &cfg.then),
+        ("when", &k.when),
+        ("reset", &k.reset),
+        ("first", &k.first),
+        ("then", &k.then),
     ] {
         if src.is_some() {
             c.cond(name, src);
         }
     }
-    for (name, src) in [("window", &cfg.window), ("within", &cfg.within)] {
+    for (name, src) in [("window", &k.window), ("within", &k.within)] {
         if src.is_some() {
             c.dur(name, src);
         }
     }
-    if !cfg.aggregates.is_empty() || cfg.fire.is_some() {
-        c.window_parts();
+    if !k.aggregates.is_empty() || k.fire.is_some() {
+        c.window_parts(&k.aggregates, &k.fire);
     }
 }
 
@@ -53,46 +55,36 @@ pub(super) struct Kinds<'a, 's> {
 
 impl Kinds<'_, '_> {
     pub(super) fn logic(&mut self) -> Option<Logic> {
-        let cfg = self.cfg;
-        match cfg.kind {
-            KindName::Match => {
-                self.unused(&[
-                    "reset",
-                    "first",
-                    "then",
-                    "threshold",
-                    "within",
-                    "window",
-                    "aggregates",
-                    "fire",
-                ]);
-                self.cond("when", &cfg.when)
-                    .map(|when| Logic::Match { when })
+        let (settings, unused) = self.cfg.by_kind.for_kind(self.cfg.kind);
+        match settings {
+            KindConfig::Match(m) => {
+                self.unused(&unused);
+                self.cond("when", m.when).map(|when| Logic::Match { when })
             }
-            KindName::Window => {
+            KindConfig::Window(w) => {
                 self.needs_key();
-                self.unused(&["reset", "first", "then", "threshold", "within"]);
-                let when = self.cond("when", &cfg.when);
-                let window = self.dur("window", &cfg.window);
-                let (aggs, fire) = self.window_parts();
+                self.unused(&unused);
+                let when = self.cond("when", w.when);
+                let window = self.dur("window", w.window);
+                let (aggs, fire) = self.window_parts(w.aggregates, w.fire);
                 Some(Logic::Window {
                     when: when?,
                     window: window?,
                     aggs: aggs?,
-                    agg_names: cfg.aggregates.keys().cloned().collect(),
+                    agg_names: w.aggregates.keys().cloned().collect(),
                     fire: fire?,
                 })
             }
-            KindName::Consecutive => {
+            KindConfig::Consecutive(c) => {
                 self.needs_key();
-                self.unused(&["first", "then", "window", "aggregates", "fire"]);
-                let when = self.cond("when", &cfg.when);
-                let reset = match &cfg.reset {
+                self.unused(&unused);
+                let when = self.cond("when", c.when);
+                let reset = match c.reset {
                     None => Some(None),
                     r @ Some(_) => self.cond("reset", r).map(Some),
                 };
-                let within = self.dur("within", &cfg.within);
-                let threshold = match cfg.threshold {
+                let within = self.dur("within", c.within);
+                let threshold = match *c.threshold {
                     Some(t) if t >= 1 => Some(t),
                     Some(_) => {
                         self.errs.at("threshold", "threshold must be at least 1");
@@ -110,12 +102,12 @@ impl Kinds<'_, '_> {
                     within: within?,
                 })
             }
-            KindName::Sequence => {
+            KindConfig::Sequence(s) => {
                 self.needs_key();
-                self.unused(&["when", "reset", "threshold", "window", "aggregates", "fire"]);
-                let first = self.cond("first", &cfg.first);
-                let then = self.cond("then", &cfg.then);
-                let within = self.dur("within", &cfg.within);
+                self.unused(&unused);
+                let first = self.cond("first", s.first);
+                let then = self.cond("then", s.then);
+                let within = self.dur("within", s.within);
                 Some(Logic::Sequence {
                     first: first?,
                     then: then?,
@@ -126,22 +118,25 @@ impl Kinds<'_, '_> {
     }
 
     /// A window's aggregates and `fire` (which reads them).
-    fn window_parts(&mut self) -> (Option<Vec<Agg>>, Option<Expr>) {
-        let cfg = self.cfg;
-        if cfg.aggregates.is_empty() {
+    fn window_parts(
+        &mut self,
+        aggregates: &BTreeMap<String, String>,
+        fire: &Option<String>,
+    ) -> (Option<Vec<Agg>>, Option<Expr>) {
+        if aggregates.is_empty() {
             self.missing("aggregates");
         }
-        if cfg.aggregates.len() > MAX_AGGS {
+        if aggregates.len() > MAX_AGGS {
             self.errs.at(
                 "aggregates",
                 format!(
                     "at most {MAX_AGGS} aggregates per rule (has {})",
-                    cfg.aggregates.len()
+                    aggregates.len()
                 ),
             );
         }
         let mut aggs = Vec::new();
-        for (name, spec) in &cfg.aggregates {
+        for (name, spec) in aggregates {
             match parse_agg(spec, self.scope) {
                 Ok((a, names)) => {
                     self.reads.extend(names);
@@ -154,13 +149,13 @@ impl Kinds<'_, '_> {
                 }
             }
         }
-        let agg_names: Vec<String> = cfg.aggregates.keys().cloned().collect();
+        let agg_names: Vec<String> = aggregates.keys().cloned().collect();
         let fire_scope = Scope {
             aggs: &agg_names,
             params: self.scope.params,
             tables: self.scope.tables,
         };
-        let fire = match &cfg.fire {
+        let fire = match fire {
             None => {
                 self.missing("fire");
                 None
@@ -176,7 +171,7 @@ impl Kinds<'_, '_> {
                 }
             },
         };
-        let complete = aggs.len() == cfg.aggregates.len() && aggs.len() <= MAX_AGGS;
+        let complete = aggs.len() == aggregates.len() && aggs.len() <= MAX_AGGS;
         (complete.then_some(aggs), fire)
     }
 
@@ -235,25 +230,11 @@ impl Kinds<'_, '_> {
         }
     }
 
+    /// The keys given that the kind does not read.
     fn unused(&mut self, names: &[&'static str]) {
-        let cfg = self.cfg;
-        for n in names {
-            let present = match *n {
-                "when" => cfg.when.is_some(),
-                "reset" => cfg.reset.is_some(),
-                "first" => cfg.first.is_some(),
-                "then" => cfg.then.is_some(),
-                "threshold" => cfg.threshold.is_some(),
-                "within" => cfg.within.is_some(),
-                "window" => cfg.window.is_some(),
-                "aggregates" => !cfg.aggregates.is_empty(),
-                "fire" => cfg.fire.is_some(),
-                _ => false,
-            };
-            if present {
-                self.errs
-                    .at(n, format!("`{n}` is not used by kind {:?}", cfg.kind));
-            }
+        for &n in names {
+            self.errs
+                .at(n, format!("`{n}` is not used by kind {:?}", self.cfg.kind));
         }
     }
 }
@@ -274,7 +255,9 @@ fn parse_agg(spec: &str, scope: &Scope) -> Result<(Agg, Vec<String>), String> {
             )
         })?;
     match f.trim() {
-        "count_if" => compile_bool(arg, scope).map(|(e, n)| (Agg::CountIf(e), n)),
+        "count_if" => compile_bool(arg, scope)
+            .map(|(e, n)| (Agg::CountIf(e), n))
+            .map_err(|e| e.to_string()),
         "sum" | "distinct" => {
             let arg = arg.trim();
             let (field, ty) =

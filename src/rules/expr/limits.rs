@@ -22,12 +22,9 @@ pub const MAX_EXPR_DEPTH: usize = 64;
 /// Refuse text that is too long, has too many tokens or brackets nested too deep. Linear,
 /// without recursion; a bound on evalexpr's tokens, not a lexer: a two-character operator
 /// counts twice, and the words and brackets of strings and comments count too.
-pub fn check_text(src: &str) -> Result<(), String> {
+pub fn check_text(src: &str) -> Result<(), LimitError> {
     if src.len() > MAX_EXPR_BYTES {
-        return Err(format!(
-            "expression is {} bytes long; the limit is {MAX_EXPR_BYTES}",
-            src.len()
-        ));
+        return Err(LimitError::Bytes(src.len()));
     }
     // Quotes are not followed: evalexpr also has comments (`/* " */`), so any notion of
     // "inside a string" that differs from its lexer could hide brackets from this count.
@@ -68,34 +65,40 @@ pub fn check_text(src: &str) -> Result<(), String> {
         tokens += 1;
     }
     if tokens > MAX_EXPR_TOKENS {
-        return Err(format!(
-            "expression has {tokens} tokens; the limit is {MAX_EXPR_TOKENS}"
-        ));
+        return Err(LimitError::Tokens(tokens));
     }
     if deepest > MAX_EXPR_DEPTH {
-        return Err(too_deep(deepest));
+        return Err(LimitError::Depth(deepest));
     }
     Ok(())
 }
 
 /// Refuse a parsed tree deeper than [`MAX_EXPR_DEPTH`], measured without recursion.
-pub fn check_tree(root: &Node<DefaultNumericTypes>) -> Result<(), String> {
+pub fn check_tree(root: &Node<DefaultNumericTypes>) -> Result<(), LimitError> {
     let mut stack = vec![(root, 1usize)];
     while let Some((n, d)) = stack.pop() {
         if d > MAX_EXPR_DEPTH {
-            return Err(too_deep(d));
+            return Err(LimitError::Depth(d));
         }
         stack.extend(n.children().iter().map(|c| (c, d + 1)));
     }
     Ok(())
 }
 
-fn too_deep(d: usize) -> String {
-    format!(
-        "expression is nested more than {MAX_EXPR_DEPTH} levels deep (at least {d}; brackets, \
+/// An expression over one of the bounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    #[error("expression is {0} bytes long; the limit is {MAX_EXPR_BYTES}")]
+    Bytes(usize),
+    #[error("expression has {0} tokens; the limit is {MAX_EXPR_TOKENS}")]
+    Tokens(usize),
+    /// Nested at least this deep.
+    #[error(
+        "expression is nested more than {MAX_EXPR_DEPTH} levels deep (at least {0}; brackets, \
          calls, `!`, and each operator of a chain add a level: list values with one_of(), or \
          split the condition into several rules)"
-    )
+    )]
+    Depth(usize),
 }
 
 #[cfg(test)]
@@ -106,12 +109,19 @@ mod tests {
     fn text_bounds() {
         assert!(check_text(r#"approved && one_of(response_code, "55", "75")"#).is_ok());
         let long = format!("amount > {}", "9".repeat(MAX_EXPR_BYTES));
-        assert!(check_text(&long).unwrap_err().contains("bytes long"));
+        assert!(check_text(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("bytes long"));
         let many = vec!["approved"; 300].join(" || ");
-        assert!(check_text(&many).unwrap_err().contains("tokens"));
+        assert!(check_text(&many)
+            .unwrap_err()
+            .to_string()
+            .contains("tokens"));
         let deep = format!("{}approved{}", "(".repeat(65), ")".repeat(65));
         assert!(check_text(&deep)
             .unwrap_err()
+            .to_string()
             .contains("nested more than 64"));
         // Brackets behind a quote are counted: a comment can make the quote no string.
         let hidden = format!("/* \" */ {}1{} > 0", "(".repeat(2000), ")".repeat(2000));
@@ -127,6 +137,7 @@ mod tests {
         let tree = evalexpr::build_operator_tree::<DefaultNumericTypes>(&chain).unwrap();
         assert!(check_tree(&tree)
             .unwrap_err()
+            .to_string()
             .contains("nested more than 64"));
         let nots = format!("{}approved", "!".repeat(100));
         let tree = evalexpr::build_operator_tree::<DefaultNumericTypes>(&nots).unwrap();
