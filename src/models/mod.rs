@@ -29,6 +29,7 @@ pub mod labels;
 pub mod manifest;
 pub mod merchant_nopin;
 pub mod pin;
+pub mod robust;
 mod score;
 pub mod stats;
 pub mod supervised;
