@@ -45,7 +45,8 @@ pub fn normals(q: &[u16], g: &[u8], group: u8) -> Option<Normals> {
         k += (x & 1) as usize;
     }
     let all_n = robust(&all[..n]);
-    let here_n = if k >= GROUP_MIN {
+    // Under GROUP_MIN in the group, or all of the profile in it: the whole profile's normal.
+    let here_n = if k >= GROUP_MIN && k < n {
         robust(&here[..k])
     } else {
         all_n
