@@ -97,6 +97,8 @@ fn trained_on_one_world_the_models_hold_up_on_the_later_weeks_of_four() {
     let b = bars(&worlds, PRECISION_BAR, RECALL_BAR);
     println!("{}", serde_json::to_string_pretty(&b).unwrap());
     assert!(b.missed.is_empty(), "bars missed: {:?}", b.missed);
+    // Per world (`missed_in_a_world`) is judged on the full-size worlds (README "Models"):
+    // these reduced ones hold a dozen instances of a scenario each.
     // Every model rule fired, and every model scenario and look-alike was there to judge.
     for r in [
         "model_terminal_pin_rate",

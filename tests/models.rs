@@ -278,6 +278,7 @@ fn streaming_features_equal_the_batch_features() {
                     );
                 }
                 assert_eq!(s.usual_log, b.usual_log, "event {}", e.id);
+                assert_eq!(s.normals, b.normals, "event {}", e.id);
                 cards += 1;
             }
             (None, None) => {}

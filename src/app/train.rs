@@ -366,6 +366,13 @@ pub fn command(a: TrainArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// ", lowest in WORLD x" for a bar's per-world minimum.
+fn lowest(m: &Option<crate::models::evaluate::WorldMin>) -> String {
+    m.as_ref().map_or(String::new(), |m| {
+        format!(", lowest {:.4} ({})", m.value, m.world)
+    })
+}
+
 fn print_summary(trained: &Trained, bars: Option<&crate::models::evaluate::Bars>) {
     let f = |x: Option<f64>| x.map_or("n/a".to_string(), |v| format!("{v:.4}"));
     let mut t = Table::new();
@@ -394,14 +401,14 @@ fn print_summary(trained: &Trained, bars: Option<&crate::models::evaluate::Bars>
             t.add_row([
                 r.clone(),
                 format!("{} alerts", e.alerts),
-                format!("precision {}", f(e.precision)),
+                format!("precision {}{}", f(e.precision), lowest(&e.world_min)),
             ]);
         }
         for (s, e) in &b.model_scenarios {
             t.add_row([
                 s.clone(),
                 format!("{} instances", e.instances),
-                format!("recall {}", f(e.recall)),
+                format!("recall {}{}", f(e.recall), lowest(&e.world_min)),
             ]);
         }
         t.add_row([
@@ -412,6 +419,9 @@ fn print_summary(trained: &Trained, bars: Option<&crate::models::evaluate::Bars>
         println!("{t}");
         for m in &b.missed {
             println!("bar missed: {m}");
+        }
+        for m in &b.missed_in_a_world {
+            println!("bar missed in one world: {m}");
         }
     }
 }

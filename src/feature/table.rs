@@ -185,8 +185,14 @@ fields! {
         "merchant_nopin_score is at or above the model's threshold"
         => |ev, f| boolean(f.model.merchant_nopin_anomalous());
     CardOutlierScore "card_outlier_score": Num @ Card, model "card_outlier",
-        "card outlier: min(z of the amount against the card's own normal here, 2 x z against the MCC's) (card purchases with 5+ purchases of history only)"
+        "card outlier: min(z of the amount against the card's own normal here or over its largest recent purchase, 2 x z against the MCC's) (card purchases with 5+ purchases of history only)"
         => |ev, f| num(f.model.card_outlier.map(|s| s.score));
+    CardOutlierScoreAll "card_outlier_score_all": Num @ Card, model "card_outlier",
+        "card outlier against the card's whole profile (all category groups): min(z against it, 2 x z against the MCC's)"
+        => |ev, f| num(f.model.card_outlier.map(|s| s.score_all));
+    AmountDevAll "amount_dev_all": Num @ Card, model "card_outlier",
+        "ln(1+amount) minus the median of the card's last purchases in every category group (card_outlier)"
+        => |ev, f| num(f.model.card_outlier.map(|s| s.dev_all));
     CardOutlierAnomalous "card_outlier_anomalous": Bool @ Card, model "card_outlier",
         "card_outlier_score is at or above the model's threshold"
         => |ev, f| boolean(f.model.card_outlier_anomalous());

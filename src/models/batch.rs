@@ -8,7 +8,7 @@
 
 use super::features::{
     amount_devs, hour_of_day, is_card_purchase, is_cp_approved, is_forced_nopin, mcc_group,
-    quantise, stateless, usual, CardFeatures, AMOUNT_DEV, AMOUNT_Z, CARD_CAP, CARD_RETENTION,
+    normals, quantise, stateless, CardFeatures, AMOUNT_DEV, AMOUNT_Z, CARD_CAP, CARD_RETENTION,
     CARD_TX_1H, CARD_TX_24H, DAY, HISTORY, HOUR, NAMES, NF,
 };
 use super::merchant_nopin::MerchantCounts;
@@ -166,11 +166,13 @@ pub fn card_features(
             let (h1, h24) = tx.get(&i).copied().unwrap_or((0.0, 0.0));
             x[CARD_TX_1H] = h1;
             x[CARD_TX_24H] = h24;
-            let u = usual(&q[from..], &g[from..], mcc_group(e.mcc));
+            let nm = normals(&q[from..], &g[from..], mcc_group(e.mcc));
+            let u = nm.map(|n| n.here);
             (x[AMOUNT_DEV], x[AMOUNT_Z]) = amount_devs(x[0], u);
             out[i] = Some(CardFeatures {
                 x,
                 usual_log: u.map(|u| u.0),
+                normals: nm,
             });
         }
     }

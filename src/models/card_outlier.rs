@@ -46,10 +46,18 @@ pub struct CardOutlier {
 /// One scored purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct CardOutlierScore {
-    /// z against the card's normal (0 under the minimum history) and against the MCC's.
+    /// z against the card's normal here (the larger of `amount_z` and the excess over its
+    /// largest recent purchase in units of [`MIN_SPREAD`]) and against the MCC's.
     pub z_card: f64,
     pub z_mcc: f64,
     pub score: f64,
+    /// The same against the card's whole profile (all category groups): `score_all` is
+    /// `min(z, mcc_weight × z_mcc)` with that z, `dev_all` the ln of the amount over the
+    /// whole profile's median.
+    #[serde(default)]
+    pub score_all: f64,
+    #[serde(default)]
+    pub dev_all: f64,
     /// The MCC's usual log amount (for the explanation).
     pub mcc_usual_log: f64,
 }
@@ -73,14 +81,24 @@ impl CardOutlier {
 
     /// Score a card purchase; `None` when the card has too little history to have a normal.
     pub fn score(&self, cf: &CardFeatures, mcc: Option<u16>) -> Option<CardOutlierScore> {
-        cf.usual_log?;
-        let z_card = cf.x[AMOUNT_Z];
+        let nm = cf.normals?;
+        let la = cf.x[0];
+        // A profile that mixes everyday and occasional large purchases has a wide spread, so
+        // its z understates a purchase far above anything the card bought recently: that
+        // excess, in units of the narrowest spread a card may have, counts as a z too.
+        let over_max = (la - nm.max) / MIN_SPREAD;
+        let z_card = cf.x[AMOUNT_Z].max(over_max);
+        let dev_all = la - nm.all.0;
+        let z_all = (dev_all / nm.all.1).max(over_max);
         let n = self.normal(mcc);
-        let z_mcc = (cf.x[0] - n.median) / n.spread;
+        let z_mcc = (la - n.median) / n.spread;
+        let w = self.params.mcc_weight * z_mcc;
         Some(CardOutlierScore {
             z_card,
             z_mcc,
-            score: z_card.min(self.params.mcc_weight * z_mcc),
+            score: z_card.min(w),
+            score_all: z_all.min(w),
+            dev_all,
             mcc_usual_log: n.median,
         })
     }
@@ -133,18 +151,27 @@ impl CardOutlier {
         let a = amount.unwrap_or(0) as f64;
         let card = cf.usual_amount().unwrap_or(0.0);
         let shop = s.mcc_usual_log.exp_m1() * 100.0;
+        let whole = cf.normals.map_or(0.0, |n| n.all.0.exp_m1() * 100.0);
+        let top = cf.normals.map_or(0.0, |n| n.max.exp_m1() * 100.0);
         let text = format!(
             "amount {:.2} is {:.0}x the card's usual {:.2} here ({:+.1} sd of its own spread, \
-             needs {MIN_HISTORY} purchases of history) and {:.1}x the usual {:.2} at this MCC",
+             needs {MIN_HISTORY} purchases of history), {:.0}x its usual {:.2} over all its \
+             purchases, {:.1}x its largest recent {:.2}, and {:.1}x the usual {:.2} at this MCC",
             a / 100.0,
             a / card.max(1.0),
             card / 100.0,
             s.z_card,
+            a / whole.max(1.0),
+            whole / 100.0,
+            a / top.max(1.0),
+            top / 100.0,
             a / shop.max(1.0),
             shop / 100.0
         );
         let rows = vec![
             ("amount_vs_card".to_string(), a, card),
+            ("amount_vs_card_all".to_string(), a, whole),
+            ("amount_vs_card_max".to_string(), a, top),
             ("amount_vs_mcc".to_string(), a, shop),
         ];
         (text, rows)
@@ -163,6 +190,11 @@ mod tests {
         CardFeatures {
             x,
             usual_log: usual,
+            normals: usual.map(|u| crate::models::robust::Normals {
+                here: (u, (la - u) / z.max(1e-9)),
+                all: (u, 1.0),
+                max: u + 1.0,
+            }),
         }
     }
 

@@ -28,6 +28,26 @@ pub struct RuleEval {
     pub precision: Option<f64>,
     /// The rule reads a model's score.
     pub model: bool,
+    /// In [`Bars`]: the lowest precision of any one world, and which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world_min: Option<WorldMin>,
+}
+
+/// The lowest per-world figure behind a pooled one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WorldMin {
+    pub world: String,
+    pub value: f64,
+}
+
+/// Keep the lower of `m` and (`world`, `v`).
+fn lower(m: &mut Option<WorldMin>, world: &str, v: Option<f64>) {
+    if let Some(v) = v.filter(|v| m.as_ref().is_none_or(|m| *v < m.value)) {
+        *m = Some(WorldMin {
+            world: world.to_string(),
+            value: v,
+        });
+    }
 }
 
 /// One scenario's instances in the evaluated part.
@@ -37,6 +57,9 @@ pub struct ScenarioEval {
     pub caught: u64,
     pub recall: Option<f64>,
     pub model_only: bool,
+    /// In [`Bars`]: the lowest recall of any one world, and which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub world_min: Option<WorldMin>,
 }
 
 /// One kind of look-alike in the evaluated part.
@@ -77,12 +100,15 @@ pub struct Bars {
     /// Look-alike instances alerted over all worlds (the bar is none).
     pub lookalikes_alerted: u64,
     pub lookalike_instances: u64,
-    /// Every bar missed, in words (empty: all met).
+    /// Every bar missed pooled over the worlds, in words (empty: all met).
     pub missed: Vec<String>,
+    /// Every bar missed in one world (`world_min`), in words. Reported beside the pooled
+    /// figures: a world with a few dozen instances swings by a few points on one instance.
+    pub missed_in_a_world: Vec<String>,
 }
 
 /// Sum `worlds` and check the bars: each model rule's precision, each model scenario's recall,
-/// no look-alike alerted.
+/// pooled and in every world (`world_min`), no look-alike alerted.
 pub fn bars(worlds: &[WorldEval], precision_min: f64, recall_min: f64) -> Bars {
     let mut b = Bars {
         precision_min,
@@ -95,12 +121,14 @@ pub fn bars(worlds: &[WorldEval], precision_min: f64, recall_min: f64) -> Bars {
             t.model = true;
             t.alerts += r.alerts;
             t.on_attacks += r.on_attacks;
+            lower(&mut t.world_min, &w.world, r.precision);
         }
         for (s, v) in w.scenarios.iter().filter(|(_, v)| v.model_only) {
             let t = b.model_scenarios.entry(s.clone()).or_default();
             t.model_only = true;
             t.instances += v.instances;
             t.caught += v.caught;
+            lower(&mut t.world_min, &w.world, v.recall);
         }
         for v in w.lookalikes.values() {
             b.lookalikes_alerted += v.alerted;
@@ -117,6 +145,12 @@ pub fn bars(worlds: &[WorldEval], precision_min: f64, recall_min: f64) -> Bars {
                 r.alerts
             ));
         }
+        if let Some(m) = r.world_min.as_ref().filter(|m| m.value < precision_min) {
+            b.missed_in_a_world.push(format!(
+                "{id}: precision {:.3} < {precision_min} in {}",
+                m.value, m.world
+            ));
+        }
     }
     for (s, v) in &mut b.model_scenarios {
         v.recall = (v.instances > 0).then(|| v.caught as f64 / v.instances as f64);
@@ -126,6 +160,12 @@ pub fn bars(worlds: &[WorldEval], precision_min: f64, recall_min: f64) -> Bars {
                 v.recall.unwrap_or(0.0),
                 v.caught,
                 v.instances
+            ));
+        }
+        if let Some(m) = v.world_min.as_ref().filter(|m| m.value < recall_min) {
+            b.missed_in_a_world.push(format!(
+                "{s}: recall {:.3} < {recall_min} in {}",
+                m.value, m.world
             ));
         }
     }

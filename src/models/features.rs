@@ -10,6 +10,7 @@
 //! batch side reproduces by sorting on (ts, id).
 
 use super::pin::{PinCounts, PinWindows, TermPin};
+pub use super::robust::{normals, usual, Normals};
 use crate::event::{EntryMode, Event, EventType, Millis, Pin};
 use crate::keyed::{key_hash, CowMap};
 use compact_str::CompactString;
@@ -149,91 +150,6 @@ pub fn stateless(ev: &Event) -> [f64; 9] {
     ]
 }
 
-/// A card's normal for a purchase: the median and spread (1.4826 × median absolute deviation,
-/// at least [`MIN_SPREAD`]) of its profile's log amounts in the purchase's category group if
-/// it has [`GROUP_MIN`] of them there, else over its whole profile; `None` under
-/// [`MIN_HISTORY`] purchases. `q` and `g` hold the profile's quantised log amounts and their
-/// groups (any order, at most [`HISTORY`]).
-pub fn usual(q: &[u16], g: &[u8], group: u8) -> Option<(f64, f64)> {
-    let n = q.len().min(g.len()).min(HISTORY);
-    if n < MIN_HISTORY {
-        return None;
-    }
-    // Unused slots hold the largest value, so a full sort leaves the k values first.
-    let mut v = [u32::MAX; HISTORY];
-    let mut k = 0;
-    for (a, b) in q[..n].iter().zip(&g[..n]) {
-        if *b == group {
-            v[k] = u32::from(*a);
-            k += 1;
-        }
-    }
-    if k < GROUP_MIN {
-        for (d, a) in v.iter_mut().zip(&q[..n]) {
-            *d = u32::from(*a);
-        }
-        k = n;
-    }
-    sort16(&mut v);
-    let med = twice_median(&v[..k]);
-    // Doubled absolute deviations from the median (exact, like the doubled median).
-    let mut dev = [u32::MAX; HISTORY];
-    for (d, x) in dev.iter_mut().zip(&v[..k]) {
-        *d = (2 * u64::from(*x)).abs_diff(med) as u32;
-    }
-    sort16(&mut dev);
-    let mad = twice_median(&dev[..k]);
-    // Both medians are doubled (exact for even counts), the deviations too.
-    let med = med as f64 / 2.0 / LOG_STEP;
-    let mad = mad as f64 / 4.0 / LOG_STEP;
-    Some((med, (1.4826 * mad).max(MIN_SPREAD)))
-}
-
-/// Sort sixteen values with a fixed network of 60 compare-exchanges, branch-free:
-/// the card profile's median and spread are taken on every purchase, and a general sort's
-/// branches were most of the card model's time.
-#[inline(always)]
-fn sort16(v: &mut [u32; HISTORY]) {
-    // The indices are constants (a macro, not a loop over a table), so the values stay in
-    // registers. Verified on all 2^16 inputs of zeros and ones (the 0-1 principle), and in
-    // the tests. One layer of independent compare-exchanges per line.
-    macro_rules! net {
-        ($($a:literal $b:literal;)*) => {
-            $(
-                let (x, y) = (v[$a], v[$b]);
-                v[$a] = x.min(y);
-                v[$b] = x.max(y);
-            )*
-        };
-    }
-    #[rustfmt::skip]
-    net! {
-        0 13; 1 12; 2 15; 3 14; 4 8; 5 6; 7 11; 9 10;
-        0 5; 1 7; 2 9; 3 4; 6 13; 8 14; 10 15; 11 12;
-        0 1; 2 3; 4 5; 6 8; 7 9; 10 11; 12 13; 14 15;
-        0 2; 1 3; 4 10; 5 11; 6 7; 8 9; 12 14; 13 15;
-        1 2; 3 12; 4 6; 5 7; 8 10; 9 11; 13 14;
-        1 4; 2 6; 5 8; 7 10; 9 13; 11 14;
-        2 4; 3 6; 9 12; 11 13;
-        3 5; 6 8; 7 9; 10 12;
-        3 4; 5 6; 7 8; 9 10; 11 12;
-        6 7; 8 9;
-    }
-}
-
-/// Twice the median of sorted `v` (the sum of the two middle values for an even count), exact.
-fn twice_median<T: Copy + Into<u64>>(v: &[T]) -> u64 {
-    let n = v.len();
-    if n == 0 {
-        return 0;
-    }
-    if n % 2 == 1 {
-        2 * v[n / 2].into()
-    } else {
-        v[n / 2 - 1].into() + v[n / 2].into()
-    }
-}
-
 /// `amount_dev` and `amount_z` of a purchase with log amount `la` against the card's normal
 /// (both 0 without one).
 pub fn amount_devs(la: f64, usual: Option<(f64, f64)>) -> (f64, f64) {
@@ -347,6 +263,8 @@ pub struct CardFeatures {
     /// The card's normal log amount for this purchase, if it has one (`usual_amount` turns it
     /// into minor units, only when an explanation needs it).
     pub usual_log: Option<f64>,
+    /// The card's normals (here, over its whole profile, its largest recent purchase).
+    pub normals: Option<Normals>,
 }
 
 impl CardFeatures {
@@ -378,7 +296,8 @@ impl FeatureState {
         x[CARD_TX_24H] = f64::from(day);
         let group = mcc_group(ev.mcc);
         let n = p.n as usize;
-        let u = usual(&p.q[..n], &p.g[..n], group);
+        let nm = normals(&p.q[..n], &p.g[..n], group);
+        let u = nm.map(|n| n.here);
         (x[AMOUNT_DEV], x[AMOUNT_Z]) = amount_devs(x[0], u);
         if ev.approved() {
             p.push(quantise(x[0]), group);
@@ -388,6 +307,7 @@ impl FeatureState {
         CardFeatures {
             x,
             usual_log: u.map(|u| u.0),
+            normals: nm,
         }
     }
 
@@ -474,6 +394,8 @@ impl FeatureState {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::models::robust::{sort16, twice_median};
 
     #[test]
     fn the_usual_amount_is_the_groups_median_once_it_has_four() {

@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod merchant_nopin;
 pub mod params;
 pub mod pin;
+pub mod robust;
 mod score;
 pub mod stats;
 pub mod supervised;

@@ -46,6 +46,10 @@ pub struct SupervisedParams {
 #[derive(Debug, Clone)]
 pub struct Supervised {
     pub params: SupervisedParams,
+    /// Per input, its mean and `coef / std`, inline: the dot product on every card purchase
+    /// then needs no division and no bounds check.
+    mean: [f64; NI],
+    scale: [f64; NI],
 }
 
 impl Supervised {
@@ -59,15 +63,24 @@ impl Supervised {
         if params.mean.len() != NI || params.std.len() != NI || params.coef.len() != NI {
             return Err(ParamsError::Coefficients(NI));
         }
-        Ok(Self { params })
+        let mut mean = [0.0; NI];
+        let mut scale = [0.0; NI];
+        for j in 0..NI {
+            mean[j] = params.mean[j];
+            scale[j] = params.coef[j] / params.std[j];
+        }
+        Ok(Self {
+            params,
+            mean,
+            scale,
+        })
     }
 
     /// Per-input contribution to the log-odds.
     pub fn contributions(&self, x: &[f64; NI]) -> [f64; NI] {
-        let p = &self.params;
         let mut c = [0.0; NI];
         for j in 0..NI {
-            c[j] = p.coef[j] * (x[j] - p.mean[j]) / p.std[j];
+            c[j] = self.scale[j] * (x[j] - self.mean[j]);
         }
         c
     }
