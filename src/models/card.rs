@@ -47,7 +47,7 @@ fn describe(kind: ModelKind) -> (&'static str, &'static str, &'static str) {
         ),
         ModelKind::CardOutlier => (
             "Card outlier (robust per-card profile)",
-            "On each card purchase, its amount against the card's own normal (median and spread of its last 16 approved purchases, per merchant category group once it has 3 there; needs 5 purchases of history) and against the MCC's normal among all shoppers (from training). Score = min(z against the card, mcc_weight x z against the MCC): far above what this card spends here, and above what anyone spends at this kind of shop.",
+            "On each card purchase, its amount against the card's own normal (median and spread of its last 16 approved purchases, per merchant category group once it has 4 there; needs 5 purchases of history) and against the MCC's normal among all shoppers (from training). Score = min(z against the card, mcc_weight x z against the MCC), where the card's z is the larger of the amount's z and its excess over the card's largest recent purchase in units of 0.5: far above what this card spends here, and above what anyone spends at this kind of shop. card_outlier_score_all is the same score against the card's whole profile (all 16 purchases), for a card whose group normal is itself high.",
             "card_outlier_score / card_outlier_anomalous",
         ),
         ModelKind::MerchantNopin => (
