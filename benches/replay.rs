@@ -20,7 +20,7 @@
 //! model, against rules alone), with the models trained on the history or loaded from
 //! `SWITCHGUARD_BENCH_MODELS_DIR`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
@@ -59,10 +59,13 @@ fn count(delta: i64) {
     }
 }
 
-// SAFETY: every call is passed straight to the system allocator; counting only adds.
+/// The binary's allocator (src/main.rs), so the bench measures what `replay` runs.
+static INNER: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+// SAFETY: every call is passed straight to the binary's allocator; counting only adds.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(l) };
+        let p = unsafe { INNER.alloc(l) };
         if !p.is_null() {
             count(l.size() as i64);
         }
@@ -70,10 +73,10 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         count(-(l.size() as i64));
-        unsafe { System.dealloc(p, l) }
+        unsafe { INNER.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        let q = unsafe { System.realloc(p, l, new) };
+        let q = unsafe { INNER.realloc(p, l, new) };
         if !q.is_null() {
             count(new as i64 - l.size() as i64);
         }
