@@ -100,7 +100,7 @@ def test_kill9_under_a_switch_like_feed_loses_skips_and_adds_nothing(tmp):
                              '"fetch.wait.max.ms" = "500"\n"max.partition.fetch.bytes" = "1048576"\n'
                              '"fetch.max.bytes" = "4194304"\n',
                   # Frequent checkpoints: more of them fall inside a record batch being worked on
-                  # (at 60 ms, once replay ran on mimalloc, two runs in three saw no such restart).
+                  # (at 60 ms, once the service ran on mimalloc, two runs in three saw no such restart).
                   checkpoint_interval="20ms")
     svc.start().stop()  # creates the topics
     try:
