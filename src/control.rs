@@ -4,7 +4,7 @@
 //! in the same event-time order as transactions, so a replay of the same files gives the
 //! decisions the service gave.
 
-use crate::event::Millis;
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -88,9 +88,9 @@ pub struct Target {
 #[serde(rename_all = "snake_case")]
 pub enum Until {
     /// This long after the control record's time.
-    Ttl(Millis),
+    Ttl(Span),
     /// At this event time.
-    At(Millis),
+    At(EventTime),
 }
 
 /// What a control record asks for.
@@ -99,7 +99,7 @@ pub enum Until {
 pub enum Action {
     Lock {
         target: Target,
-        ttl: Millis,
+        ttl: Span,
         reason: CompactString,
         actor: CompactString,
     },
@@ -137,7 +137,7 @@ impl Action {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Control {
     pub id: CompactString,
-    pub ts: Millis,
+    pub ts: EventTime,
     pub action: Action,
 }
 
@@ -209,12 +209,12 @@ impl Control {
 }
 
 /// A duration as the contract writes it (`2h`, `1day 6h`; humantime reads it back).
-fn human(ms: Millis) -> String {
-    humantime::format_duration(std::time::Duration::from_millis(ms.max(0) as u64)).to_string()
+fn human(s: Span) -> String {
+    humantime::format_duration(s.to_std()).to_string()
 }
 
 /// Default TTL of a manual lock given without one.
-pub const DEFAULT_MANUAL_TTL: Millis = 24 * 3_600_000;
+pub const DEFAULT_MANUAL_TTL: Span = Span::hours(24);
 
 /// What the engine takes in: a transaction event or a control record, in one event-time order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,7 +226,7 @@ pub enum Input {
 }
 
 impl Input {
-    pub fn ts(&self) -> Millis {
+    pub fn ts(&self) -> EventTime {
         match self {
             Input::Event(e) => e.ts,
             Input::Control(c) => c.ts,

@@ -7,8 +7,7 @@
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
-/// Event time in epoch milliseconds. The engine has no other notion of time.
-pub type Millis = i64;
+pub use crate::time::{format_ts, EventTime, Span};
 
 /// The message class of a switch event (ISO 8583 MTI plus processing code / DE25).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -148,7 +147,7 @@ impl Pin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
     pub id: CompactString,
-    pub ts: Millis,
+    pub ts: EventTime,
     #[serde(rename = "type")]
     pub kind: EventType,
     /// Card token (keyed HMAC of the PAN, or the switch's own token).
@@ -208,13 +207,5 @@ impl Event {
                 .response_code
                 .as_deref()
                 .is_some_and(|rc| PIN_VERIFIED_CODES.contains(&rc))
-    }
-}
-
-/// Format event time as RFC 3339 UTC with milliseconds, the form every output uses.
-pub fn format_ts(ts: Millis) -> String {
-    match chrono::DateTime::from_timestamp_millis(ts) {
-        Some(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        None => ts.to_string(),
     }
 }

@@ -3,7 +3,8 @@
 //! Layers point one way, each using only those before it:
 //!
 //! ```text
-//! pan, keyed                 leaves: PAN scan/mask/tokenise; key hash, CowMap, stages
+//! pan, time, keyed           leaves: PAN scan/mask/tokenise; event time and spans; key
+//!                            hash, CowMap, stages
 //! event, control             the inputs: a transaction, a control record (Input = either)
 //! source ─▶ decode           files and bytes → Input, or a reject with its reason
 //! state, feature             keyed books (dedup, pre-auth, QR, terminal) → the features,
@@ -41,3 +42,4 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+pub mod time;

@@ -46,8 +46,8 @@ fn world(name: &str, seed: u64, attack_rate: f64) -> (Vec<Event>, FxHashMap<Stri
 }
 
 /// Events from the latest quarter of a world on are counted.
-fn counted_from(events: &[Event]) -> i64 {
-    let mut ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+fn counted_from(events: &[Event]) -> switchguard::time::EventTime {
+    let mut ts: Vec<_> = events.iter().map(|e| e.ts).collect();
     ts.sort_unstable();
     ts[ts.len() * 3 / 4]
 }

@@ -65,8 +65,8 @@ fn transactional_service_commits_and_resumes_from_its_checkpoint() {
         rules: common::root().join("rules"),
         metrics_addr: "127.0.0.1:0".into(),
         exactly_once: true,
-        checkpoint_interval: 200,
-        idle_timeout: 300,
+        checkpoint_interval: switchguard::time::Span::ms(200),
+        idle_timeout: switchguard::time::Span::ms(300),
         partitions: 2,
         ..RunConfig::default()
     };

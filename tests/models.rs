@@ -257,7 +257,12 @@ fn streaming_features_equal_the_batch_features() {
     let ev = history();
     let files = trained(&ev, None);
     let models = Arc::new(in_memory(&files).unwrap());
-    let batch = batch_features(&ev, &TrainOptions::default(), i64::MAX).unwrap();
+    let batch = batch_features(
+        &ev,
+        &TrainOptions::default(),
+        switchguard::time::EventTime::from_ms(i64::MAX),
+    )
+    .unwrap();
     let tp = &models.terminal_pin.as_ref().unwrap().model;
     let empty = Arc::new(RulePack::default());
     let mut engine = Engine::new(empty, EngineConfig::default());

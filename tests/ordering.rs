@@ -12,6 +12,7 @@ use switchguard::decision::Decisions;
 use switchguard::engine::{Engine, EngineConfig, Pipeline, PipelineSnapshot};
 use switchguard::event::Event;
 use switchguard::sim::SimConfig;
+use switchguard::time::{EventTime, Span};
 
 fn events() -> &'static (Vec<Event>, Vec<String>) {
     static E: OnceLock<(Vec<Event>, Vec<String>)> = OnceLock::new();
@@ -39,12 +40,12 @@ proptest! {
     #[test]
     fn reordering_within_lateness_changes_nothing(seed in any::<u64>()) {
         let (ev, base) = events();
-        let lateness = EngineConfig::default().allowed_lateness;
+        let lateness = EngineConfig::default().allowed_lateness.as_ms();
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let mut keyed: Vec<(i64, usize)> = ev
             .iter()
             .enumerate()
-            .map(|(i, e)| (e.ts + rng.gen_range(0..=lateness), i))
+            .map(|(i, e)| (e.ts.as_ms() + rng.gen_range(0..=lateness), i))
             .collect();
         keyed.sort();
         let shuffled: Vec<Event> = keyed.iter().map(|(_, i)| ev[*i].clone()).collect();
@@ -113,12 +114,12 @@ proptest! {
         for (i, e) in ev.iter().enumerate() {
             let shift = match rng.gen_range(0..10) {
                 0 => rng.gen_range(-60_000..=60_000),
-                1 => rng.gen_range(0..=cfg.allowed_lateness),
+                1 => rng.gen_range(0..=cfg.allowed_lateness.as_ms()),
                 _ => 0,
             };
-            keyed.push((e.ts + shift, i));
+            keyed.push((e.ts.as_ms() + shift, i));
             if rng.gen_range(0..40) == 0 {
-                keyed.push((e.ts + rng.gen_range(0..=2 * cfg.allowed_lateness), i));
+                keyed.push((e.ts.as_ms() + rng.gen_range(0..=2 * cfg.allowed_lateness.as_ms()), i));
             }
         }
         keyed.sort();
@@ -146,27 +147,32 @@ proptest! {
 
         let mut want = Decisions::default();
         let mut engine = Engine::new(pack, cfg);
-        let (mut buf, mut max_ts, mut wm): (Vec<Event>, i64, i64) = (vec![], i64::MIN, i64::MIN);
+        let mut buf: Vec<Event> = vec![];
+        let (mut max_ts, mut wm): (Option<EventTime>, Option<EventTime>) = (None, None);
         for e in arrivals {
-            if e.ts < wm {
+            if let Some(wm) = wm.filter(|wm| e.ts < *wm) {
                 engine.stats_mut().late += 1;
                 engine.process_late(&e, wm, &mut want);
                 continue;
             }
-            max_ts = max_ts.max(e.ts);
-            wm = wm.max(max_ts - cfg.allowed_lateness);
+            let max = max_ts.map_or(e.ts, |m| m.max(e.ts));
+            max_ts = Some(max);
+            let wm_now = wm.max(Some(max - cfg.allowed_lateness)).expect("a watermark");
+            wm = Some(wm_now);
             buf.push(e);
             buf.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
-            let n = buf.iter().take_while(|e| e.ts < wm).count();
+            let n = buf.iter().take_while(|e| e.ts < wm_now).count();
             for e in buf.drain(..n) {
                 engine.process(&e, &mut want);
             }
-            engine.advance(wm, &mut want);
+            engine.advance(wm_now, &mut want);
         }
         for e in buf.drain(..) {
             engine.process(&e, &mut want);
         }
-        engine.advance(max_ts.saturating_add(1), &mut want);
+        if let Some(max) = max_ts {
+            engine.advance(max.saturating_add(Span::ms(1)), &mut want);
+        }
         prop_assert_eq!(lines(&d), lines(&want));
         let (got, exp) = (p.engine().stats(), engine.stats());
         prop_assert_eq!(

@@ -72,7 +72,7 @@ struct Topo {
     tasks: Vec<Vec<ShardTask>>,
     queues: Vec<Vec<VecDeque<Envelope>>>,
     ckpt: Vec<Vec<(String, Vec<Envelope>)>>,
-    sent_marks: Vec<Vec<Option<i64>>>,
+    sent_marks: Vec<Vec<Option<switchguard::time::EventTime>>>,
     d: Decisions,
 }
 
@@ -154,7 +154,7 @@ fn topology(
         d: Decisions::default(),
     };
     let mut offsets = vec![0u64; parts as usize];
-    let mut max_ts = vec![i64::MIN; parts as usize];
+    let mut max_ts: Vec<Option<switchguard::time::EventTime>> = vec![None; parts as usize];
     let mut deliveries = 0usize;
     loop {
         let pending: Vec<usize> = (0..parts as usize)
@@ -174,13 +174,13 @@ fn topology(
                 let Some(ev) = inputs[p].pop_front() else {
                     break;
                 };
-                max_ts[p] = max_ts[p].max(ev.ts());
+                max_ts[p] = max_ts[p].max(Some(ev.ts()));
                 let f = shard_task::ingest(p as u32, offsets[p], ev, shards);
                 offsets[p] += 1;
                 t.queues[0][f.shard as usize].push_back(f.env);
             }
             let mark = SourceMark {
-                wm: max_ts[p].saturating_sub(lateness),
+                wm: max_ts[p].map(|m| m.saturating_sub(lateness)),
                 max_ts: max_ts[p],
                 idle: inputs[p].is_empty(),
             };

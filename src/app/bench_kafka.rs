@@ -8,6 +8,7 @@
 
 use crate::service::{self, config::RunConfig, Signals};
 use crate::sim::{self, SimConfig};
+use crate::time::Span;
 use anyhow::{Context, Result};
 use clap::Args;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -166,9 +167,9 @@ fn bench_config(a: &BenchArgs, run: &str) -> Result<RunConfig> {
         brokers: a.brokers.clone(),
         group: run.to_string(),
         metrics_addr: "127.0.0.1:0".into(),
-        allowed_lateness: 2,
-        idle_timeout: 50,
-        checkpoint_interval: crate::rules::duration::duration_ms(&a.checkpoint_interval)
+        allowed_lateness: Span::ms(2),
+        idle_timeout: Span::ms(50),
+        checkpoint_interval: crate::rules::duration::span(&a.checkpoint_interval)
             .context("--checkpoint-interval")?,
         // The attacks would trip the lockout guard; this measures latency, not the guard.
         max_lockouts_per_minute: 0,

@@ -4,10 +4,11 @@
 
 use crate::decision::Decisions;
 use crate::engine::{Engine, EngineConfig, Pipeline};
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::models::evaluate::{RuleEval, WorldEval};
 use crate::models::Models;
 use crate::rules::RulePack;
+use crate::time::EventTime;
 use rustc_hash::FxHashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -59,14 +60,14 @@ pub fn replay(events: &[Event], pack: &Arc<RulePack>, models: Option<Arc<Models>
 struct World<'a> {
     by_id: FxHashMap<&'a str, &'a Event>,
     marks: &'a FxHashMap<String, String>,
-    from: Millis,
+    from: EventTime,
 }
 
 /// Instances: (scenario, entity) → caught; look-alikes: (kind, entity) → alerted.
 type Caught = BTreeMap<(String, String), bool>;
 
 impl<'a> World<'a> {
-    fn new(events: &'a [Event], marks: &'a FxHashMap<String, String>, from: Millis) -> Self {
+    fn new(events: &'a [Event], marks: &'a FxHashMap<String, String>, from: EventTime) -> Self {
         let mut by_id: FxHashMap<&str, &Event> = FxHashMap::default();
         for e in events {
             by_id.entry(e.id.as_str()).or_insert(e);
@@ -141,7 +142,7 @@ pub fn evaluate_world(
     marks: &FxHashMap<String, String>,
     pack: &Arc<RulePack>,
     models: &Arc<Models>,
-    from: Millis,
+    from: EventTime,
 ) -> WorldEval {
     let w = World::new(events, marks, from);
     let model_rules: BTreeSet<&str> = pack

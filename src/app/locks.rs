@@ -48,7 +48,11 @@ pub fn command(a: LocksArgs) -> Result<ExitCode> {
 
 /// Replay's `locks.json`: every lock record of `engine`, judged at its stream time.
 pub fn write(path: &std::path::Path, engine: &crate::engine::Engine) -> Result<()> {
-    let doc = crate::decision::locks::document(engine.locks().records(), engine.clock(), None);
+    let doc = crate::decision::locks::document(
+        engine.locks().records(),
+        engine.clock().unwrap_or_default(),
+        None,
+    );
     std::fs::write(path, crate::pan::masked_json_pretty(&doc)?)
         .with_context(|| format!("writing {}", path.display()))
 }

@@ -88,7 +88,7 @@ pub struct EngineArgs {
     /// Allowed lateness of out-of-order events (event time), e.g. 5s.
     #[arg(long, default_value = "5s", env = "SWITCHGUARD_ALLOWED_LATENESS",
           value_parser = crate::service::config::durations::flag)]
-    pub lateness: crate::event::Millis,
+    pub lateness: crate::time::Span,
     /// Models directory (a model set from `switchguard train`), or `none` for rules alone. A
     /// directory that does not exist, holds no set or a bad one is reported loudly and the
     /// command runs on rules alone (`run` refuses to start instead).
@@ -101,7 +101,7 @@ pub struct EngineArgs {
     /// `command_unacknowledged`; 0 when the switch sends no acknowledgements.
     #[arg(long, default_value = "30s", env = "SWITCHGUARD_ACK_TIMEOUT",
           value_parser = crate::service::config::durations::ack_flag)]
-    pub ack_timeout: crate::event::Millis,
+    pub ack_timeout: crate::time::Span,
 }
 
 impl EngineArgs {

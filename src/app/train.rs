@@ -211,12 +211,13 @@ fn rules_reading(pack: &RulePack, kind: ModelKind) -> Vec<String> {
         .collect()
 }
 
-/// The time from which a world is counted: its latest `holdout` share of events.
-fn counted_from(events: &[Event], holdout: f64) -> i64 {
-    let mut ts: Vec<i64> = events.iter().map(|e| e.ts).collect();
+/// The time from which a world is counted: its latest `holdout` share of events (none for no
+/// events).
+fn counted_from(events: &[Event], holdout: f64) -> Option<crate::time::EventTime> {
+    let mut ts: Vec<_> = events.iter().map(|e| e.ts).collect();
     ts.sort_unstable();
     let cut = ((ts.len() as f64 * (1.0 - holdout)) as usize).min(ts.len().saturating_sub(1));
-    ts.get(cut).copied().unwrap_or(i64::MIN)
+    ts.get(cut).copied()
 }
 
 /// The replay evaluation: the later part of the history, then each `--evaluate` world.
@@ -249,12 +250,8 @@ fn evaluate_all(
         bar.set_message(format!("replay evaluation: {}", f.display()));
         let files = std::slice::from_ref(f);
         let (events, _) = read_arrival(files, decoder.clone())?;
-        anyhow::ensure!(
-            !events.is_empty(),
-            "{}: no events to evaluate on",
-            f.display()
-        );
-        let from = counted_from(&events, a.holdout);
+        let from = counted_from(&events, a.holdout)
+            .with_context(|| format!("{}: no events to evaluate on", f.display()))?;
         let marks = read_marks(files)?;
         worlds.push(evaluate_world(
             &name(f),

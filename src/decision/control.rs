@@ -6,8 +6,9 @@
 use super::locks::{AckOutcome, CommandState, LockRecord, Origin};
 use super::{id128, Alert, Command, Decisions, LockBook};
 use crate::control::{AckStatus, Action, Control, Target, TargetKind, Until};
-use crate::event::{format_ts, Millis};
+use crate::event::format_ts;
 use crate::rules::{Entity, Mode, Severity};
+use crate::time::{EventTime, Span};
 use serde::Serialize;
 
 /// The alert raised for a command not acknowledged in time.
@@ -35,7 +36,12 @@ fn reason_code(a: &Action) -> &'static str {
 
 /// The command of a manual control record; its id depends on the record alone, so a repeat
 /// gives the same id.
-fn manual_command(c: &Control, target: &Target, action: &str, expires: Option<Millis>) -> Command {
+fn manual_command(
+    c: &Control,
+    target: &Target,
+    action: &str,
+    expires: Option<EventTime>,
+) -> Command {
     let (actor, reason) = match &c.action {
         Action::Lock { actor, reason, .. }
         | Action::Unlock { actor, reason, .. }
@@ -67,8 +73,8 @@ fn manual_command(c: &Control, target: &Target, action: &str, expires: Option<Mi
 pub fn apply_control(
     c: &Control,
     book: &mut LockBook,
-    now: Millis,
-    ack_timeout: Millis,
+    now: EventTime,
+    ack_timeout: Span,
     out: &mut Decisions,
 ) -> Result<bool, ControlReject> {
     let now = now.max(c.ts);
@@ -108,15 +114,15 @@ pub fn apply_control(
 /// One manual control record being applied at `now`.
 struct Apply<'a> {
     c: &'a Control,
-    now: Millis,
-    ack_timeout: Millis,
+    now: EventTime,
+    ack_timeout: Span,
 }
 
 impl Apply<'_> {
     fn lock(
         &self,
         target: &Target,
-        ttl: Millis,
+        ttl: Span,
         reason: &str,
         actor: &str,
         book: &mut LockBook,
@@ -229,7 +235,7 @@ fn external(
     target: &Target,
     actor: &str,
     reason: &str,
-    now: Millis,
+    now: EventTime,
     cmd: CommandState,
 ) -> LockRecord {
     LockRecord {
@@ -255,7 +261,7 @@ fn ack(
     status: AckStatus,
     detail: Option<&str>,
     book: &mut LockBook,
-    now: Millis,
+    now: EventTime,
     out: &mut Decisions,
 ) -> Result<(), ControlReject> {
     match book.ack(command_id, status, detail.map(str::to_string), now) {
@@ -283,7 +289,7 @@ fn ack(
 /// Alerts for every command whose acknowledgement deadline passed by `now`. The alert's time
 /// is the deadline, whenever it is noticed: a single engine and scale-out's shards notice it
 /// at different moments (their watermarks move differently) and must say the same.
-pub fn overdue_alerts(book: &mut LockBook, now: Millis, ack_timeout: Millis, out: &mut Decisions) {
+pub fn overdue_alerts(book: &mut LockBook, now: EventTime, ack_timeout: Span, out: &mut Decisions) {
     for (cmd, record) in book.overdue(now) {
         let deadline = cmd.issued_at + ack_timeout;
         let why = format!(
@@ -314,7 +320,7 @@ fn push_with_evidence(a: Alert, out: &mut Decisions) {
 fn command_alert(
     alert_id: String,
     rule: &str,
-    at: Millis,
+    at: EventTime,
     record: &LockRecord,
     command_id: &str,
     reason: String,

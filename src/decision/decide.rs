@@ -4,12 +4,13 @@
 use super::locks::{CommandState, LockRecord, Origin};
 use super::{id128, Alert, Command, Decisions, Guard, LockBook};
 use crate::control::TargetKind;
-use crate::event::{format_ts, Event, Millis};
+use crate::event::{format_ts, Event};
 use crate::feature::{Features, Field, Val};
 use crate::rules::compile::Piece;
 use crate::rules::config::ActionKind;
 use crate::rules::exec::Hit;
 use crate::rules::{Entity, Mode, Rule, Severity};
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 
 /// Outcome of building a decision, for the engine's counters.
@@ -32,8 +33,8 @@ pub struct Ctx<'a> {
     /// then. For an event processed in order that is its own time; for a late one (beyond the
     /// allowed lateness) it is later, so the lock the switch receives has not already expired
     /// by the stream's clock.
-    pub now: Millis,
-    pub ack_timeout: Millis,
+    pub now: EventTime,
+    pub ack_timeout: Span,
 }
 
 /// Build the alert (and command, and evidence) for `hit` of `rule` on `ev`.
@@ -109,7 +110,7 @@ struct Lockout<'a> {
     ev: &'a Event,
     alert_id: &'a str,
     event_ids: &'a [CompactString],
-    now: Millis,
+    now: EventTime,
 }
 
 impl Lockout<'_> {
@@ -205,7 +206,7 @@ fn explain(
 }
 
 /// The record of a lock a rule placed.
-fn lock_record(c: &Command, rule: &Rule, issued: Millis, expires: Millis) -> LockRecord {
+fn lock_record(c: &Command, rule: &Rule, issued: EventTime, expires: EventTime) -> LockRecord {
     LockRecord {
         target: c.target.clone(),
         kind: c.target_kind,

@@ -7,8 +7,9 @@
 //! engine keeps no more of them, so that its state stays bounded — and the joined pre-auth
 //! with what the book knows of it (time, amount, merchant).
 
-use crate::event::{format_ts, Event, Millis};
+use crate::event::{format_ts, Event};
 use crate::feature::Features;
+use crate::time::EventTime;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +88,7 @@ impl Evidence {
         ev: &Event,
         f: &Features,
         ids: &[CompactString],
-        ts: &[Option<Millis>],
+        ts: &[Option<EventTime>],
     ) -> Self {
         let mut events: Vec<EvidenceEvent> = Vec::with_capacity(ids.len().max(1));
         for (i, id) in ids.iter().enumerate() {

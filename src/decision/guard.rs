@@ -1,6 +1,6 @@
 //! The lockout guard (see [`Guard`]).
 
-use crate::event::Millis;
+use crate::time::{EventTime, Span};
 use serde::{Deserialize, Serialize};
 
 /// Lockout safety: at most `limit` lockouts per rule per minute of event time. Past it, the
@@ -10,17 +10,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Guard {
     /// Lockouts issued within the last minute, per rule id.
-    issued: std::collections::BTreeMap<String, std::collections::VecDeque<Millis>>,
+    issued: std::collections::BTreeMap<String, std::collections::VecDeque<EventTime>>,
     /// Until when the "guard tripped" alert for a rule is not repeated.
-    quiet_until: std::collections::BTreeMap<String, Millis>,
+    quiet_until: std::collections::BTreeMap<String, EventTime>,
 }
 
 /// The guard's window.
-pub const GUARD_WINDOW: Millis = 60_000;
+pub const GUARD_WINDOW: Span = Span::MINUTE;
 
 impl Guard {
     /// May `rule` issue one more lockout at `now`? Records it if so.
-    pub(super) fn allow(&mut self, rule: &str, now: Millis, limit: Option<u32>) -> bool {
+    pub(super) fn allow(&mut self, rule: &str, now: EventTime, limit: Option<u32>) -> bool {
         let Some(limit) = limit else { return true };
         let q = self.issued.entry(rule.to_string()).or_default();
         while q.front().is_some_and(|t| *t <= now - GUARD_WINDOW) {
@@ -34,20 +34,16 @@ impl Guard {
     }
 
     /// True once per window while a rule is held: time to say so.
-    pub(super) fn announce(&mut self, rule: &str, now: Millis) -> bool {
-        let until = self
-            .quiet_until
-            .entry(rule.to_string())
-            .or_insert(Millis::MIN);
-        if now >= *until {
-            *until = now + GUARD_WINDOW;
-            true
-        } else {
-            false
+    pub(super) fn announce(&mut self, rule: &str, now: EventTime) -> bool {
+        let quiet = self.quiet_until.get(rule).is_some_and(|until| now < *until);
+        if !quiet {
+            self.quiet_until
+                .insert(rule.to_string(), now + GUARD_WINDOW);
         }
+        !quiet
     }
 
-    pub fn evict(&mut self, now: Millis) {
+    pub fn evict(&mut self, now: EventTime) {
         self.issued
             .retain(|_, q| q.back().is_some_and(|t| *t > now - GUARD_WINDOW));
         self.quiet_until.retain(|_, t| *t > now);

@@ -12,27 +12,27 @@
 //! so memory is bounded by the locks of the last month.
 
 pub use crate::control::{AckStatus, TargetKind};
-use crate::event::Millis;
 use crate::keyed::{key_hash, CowMap};
+use crate::time::{EventTime, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// How long a record is kept after it ends (released or expired).
-pub const DEFAULT_RETENTION: Millis = 30 * 24 * 3_600_000;
+pub const DEFAULT_RETENTION: Span = Span::days(30);
 /// How long a command may wait for the switch's acknowledgement before it is reported.
-pub const DEFAULT_ACK_TIMEOUT: Millis = 30_000;
+pub const DEFAULT_ACK_TIMEOUT: Span = Span::ms(30_000);
 
 /// One command sent for a lock, and what the switch said about it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CommandState {
     pub command_id: String,
     pub action: String,
-    pub issued_at: Millis,
+    pub issued_at: EventTime,
     pub ack: AckStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ack_detail: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub acked_at: Option<Millis>,
+    pub acked_at: Option<EventTime>,
     /// Not acknowledged within the timeout: reported once.
     #[serde(default)]
     pub overdue: bool,
@@ -40,7 +40,7 @@ pub struct CommandState {
 
 impl CommandState {
     /// A command just sent at `at`, not acknowledged yet.
-    pub fn new(command_id: &str, action: &str, at: Millis) -> Self {
+    pub fn new(command_id: &str, action: &str, at: EventTime) -> Self {
         Self {
             command_id: command_id.to_string(),
             action: action.to_string(),
@@ -80,10 +80,10 @@ pub struct LockRecord {
     /// The person's reason, for a manual lock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    pub issued_at: Millis,
-    pub expires_at: Millis,
+    pub issued_at: EventTime,
+    pub expires_at: EventTime,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released_at: Option<Millis>,
+    pub released_at: Option<EventTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -94,12 +94,12 @@ pub struct LockRecord {
 
 impl LockRecord {
     /// In force at `now`: not released and not expired.
-    pub fn active(&self, now: Millis) -> bool {
+    pub fn active(&self, now: EventTime) -> bool {
         self.released_at.is_none() && self.expires_at > now
     }
 
     /// `active`, `released` or `expired` at `now`.
-    pub fn state(&self, now: Millis) -> &'static str {
+    pub fn state(&self, now: EventTime) -> &'static str {
         match (self.released_at, self.active(now)) {
             (Some(_), _) => "released",
             (None, true) => "active",
@@ -108,7 +108,7 @@ impl LockRecord {
     }
 
     /// When the record stopped mattering (released or expired).
-    fn end(&self) -> Millis {
+    fn end(&self) -> EventTime {
         self.released_at
             .map_or(self.expires_at, |r| r.min(self.expires_at))
     }
@@ -136,7 +136,7 @@ pub struct LockBook {
     /// Command id key → its record.
     by_command: CowMap<u64>,
     /// Commands awaiting an acknowledgement, by deadline.
-    pending: BTreeMap<Millis, Vec<u64>>,
+    pending: BTreeMap<EventTime, Vec<u64>>,
 }
 
 fn target_key(kind: TargetKind, target: &str) -> u64 {
@@ -164,13 +164,13 @@ impl LockBook {
     }
 
     /// Is a lock in force on `target` at `now`?
-    pub fn is_locked(&self, kind: TargetKind, target: &str, now: Millis) -> bool {
+    pub fn is_locked(&self, kind: TargetKind, target: &str, now: EventTime) -> bool {
         self.latest(kind, target).is_some_and(|r| r.active(now))
     }
 
     /// Add a new lock record (its first command is the lock command), replacing the target's
     /// newest record as "the" lock on it. An active lock it supersedes is closed as released.
-    pub fn place(&mut self, rec: LockRecord, ack_timeout: Millis) -> &LockRecord {
+    pub fn place(&mut self, rec: LockRecord, ack_timeout: Span) -> &LockRecord {
         let tk = target_key(rec.kind, &rec.target);
         if let Some(&old) = self.latest.get(&tk) {
             let at = rec.issued_at;
@@ -192,10 +192,10 @@ impl LockBook {
 
     /// Index a command by id, and (unless acknowledgements are not expected: `ack_timeout`
     /// 0) wait for its acknowledgement until `deadline`.
-    fn watch(&mut self, command_id: &str, issued: Millis, ack_timeout: Millis, seq: u64) {
+    fn watch(&mut self, command_id: &str, issued: EventTime, ack_timeout: Span, seq: u64) {
         let ck = key_hash(command_id);
         self.by_command.insert(ck, seq);
-        if ack_timeout > 0 {
+        if ack_timeout > Span::ZERO {
             self.pending
                 .entry(issued + ack_timeout)
                 .or_default()
@@ -209,9 +209,9 @@ impl LockBook {
         &mut self,
         kind: TargetKind,
         target: &str,
-        at: Millis,
+        at: EventTime,
         cmd: CommandState,
-        ack_timeout: Millis,
+        ack_timeout: Span,
         change: impl FnOnce(&mut LockRecord),
     ) -> Option<LockRecord> {
         let seq = *self.latest.get(&target_key(kind, target))?;
@@ -230,7 +230,7 @@ impl LockBook {
         command_id: &str,
         status: AckStatus,
         detail: Option<String>,
-        at: Millis,
+        at: EventTime,
     ) -> AckOutcome {
         let Some(&seq) = self.by_command.get(&key_hash(command_id)) else {
             return AckOutcome::UnknownCommand;
@@ -258,7 +258,7 @@ impl LockBook {
 
     /// Commands whose deadline is at or before `now` and that are still unacknowledged: each
     /// is marked overdue and returned once (with its record), oldest deadline first.
-    pub fn overdue(&mut self, now: Millis) -> Vec<(CommandState, LockRecord)> {
+    pub fn overdue(&mut self, now: EventTime) -> Vec<(CommandState, LockRecord)> {
         let mut out = Vec::new();
         while let Some((&deadline, _)) = self.pending.first_key_value() {
             if deadline > now {
@@ -287,7 +287,7 @@ impl LockBook {
     }
 
     /// Forget records that ended more than `retention` before `now`.
-    pub fn evict(&mut self, now: Millis, retention: Millis) {
+    pub fn evict(&mut self, now: EventTime, retention: Span) {
         let mut gone = Vec::new();
         self.records.retain(|seq, r| {
             let keep = r.end().saturating_add(retention) > now;
@@ -317,7 +317,7 @@ impl LockBook {
     }
 
     /// Active locks at `now`, by kind.
-    pub fn active_counts(&self, now: Millis) -> [usize; 2] {
+    pub fn active_counts(&self, now: EventTime) -> [usize; 2] {
         let mut n = [0; 2];
         for (_, r) in self.records.iter() {
             if r.active(now) {
@@ -342,7 +342,7 @@ impl LockBook {
 /// that card token, masked PAN or terminal id.
 pub fn document<'a>(
     records: impl IntoIterator<Item = &'a LockRecord>,
-    now: Millis,
+    now: EventTime,
     target: Option<&str>,
 ) -> serde_json::Value {
     let mut locks: Vec<&LockRecord> = records

@@ -8,12 +8,12 @@ use super::fields::{clean_pan, parse_ts, truncate};
 use super::raw::StrOrInt;
 use super::{DecodeError, Decoder};
 use crate::control::{AckStatus, Action, Control, Target, TargetKind, Until, DEFAULT_MANUAL_TTL};
-use crate::event::Millis;
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde_json::{Map, Value};
 
 /// Longest TTL or extension a control record may ask for (ten years).
-pub const MAX_TTL: Millis = 3650 * 24 * 3_600_000;
+pub const MAX_TTL: Span = Span::days(3650);
 /// Longest `reason`, `actor` or `detail` kept.
 const MAX_TEXT: usize = 512;
 
@@ -210,7 +210,7 @@ fn time_field<'a>(
 }
 
 /// A duration such as `24h`: above zero and at most [`MAX_TTL`].
-fn duration(v: &Value, field: &'static str) -> Result<Millis, DecodeError> {
+fn duration(v: &Value, field: &'static str) -> Result<Span, DecodeError> {
     let s = v
         .as_str()
         .ok_or_else(|| DecodeError::bad(field, "expected a duration such as 24h or 30m"))?;
@@ -223,8 +223,8 @@ fn duration(v: &Value, field: &'static str) -> Result<Millis, DecodeError> {
             ),
         )
     })?;
-    let ms = Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX);
-    if ms <= 0 || ms > MAX_TTL {
+    let ms = Span::ms(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    if ms <= Span::ZERO || ms > MAX_TTL {
         return Err(DecodeError::bad(
             field,
             "must be above zero and at most 3650 days",
@@ -234,7 +234,7 @@ fn duration(v: &Value, field: &'static str) -> Result<Millis, DecodeError> {
 }
 
 /// An extension's end: `ttl` from the record's time, or `expires_at`, exactly one.
-fn until(obj: &Map<String, Value>, ts: Millis) -> Result<Until, DecodeError> {
+fn until(obj: &Map<String, Value>, ts: EventTime) -> Result<Until, DecodeError> {
     let ttl = obj.get("ttl").filter(|v| !v.is_null());
     let at = time_field(obj, "expires_at")?;
     match (ttl, at) {
@@ -271,7 +271,7 @@ mod tests {
         let Action::Lock { target, ttl, .. } = &c.action else {
             panic!("{c:?}")
         };
-        assert_eq!(*ttl, 12 * 3_600_000);
+        assert_eq!(*ttl, Span::hours(12));
         assert_eq!(target.kind, TargetKind::Card);
         assert!(target.id.starts_with("tok_"));
         assert_eq!(target.pan_masked.as_deref(), Some("622588******6780"));

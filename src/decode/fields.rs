@@ -61,7 +61,7 @@ pub fn parse_enum<T>(
 /// Event time: epoch milliseconds, or RFC 3339 with an explicit offset, from 2000 to 2099.
 /// Epoch seconds (or microseconds) sent as milliseconds would put every window and lock in
 /// another decade; they are refused with a reason that says so.
-pub fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
+pub fn parse_ts(v: StrOrInt<'_>) -> Result<crate::time::EventTime, DecodeError> {
     let ms = match v {
         StrOrInt::Int(ms) => ms,
         StrOrInt::Str(s) => match ts::rfc3339_ms(&s) {
@@ -78,7 +78,7 @@ pub fn parse_ts(v: StrOrInt<'_>) -> Result<i64, DecodeError> {
         }
     };
     if (MIN_TS..MAX_TS).contains(&ms) {
-        return Ok(ms);
+        return Ok(crate::time::EventTime::from_ms(ms));
     }
     let why = if (MIN_TS / 1000..MAX_TS / 1000).contains(&ms) {
         "looks like epoch seconds; send epoch milliseconds or RFC 3339"
@@ -168,8 +168,11 @@ mod tests {
     #[test]
     fn event_times_outside_the_plausible_range_are_refused_with_the_reason() {
         let ok = |v| parse_ts(StrOrInt::Int(v));
-        assert_eq!(ok(1_790_000_000_000), Ok(1_790_000_000_000));
-        let why = |r: Result<i64, DecodeError>| r.unwrap_err().to_string();
+        assert_eq!(
+            ok(1_790_000_000_000),
+            Ok(crate::time::EventTime::from_ms(1_790_000_000_000))
+        );
+        let why = |r: Result<crate::time::EventTime, DecodeError>| r.unwrap_err().to_string();
         assert!(why(ok(1_790_000_000)).contains("epoch seconds"));
         assert!(why(ok(1_790_000_000_000_000)).contains("microseconds"));
         assert!(why(ok(1)).contains("implausible"));

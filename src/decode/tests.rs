@@ -10,7 +10,7 @@ const GOOD: &str = r#"{"id":"e1","ts":"2026-10-01T09:00:00.250+08:00","type":"au
 #[test]
 fn decodes_a_full_event_and_tokenises_the_pan() {
     let e = dec(GOOD).unwrap();
-    assert_eq!(e.ts, 1_790_816_400_250);
+    assert_eq!(e.ts.as_ms(), 1_790_816_400_250);
     assert_eq!(e.kind, EventType::Auth);
     assert_eq!(e.mcc, Some(5411));
     assert_eq!(e.pan_masked.as_deref(), Some("622588******6789"));
@@ -23,7 +23,7 @@ fn decodes_a_full_event_and_tokenises_the_pan() {
 fn epoch_millis_and_card_token_are_accepted() {
     let e = dec(r#"{"id":"a","ts":1790816400250,"type":"sign_on","terminal":"T1","card":"C9"}"#)
         .unwrap();
-    assert_eq!(e.ts, 1_790_816_400_250);
+    assert_eq!(e.ts.as_ms(), 1_790_816_400_250);
     assert_eq!(e.card.as_deref(), Some("C9"));
     assert_eq!(e.merchant, None);
 }

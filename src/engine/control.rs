@@ -5,9 +5,9 @@
 use super::Engine;
 use crate::control::{Action, Control, Input, TargetKind};
 use crate::decision::{apply_control, overdue_alerts, Decisions};
-use crate::event::Millis;
 use crate::feature::Carried;
 use crate::keyed::Stage;
+use crate::time::{EventTime, Span};
 
 impl Engine {
     /// Process one input (see [`Engine::process`]); `late`: it arrived behind this watermark.
@@ -15,7 +15,7 @@ impl Engine {
     pub fn process_input(
         &mut self,
         input: &Input,
-        late: Option<Millis>,
+        late: Option<EventTime>,
         carried: Option<&mut Carried>,
         out: &mut Decisions,
     ) -> bool {
@@ -32,13 +32,18 @@ impl Engine {
     /// command whose acknowledgement deadline is before it. Called by whatever holds the
     /// engine's order (the replay pipeline, a shard task) after each release, and with the
     /// end-of-input watermark (just past the newest input) at the end.
-    pub fn advance(&mut self, wm: Millis, out: &mut Decisions) {
-        if self.cfg.ack_timeout == 0 || self.locks.is_empty() {
+    pub fn advance(&mut self, wm: EventTime, out: &mut Decisions) {
+        if self.cfg.ack_timeout == Span::ZERO || self.locks.is_empty() {
             return;
         }
         let before = out.alerts.len();
         let timeout = self.cfg.ack_timeout;
-        overdue_alerts(&mut self.locks, wm.saturating_sub(1), timeout, out);
+        overdue_alerts(
+            &mut self.locks,
+            wm.saturating_sub(Span::ms(1)),
+            timeout,
+            out,
+        );
         let n = (out.alerts.len() - before) as u64;
         self.stats.control.overdue += n;
         self.stats.alerts_by_severity[crate::rules::Severity::High as usize] += n;
@@ -84,12 +89,7 @@ impl Engine {
             let n = (out.alerts.len() - before) as u64;
             self.stats.alerts_by_severity[crate::rules::Severity::High as usize] += n;
         }
-        if c.ts > self.clock {
-            self.clock = c.ts;
-        }
-        if self.clock >= self.next_sweep {
-            self.sweep();
-        }
+        self.tick(c.ts);
         true
     }
 }

@@ -19,7 +19,7 @@ pub use stats::{ControlStats, RuleStats, Stats, TableStats};
 
 use crate::decision::locks::{DEFAULT_ACK_TIMEOUT, DEFAULT_RETENTION};
 use crate::decision::{decide, Decisions, Guard, LockBook, LockOutcome};
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::feature::Carried;
 use crate::feature::Features;
 use crate::keyed::{Stage, Stages};
@@ -28,6 +28,7 @@ use crate::models::{Models, Scorer};
 use crate::rules::exec::{self, RuleState};
 use crate::rules::RulePack;
 use crate::state::{Books, Retention};
+use crate::time::{EventTime, Span};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,35 +37,35 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EngineConfig {
     /// How far behind the newest event an event may arrive and still be processed in order.
-    pub allowed_lateness: Millis,
+    pub allowed_lateness: Span,
     pub retention: Retention,
     /// How often (event time) state is swept for expired entries.
-    pub sweep_every: Millis,
+    pub sweep_every: Span,
     /// Lockout guard: most lockouts per rule per minute (event time); `None` = no guard.
     pub max_lockouts_per_minute: Option<u32>,
     /// How long the switch has to acknowledge a command before it is reported (event time);
     /// 0: acknowledgements are not expected.
     #[serde(default = "default_ack_timeout")]
-    pub ack_timeout: Millis,
+    pub ack_timeout: Span,
     /// How long a lock record is kept after it ends.
     #[serde(default = "default_lock_retention")]
-    pub lock_retention: Millis,
+    pub lock_retention: Span,
 }
 
-fn default_ack_timeout() -> Millis {
+fn default_ack_timeout() -> Span {
     DEFAULT_ACK_TIMEOUT
 }
 
-fn default_lock_retention() -> Millis {
+fn default_lock_retention() -> Span {
     DEFAULT_RETENTION
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
         Self {
-            allowed_lateness: 5_000,
+            allowed_lateness: Span::ms(5_000),
             retention: Retention::default(),
-            sweep_every: 60_000,
+            sweep_every: Span::MINUTE,
             max_lockouts_per_minute: Some(100),
             ack_timeout: DEFAULT_ACK_TIMEOUT,
             lock_retention: DEFAULT_RETENTION,
@@ -83,8 +84,11 @@ pub struct EngineSnapshot {
     pub guard: Guard,
     /// Rule state by rule id (so a reload keeps the state of rules that still exist).
     pub rules: BTreeMap<String, RuleState>,
-    pub clock: Millis,
-    pub next_sweep: Millis,
+    /// Stream time (none before the first input), as the bare number earlier checkpoints held.
+    #[serde(with = "crate::time::opt_min")]
+    pub clock: Option<EventTime>,
+    #[serde(with = "crate::time::opt_min")]
+    pub next_sweep: Option<EventTime>,
     pub stats: Stats,
     /// The models' streaming feature state (absent when no models were loaded).
     #[serde(default)]
@@ -104,17 +108,18 @@ pub struct Engine {
     stats: Stats,
     feat: Features,
     cfg: EngineConfig,
-    /// Newest event time processed.
-    clock: Millis,
-    next_sweep: Millis,
-    /// Per rule: event time of its next state sweep.
-    rule_sweep: Vec<Millis>,
+    /// Newest event time processed (none before the first input).
+    clock: Option<EventTime>,
+    /// When the books, locks and models are next swept (none: the first input schedules it).
+    next_sweep: Option<EventTime>,
+    /// Per rule: event time of its next state sweep (none: at the next sweep).
+    rule_sweep: Vec<Option<EventTime>>,
     /// The statistical models and their feature state, when loaded.
     scorer: Option<Scorer>,
     /// Sees every event's model output (replay samples score distributions with it).
     tap: Option<ScoreTap>,
     /// Stream time for the late event being processed (see [`Engine::process_late`]).
-    late_now: Option<Millis>,
+    late_now: Option<EventTime>,
     /// The stages this engine runs: all (one engine) or one (a shard of scale-out).
     own: Stages,
     /// Per rule: does this engine run it (its home stage is owned).
@@ -136,9 +141,9 @@ impl Engine {
             guard: Guard::default(),
             feat: Features::default(),
             cfg,
-            clock: Millis::MIN,
-            next_sweep: Millis::MIN,
-            rule_sweep: vec![Millis::MIN; n],
+            clock: None,
+            next_sweep: None,
+            rule_sweep: vec![None; n],
             scorer: None,
             tap: None,
             late_now: None,
@@ -206,8 +211,8 @@ impl Engine {
         &self.locks
     }
 
-    /// Stream time: the newest event or control time processed.
-    pub fn clock(&self) -> Millis {
+    /// Stream time: the newest event or control time processed (none before the first).
+    pub fn clock(&self) -> Option<EventTime> {
         self.clock
     }
 
@@ -227,7 +232,7 @@ impl Engine {
     /// Process one event that arrived behind the watermark `watermark` (late): decisions are
     /// taken at stream time, so a lock it triggers runs from the watermark, not from the
     /// event's own, older, time.
-    pub fn process_late(&mut self, ev: &Event, watermark: Millis, out: &mut Decisions) {
+    pub fn process_late(&mut self, ev: &Event, watermark: EventTime, out: &mut Decisions) {
         self.late_now = Some(watermark);
         self.process_inner(ev, None, out);
         self.late_now = None;
@@ -264,11 +269,12 @@ impl Engine {
             }
             if let Some(hit) = exec::eval(rule, &mut self.rule_state[i], ev, &self.feat, &misses) {
                 let before = out.alerts.len();
+                let now = self.stream_time(ev.ts);
                 let cx = crate::decision::decide::Ctx {
                     locks: &mut self.locks,
                     guard: &mut self.guard,
                     limit: self.cfg.max_lockouts_per_minute,
-                    now: self.late_now.unwrap_or(ev.ts).max(self.clock),
+                    now,
                     ack_timeout: self.cfg.ack_timeout,
                 };
                 let outcome = decide(rule, hit, ev, &self.feat, cx, out);
@@ -293,21 +299,31 @@ impl Engine {
         }
         self.stats.count_table_defaults(misses.get());
         self.books.update(ev, self.own);
-        if ev.ts > self.clock {
-            self.clock = ev.ts;
-        }
-        if self.clock >= self.next_sweep {
-            self.sweep();
-        }
+        self.tick(ev.ts);
         if let Some(c) = carried {
             c.take(&self.feat);
         }
         true
     }
 
-    fn sweep(&mut self) {
-        let now = self.clock;
-        if self.next_sweep != Millis::MIN {
+    /// The time a decision on an input stamped `ts` is taken at: the stream time, which a
+    /// late input (behind the watermark) does not move back.
+    fn stream_time(&self, ts: EventTime) -> EventTime {
+        let t = self.late_now.unwrap_or(ts);
+        self.clock.map_or(t, |c| t.max(c))
+    }
+
+    /// An input stamped `ts` was processed: move the clock on, and sweep when one is due.
+    fn tick(&mut self, ts: EventTime) {
+        let now = self.clock.map_or(ts, |c| c.max(ts));
+        self.clock = Some(now);
+        if self.next_sweep.is_none_or(|n| now >= n) {
+            self.sweep(now);
+        }
+    }
+
+    fn sweep(&mut self, now: EventTime) {
+        if self.next_sweep.is_some() {
             self.books.evict(now);
             self.locks.evict(now, self.cfg.lock_retention);
             self.guard.evict(now);
@@ -316,13 +332,13 @@ impl Engine {
             }
             for (i, rule) in self.pack.rules.iter().enumerate() {
                 let horizon = exec::horizon(rule) + self.cfg.allowed_lateness;
-                if now >= self.rule_sweep[i] {
+                if self.rule_sweep[i].is_none_or(|t| now >= t) {
                     self.rule_state[i].evict(now, horizon);
-                    self.rule_sweep[i] = now + crate::keyed::sweep_interval(horizon);
+                    self.rule_sweep[i] = Some(now + crate::keyed::sweep_interval(horizon));
                 }
             }
         }
-        self.next_sweep = now + self.cfg.sweep_every;
+        self.next_sweep = Some(now + self.cfg.sweep_every);
     }
 
     /// Entries held, by kind (for metrics and the memory benchmark).
@@ -412,7 +428,7 @@ impl Engine {
             .iter()
             .map(|r| old.remove(r.id.as_str()).unwrap_or_default())
             .collect();
-        self.rule_sweep = vec![Millis::MIN; pack.rules.len()];
+        self.rule_sweep = vec![None; pack.rules.len()];
         let old_stats = std::mem::replace(&mut self.stats, Stats::for_pack(&pack));
         self.stats.merge_from(&old_stats);
         self.pack = pack;

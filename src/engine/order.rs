@@ -10,19 +10,25 @@
 //!   smaller head of the two, so the order is exactly that of one sorted buffer.
 
 use crate::control::Input;
-use crate::event::{Event, Millis};
+use crate::event::Event;
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, VecDeque};
 
 /// A source's promise: no more events before `wm` (unless late). An idle source (caught up and
-/// silent) stops holding the watermark back.
+/// silent) stops holding the watermark back. Both times serialise as the bare numbers earlier
+/// checkpoints and stage topics carried (`i64::MIN` for none).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct SourceMark {
-    pub wm: Millis,
-    /// The newest event time the source has seen.
-    pub max_ts: Millis,
+    /// None only for an idle source that never saw an event (it promises nothing; a live
+    /// source without a promise sends no mark).
+    #[serde(with = "crate::time::opt_min")]
+    pub wm: Option<EventTime>,
+    /// The newest event time the source has seen (none yet).
+    #[serde(with = "crate::time::opt_min")]
+    pub max_ts: Option<EventTime>,
     #[serde(default)]
     pub idle: bool,
 }
@@ -74,33 +80,32 @@ impl Watermarks {
     /// The watermark the sources allow: the minimum over live sources; when every source is
     /// idle, just past the newest event any of them saw. `None` while a live source has not
     /// spoken (or none has seen an event).
-    pub fn allowed(&self) -> Option<Millis> {
-        let mut live: Option<Millis> = None;
-        let mut newest: Option<Millis> = None;
+    pub fn allowed(&self) -> Option<EventTime> {
+        let mut live: Option<EventTime> = None;
+        let mut newest: Option<EventTime> = None;
         for m in &self.marks {
             let m = (*m)?;
-            if !m.idle || m.max_ts != Millis::MIN {
-                newest = Some(newest.map_or(m.max_ts, |n: Millis| n.max(m.max_ts)));
-            }
+            newest = newest.max(m.max_ts);
             if !m.idle {
-                live = Some(live.map_or(m.wm, |l: Millis| l.min(m.wm)));
+                let wm = m.wm?;
+                live = Some(live.map_or(wm, |l| l.min(wm)));
             }
         }
         match live {
             Some(l) => Some(l),
-            None => newest.map(|n| n.saturating_add(1)),
+            None => newest.map(|n| n.saturating_add(Span::ms(1))),
         }
     }
 }
 
 /// What the reorder buffer orders: an event time and an id.
 pub trait Timed {
-    fn ts(&self) -> Millis;
+    fn ts(&self) -> EventTime;
     fn id(&self) -> &CompactString;
 }
 
 impl Timed for Event {
-    fn ts(&self) -> Millis {
+    fn ts(&self) -> EventTime {
         self.ts
     }
     fn id(&self) -> &CompactString {
@@ -109,7 +114,7 @@ impl Timed for Event {
 }
 
 impl Timed for Input {
-    fn ts(&self) -> Millis {
+    fn ts(&self) -> EventTime {
         Input::ts(self)
     }
     fn id(&self) -> &CompactString {
@@ -118,7 +123,7 @@ impl Timed for Input {
 }
 
 impl<T: Timed, C> Timed for (T, C) {
-    fn ts(&self) -> Millis {
+    fn ts(&self) -> EventTime {
         self.0.ts()
     }
     fn id(&self) -> &CompactString {
@@ -197,7 +202,7 @@ impl<T: Timed> Reorder<T> {
     }
 
     /// The next item in order, if it is older than `below` (any, for `None`).
-    pub fn pop_before(&mut self, below: Option<Millis>) -> Option<T> {
+    pub fn pop_before(&mut self, below: Option<EventTime>) -> Option<T> {
         let from_run = match (self.run.front(), self.heap.peek()) {
             (None, None) => return None,
             (Some(a), None) => (a.ts(), true),
@@ -239,7 +244,7 @@ pub struct Ordered<T: Timed> {
     marks: Watermarks,
     /// How far release has gone: nothing before it is still buffered. `None` until the sources
     /// first allow anything.
-    watermark: Option<Millis>,
+    watermark: Option<EventTime>,
 }
 
 /// An [`Ordered`] as a checkpoint keeps it.
@@ -247,7 +252,7 @@ pub struct Ordered<T: Timed> {
 pub struct OrderedSnapshot<T> {
     pub pending: Vec<T>,
     pub marks: Watermarks,
-    pub watermark: Option<Millis>,
+    pub watermark: Option<EventTime>,
 }
 
 impl<T: Timed + Clone> Ordered<T> {
@@ -259,7 +264,7 @@ impl<T: Timed + Clone> Ordered<T> {
         }
     }
 
-    pub fn watermark(&self) -> Option<Millis> {
+    pub fn watermark(&self) -> Option<EventTime> {
         self.watermark
     }
 
@@ -272,7 +277,7 @@ impl<T: Timed + Clone> Ordered<T> {
     }
 
     /// Take `item`: buffered, or handed back with the watermark it is late against.
-    pub fn accept(&mut self, item: T) -> Result<(), (T, Millis)> {
+    pub fn accept(&mut self, item: T) -> Result<(), (T, EventTime)> {
         match self.watermark {
             Some(w) if item.ts() < w => Err((item, w)),
             _ => {
@@ -339,9 +344,13 @@ mod tests {
     use proptest::prelude::*;
 
     #[derive(Debug, Clone, PartialEq)]
-    struct It(Millis, CompactString, u32);
+    struct It(EventTime, CompactString, u32);
+
+    fn t(ms: i64) -> EventTime {
+        EventTime::from_ms(ms)
+    }
     impl Timed for It {
-        fn ts(&self) -> Millis {
+        fn ts(&self) -> EventTime {
             self.0
         }
         fn id(&self) -> &CompactString {
@@ -364,12 +373,12 @@ mod tests {
             cuts.sort_unstable();
             let per = items.len() / (cuts.len() + 1) + 1;
             for (i, (ts, id)) in items.iter().enumerate() {
-                let it = It(*ts, CompactString::from(format!("e{id}")), i as u32);
+                let it = It(t(*ts), CompactString::from(format!("e{id}")), i as u32);
                 all.push(it.clone());
                 r.push(it);
                 if i % per == per - 1 {
                     if let Some(c) = cuts.pop() {
-                        while let Some(x) = r.pop_before(Some(c)) { out.push(x); }
+                        while let Some(x) = r.pop_before(Some(t(c))) { out.push(x); }
                     }
                 }
             }
@@ -391,7 +400,7 @@ mod tests {
             let mut r = Reorder::default();
             let mut want = Vec::new();
             for (i, (ts, id)) in items.iter().enumerate() {
-                let it = It(*ts, CompactString::from(format!("e{id}")), i as u32);
+                let it = It(t(*ts), CompactString::from(format!("e{id}")), i as u32);
                 want.push(it.clone());
                 r.push(it);
             }
@@ -404,9 +413,9 @@ mod tests {
 
     #[test]
     fn the_watermark_waits_for_every_live_source_and_ignores_idle_ones() {
-        let m = |wm, idle| SourceMark {
-            wm,
-            max_ts: wm + 5,
+        let m = |wm: i64, idle| SourceMark {
+            wm: Some(t(wm)),
+            max_ts: Some(t(wm + 5)),
             idle,
         };
         let mut w = Watermarks::new(3);
@@ -415,20 +424,20 @@ mod tests {
         w.mark(1, m(50, false));
         assert_eq!(w.allowed(), None, "source 2 has not spoken");
         w.mark(2, m(200, false));
-        assert_eq!(w.allowed(), Some(50));
+        assert_eq!(w.allowed(), Some(t(50)));
         w.mark(1, m(40, false));
-        assert_eq!(w.allowed(), Some(50), "a mark never moves a source back");
+        assert_eq!(w.allowed(), Some(t(50)), "a mark never moves a source back");
         w.mark(1, m(60, true));
         assert_eq!(
             w.allowed(),
-            Some(100),
+            Some(t(100)),
             "an idle source stops holding it back"
         );
         w.mark(0, m(100, true));
         w.mark(2, m(200, true));
         assert_eq!(
             w.allowed(),
-            Some(206),
+            Some(t(206)),
             "all idle: just past the newest event"
         );
         assert!(!w.mark(7, m(1, false)));
@@ -436,23 +445,23 @@ mod tests {
 
     #[test]
     fn a_forgotten_source_holds_release_until_it_speaks_again() {
-        let m = |wm, idle| SourceMark {
-            wm,
-            max_ts: wm,
+        let m = |wm: i64, idle| SourceMark {
+            wm: Some(t(wm)),
+            max_ts: Some(t(wm)),
             idle,
         };
         let mut o: Ordered<It> = Ordered::new(2);
         o.mark(0, m(100, false));
         o.mark(1, m(0, true)); // an idle control partition, as a checkpoint kept it
-        assert!(o.accept(It(150, "a".into(), 0)).is_ok());
+        assert!(o.accept(It(t(150), "a".into(), 0)).is_ok());
         assert_eq!(o.next_ready(), None);
-        assert_eq!(o.watermark(), Some(100));
+        assert_eq!(o.watermark(), Some(t(100)));
         o.forget(1);
         o.mark(0, m(300, false));
         assert_eq!(o.next_ready(), None, "source 1 has not spoken since");
-        assert_eq!(o.watermark(), Some(100), "the watermark reached stays");
+        assert_eq!(o.watermark(), Some(t(100)), "the watermark reached stays");
         o.mark(1, m(200, false));
-        assert_eq!(o.next_ready().map(|i| i.0), Some(150));
-        assert_eq!(o.watermark(), Some(200));
+        assert_eq!(o.next_ready().map(|i| i.0), Some(t(150)));
+        assert_eq!(o.watermark(), Some(t(200)));
     }
 }

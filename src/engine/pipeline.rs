@@ -11,7 +11,8 @@ use super::order::{Ordered, OrderedSnapshot, SourceMark};
 use super::{Engine, EngineSnapshot, RestoreError};
 use crate::control::Input;
 use crate::decision::Decisions;
-use crate::event::{Event, Millis};
+use crate::event::Event;
+use crate::time::EventTime;
 use serde::{Deserialize, Serialize};
 
 /// Reorder buffer + engine. This is what sources feed.
@@ -19,7 +20,7 @@ pub struct Pipeline {
     engine: Engine,
     order: Ordered<Input>,
     /// Newest event time pushed (replay's one source).
-    max_ts: Option<Millis>,
+    max_ts: Option<EventTime>,
 }
 
 /// Everything needed to resume a pipeline exactly: engine state and buffered events.
@@ -27,7 +28,7 @@ pub struct Pipeline {
 pub struct PipelineSnapshot {
     pub engine: EngineSnapshot,
     pub order: OrderedSnapshot<Input>,
-    pub max_ts: Option<Millis>,
+    pub max_ts: Option<EventTime>,
 }
 
 impl Pipeline {
@@ -48,7 +49,7 @@ impl Pipeline {
         &mut self.engine
     }
 
-    pub fn watermark(&self) -> Option<Millis> {
+    pub fn watermark(&self) -> Option<EventTime> {
         self.order.watermark()
     }
 
@@ -73,8 +74,8 @@ impl Pipeline {
         self.order.mark(
             0,
             SourceMark {
-                wm,
-                max_ts: max,
+                wm: Some(wm),
+                max_ts: Some(max),
                 idle: false,
             },
         );
@@ -106,7 +107,8 @@ impl Pipeline {
         }
         // The end-of-input watermark, as scale-out's shards reach it when every source is idle.
         if let Some(max) = self.max_ts {
-            self.engine.advance(max.saturating_add(1), out);
+            self.engine
+                .advance(max.saturating_add(crate::time::Span::ms(1)), out);
         }
     }
 
@@ -123,7 +125,7 @@ impl Pipeline {
     pub fn restore(
         engine: Engine,
         order: OrderedSnapshot<Input>,
-        max_ts: Option<Millis>,
+        max_ts: Option<EventTime>,
         sources: usize,
     ) -> Result<Self, RestoreError> {
         let order = Ordered::restore(order, sources)

@@ -19,9 +19,10 @@ use super::order::{Ordered, OrderedSnapshot};
 use super::{Engine, EngineSnapshot, RestoreError, ShardError};
 use crate::control::{Action, Control, Input};
 use crate::decision::Decisions;
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::feature::Carried;
 use crate::keyed::Stage;
+use crate::time::EventTime;
 use serde::{Deserialize, Serialize};
 
 pub use super::order::SourceMark;
@@ -185,7 +186,7 @@ impl ShardTask {
         &mut self.engine
     }
 
-    pub fn watermark(&self) -> Option<Millis> {
+    pub fn watermark(&self) -> Option<EventTime> {
         self.order.watermark()
     }
 
@@ -196,8 +197,8 @@ impl ShardTask {
     /// This shard's promise to the next stage: its watermark, once it has one.
     pub fn source_mark(&self) -> Option<SourceMark> {
         self.watermark().map(|w| SourceMark {
-            wm: w,
-            max_ts: w,
+            wm: Some(w),
+            max_ts: Some(w),
             idle: false,
         })
     }
@@ -257,7 +258,7 @@ impl ShardTask {
         &mut self,
         input: Input,
         mut c: Carried,
-        late: Option<Millis>,
+        late: Option<EventTime>,
         fwd: &mut Vec<Forward>,
         d: &mut Decisions,
     ) {

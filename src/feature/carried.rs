@@ -49,7 +49,7 @@ slots! {
     preauth_id = preauth_id @ AuthRef: Option<CompactString>;
     qr_prior_payments = qr_prior_payments @ QrRef: u32;
     qr_first_id = qr_first_id @ QrRef: Option<CompactString>;
-    signon_ts = signon_ts @ Terminal: Option<i64>;
+    signon_ts = signon_ts @ Terminal: Option<crate::time::EventTime>;
     signed_off = signed_off @ Terminal: bool;
     terminal_pin = model.terminal_pin @ Terminal: Option<TerminalPinScore>;
     merchant_nopin = model.merchant_nopin @ Merchant: Option<MerchantNopinScore>;
@@ -77,7 +77,7 @@ mod tests {
             .unwrap();
         let mut f = Features {
             preauth: Some(PreAuthView {
-                ts: 1_789_990_000_000,
+                ts: crate::time::EventTime::from_ms(1_789_990_000_000),
                 amount: 90,
                 merchant: "M1".into(),
                 open: true,
@@ -85,7 +85,7 @@ mod tests {
             preauth_id: Some("p1".into()),
             qr_prior_payments: 2,
             qr_first_id: Some("q0".into()),
-            signon_ts: Some(1_789_999_000_000),
+            signon_ts: Some(crate::time::EventTime::from_ms(1_789_999_000_000)),
             signed_off: true,
             ..Features::default()
         };

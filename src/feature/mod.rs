@@ -16,10 +16,11 @@ mod table;
 pub use carried::{Carried, SLOTS};
 pub use table::{Field, FieldInfo, Ty, Val, FIELDS};
 
-use crate::event::{Event, EventType, Millis};
+use crate::event::{Event, EventType};
 use crate::keyed::{Stage, Stages};
 use crate::models::ModelOut;
 use crate::state::{Books, PreAuthView};
+use crate::time::EventTime;
 use compact_str::CompactString;
 
 /// What the books and models say about one event, computed before rules run.
@@ -34,7 +35,7 @@ pub struct Features {
     /// The first of them (alerts list it).
     pub qr_first_id: Option<CompactString>,
     /// Last sign-on of the event's terminal.
-    pub signon_ts: Option<Millis>,
+    pub signon_ts: Option<EventTime>,
     /// The terminal signed off after its last sign-on.
     pub signed_off: bool,
     /// What the statistical models say about the event (empty without models).

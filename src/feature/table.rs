@@ -65,8 +65,8 @@ fn boolean<'a>(v: Option<bool>) -> Val<'a> {
     v.map_or(Val::Null, Val::Bool)
 }
 
-fn hours(from: i64, to: i64) -> f64 {
-    (to - from) as f64 / 3_600_000.0
+fn hours(from: crate::time::EventTime, to: crate::time::EventTime) -> f64 {
+    (to - from).as_hours_f64()
 }
 
 /// Declares every field once (see the module docs).
@@ -113,7 +113,7 @@ macro_rules! fields {
 
 fields! {
     Id "id": Str @ Id, "event id" => |ev, f| Val::Str(&ev.id);
-    Ts "ts": Num @ Id, "event time, epoch ms" => |ev, f| Val::Int(ev.ts);
+    Ts "ts": Num @ Id, "event time, epoch ms" => |ev, f| Val::Int(ev.ts.as_ms());
     Type "type": Str @ Id, "message class" => |ev, f| Val::Str(ev.kind.as_str());
     Card "card": Str @ Id, "card token" => |ev, f| s(&ev.card);
     PanMasked "pan_masked": Str @ Id, "the PAN, masked" => |ev, f| s(&ev.pan_masked);

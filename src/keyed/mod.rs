@@ -14,7 +14,7 @@ mod stage;
 pub use cow::CowMap;
 pub use stage::{Stage, Stages};
 
-use crate::event::Millis;
+use crate::time::Span;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use xxhash_rust::xxh3::xxh3_64;
@@ -28,8 +28,8 @@ pub fn key_hash(s: &str) -> u64 {
 /// How often a map with retention `r` is swept: every eighth of its retention (at least a
 /// minute), so entries outlive their retention by at most 12.5% and a sweep's cost is spread
 /// over many events instead of paid on each.
-pub fn sweep_interval(r: Millis) -> Millis {
-    (r / 8).max(60_000)
+pub fn sweep_interval(r: Span) -> Span {
+    (r / 8).max(Span::MINUTE)
 }
 
 /// Serialise a hash map in key order, so equal state gives byte-identical snapshots.

@@ -13,7 +13,8 @@ use super::features::{
 };
 use super::merchant_nopin::MerchantCounts;
 use super::pin::{DayPin, PinCounts, PinWindows};
-use crate::event::{Event, Millis};
+use crate::event::Event;
+use crate::time::{EventTime, Span};
 use polars::prelude::*;
 use polars_time::prelude::{ClosedWindow, RollingOptionsDynamicWindow};
 use rustc_hash::FxHashMap;
@@ -32,13 +33,13 @@ pub fn frame(events: &[Event], nopin_limit: i64) -> PolarsResult<DataFrame> {
     let s = |f: &dyn Fn(&Event) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
     let mut cols = vec![
         Column::new("row".into(), (0..n as u32).collect::<Vec<_>>()),
-        Column::new("ts".into(), events.iter().map(|e| e.ts).collect::<Vec<_>>()),
+        Column::new(
+            "ts".into(),
+            events.iter().map(|e| e.ts.as_ms()).collect::<Vec<_>>(),
+        ),
         Column::new(
             "day".into(),
-            events
-                .iter()
-                .map(|e| e.ts.div_euclid(DAY))
-                .collect::<Vec<_>>(),
+            events.iter().map(|e| e.ts.day()).collect::<Vec<_>>(),
         ),
         Column::new(
             "hour".into(),
@@ -89,9 +90,9 @@ pub fn frame(events: &[Event], nopin_limit: i64) -> PolarsResult<DataFrame> {
     DataFrame::new(n, cols)
 }
 
-fn window(ms: Millis) -> RollingOptionsDynamicWindow {
+fn window(w: Span) -> RollingOptionsDynamicWindow {
     RollingOptionsDynamicWindow {
-        window_size: Duration::parse(&format!("{ms}i")),
+        window_size: Duration::parse(&format!("{}i", w.as_ms())),
         min_periods: 0,
         closed_window: ClosedWindow::Left,
         fn_params: None,
@@ -99,7 +100,7 @@ fn window(ms: Millis) -> RollingOptionsDynamicWindow {
 }
 
 /// Prior events of the partition within `[ts - w, ts)` (the rolling count of `one`).
-fn prior_count(w: Millis, key: &str) -> PolarsResult<Expr> {
+fn prior_count(w: Span, key: &str) -> PolarsResult<Expr> {
     col("one")
         .rolling_sum_by(col("ts"), window(w))
         .fill_null(lit(0i64))
@@ -182,7 +183,7 @@ pub fn card_features(
 /// For wrong-PIN rows: `pin_new` (the card's first wrong PIN at this terminal within the
 /// window: it starts an episode) and, for every PIN attempt, `term_attempts` (attempts at the
 /// terminal within `[ts - window, ts)`).
-pub fn batch_pin(lf: LazyFrame, w: Millis) -> PolarsResult<(LazyFrame, LazyFrame)> {
+pub fn batch_pin(lf: LazyFrame, w: Span) -> PolarsResult<(LazyFrame, LazyFrame)> {
     let prev = col("ts")
         .shift(lit(1))
         .over([col("terminal"), col("card")])?;
@@ -193,7 +194,7 @@ pub fn batch_pin(lf: LazyFrame, w: Millis) -> PolarsResult<(LazyFrame, LazyFrame
         .with_columns([prev
             .clone()
             .is_null()
-            .or((col("ts") - prev).gt(lit(w)))
+            .or((col("ts") - prev).gt(lit(w.as_ms())))
             .alias("pin_new")]);
     let attempts = lf
         .filter(col("pin_attempt"))
@@ -214,7 +215,7 @@ pub fn pin_counts(
     new: &FxHashMap<usize, bool>,
     attempts_in_window: &FxHashMap<usize, u32>,
     w: PinWindows,
-    split: Millis,
+    split: EventTime,
 ) -> (Vec<Option<PinCounts>>, Vec<TerminalTotals>) {
     let mut out = vec![None; events.len()];
     let mut totals = Vec::new();
@@ -246,7 +247,7 @@ pub fn pin_counts(
         let mut tot = (0.0, 0.0, 0.0);
         for (p, &i) in rows.iter().enumerate() {
             let e = &events[i];
-            let day = e.ts.div_euclid(DAY);
+            let day = e.ts.day();
             let d = days.entry(day).or_default();
             d.attempts += 1;
             let before = e.ts < split;
@@ -256,7 +257,7 @@ pub fn pin_counts(
                 tot.1 += before as u8 as f64;
                 if !resolved_at.contains_key(&p) {
                     let end = e.ts + w.resolve;
-                    days.entry(end.div_euclid(DAY)).or_default().unresolved += 1;
+                    days.entry(end.day()).or_default().unresolved += 1;
                     tot.2 += (end < split) as u8 as f64;
                 }
             }
@@ -281,7 +282,7 @@ pub fn pin_counts(
                 }
             }
             let own = is_new(i) as u32;
-            let today = e.ts.div_euclid(DAY);
+            let today = e.ts.day();
             let mut base = DayPin::default();
             let mut active = 0;
             for (_, d) in days.range(today - w.base_days..today) {
@@ -343,12 +344,12 @@ pub fn merchant_counts(
     for rows in by.values() {
         let mut days: BTreeMap<i64, (u32, u32)> = BTreeMap::new();
         for &i in rows {
-            let d = days.entry(events[i].ts.div_euclid(DAY)).or_default();
+            let d = days.entry(events[i].ts.day()).or_default();
             d.0 += 1;
             d.1 += is_forced_nopin(&events[i], nopin_limit) as u32;
         }
         for &i in rows {
-            let d = events[i].ts.div_euclid(DAY);
+            let d = events[i].ts.day();
             let past = |from: i64, to: i64| {
                 days.range(d - to..=d - from)
                     .fold((0, 0), |a, (_, c)| (a.0 + c.0, a.1 + c.1))

@@ -15,7 +15,7 @@ use super::features::NAMES;
 use super::file::ModelKind;
 use super::score::ModelOut;
 use super::supervised::EXTRA;
-use crate::event::Millis;
+use crate::time::EventTime;
 use serde::{Deserialize, Serialize};
 
 /// Bins of a summary: up to ten (deciles; fewer for inputs with repeated values).
@@ -149,7 +149,8 @@ struct Sample {
 #[derive(Debug, Clone, Default)]
 pub struct Drift {
     models: Vec<Sample>,
-    day: i64,
+    /// The event-time day of the newest sample (none yet: nothing to decay).
+    day: Option<i64>,
     scratch: Vec<f64>,
 }
 
@@ -181,22 +182,24 @@ impl Drift {
             .collect();
         Self {
             models,
-            day: i64::MIN,
+            day: None,
             scratch: Vec::new(),
         }
     }
 
     /// Sample what the models said about an event at `ts`.
-    pub fn observe(&mut self, o: &ModelOut, ts: Millis) {
-        let day = ts.div_euclid(86_400_000);
-        if day > self.day {
-            let halve = 0.5f64.powi((day - self.day).min(60) as i32);
+    pub fn observe(&mut self, o: &ModelOut, ts: EventTime) {
+        let day = ts.day();
+        if let Some(last) = self.day.filter(|last| day > *last) {
+            let halve = 0.5f64.powi((day - last).min(60) as i32);
             for m in &mut self.models {
                 for c in m.counts.iter_mut().flatten() {
                     *c *= halve;
                 }
             }
-            self.day = day;
+        }
+        if self.day.is_none_or(|last| day > last) {
+            self.day = Some(day);
         }
         let scratch = &mut self.scratch;
         for Sample {

@@ -11,8 +11,9 @@
 
 use super::pin::{PinCounts, PinWindows, TermPin};
 pub use super::robust::{normals, usual, Normals};
-use crate::event::{EntryMode, Event, EventType, Millis, Pin};
+use crate::event::{EntryMode, Event, EventType, Pin};
 use crate::keyed::{key_hash, CowMap};
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -58,10 +59,10 @@ pub const MIN_HISTORY: usize = 5;
 pub const GROUP_MIN: usize = 4;
 /// Log amounts are kept in 1/256 steps (0.4 % of an amount): small, and exact on both sides.
 pub const LOG_STEP: f64 = 256.0;
-pub const HOUR: Millis = 3_600_000;
-pub const DAY: Millis = 24 * HOUR;
+pub const HOUR: Span = Span::HOUR;
+pub const DAY: Span = Span::DAY;
 /// Card profiles idle this long are forgotten (event time).
-pub const CARD_RETENTION: Millis = 90 * DAY;
+pub const CARD_RETENTION: Span = Span::days(90);
 
 /// MCCs where a stolen card is cashed out (jewellery, electronics, quasi-cash, gambling...).
 const HIGH_VALUE_MCC: [u16; 8] = [4829, 5045, 5094, 5732, 5944, 6051, 7995, 5999];
@@ -122,8 +123,8 @@ pub fn quantise(la: f64) -> u16 {
 }
 
 /// Hour of day (UTC) of an event time.
-pub fn hour_of_day(ts: Millis) -> usize {
-    ts.rem_euclid(DAY).div_euclid(HOUR) as usize
+pub fn hour_of_day(ts: EventTime) -> usize {
+    ts.as_ms().rem_euclid(DAY.as_ms()).div_euclid(HOUR.as_ms()) as usize
 }
 
 /// The features that need no history (indices 0..9), shared by both evaluators.
@@ -166,7 +167,7 @@ pub fn amount_devs(la: f64, usual: Option<(f64, f64)>) -> (f64, f64) {
 #[repr(C)]
 pub struct CardProfile {
     #[serde(default)]
-    last: Millis,
+    last: EventTime,
     /// Its last [`HISTORY`] approved purchases, a ring held inline (no allocation, no
     /// shuffling): quantised log amounts and category groups; the first `n` slots are used,
     /// `head` is the oldest once full.
@@ -185,11 +186,11 @@ pub struct CardProfile {
     /// Timestamps of its latest purchases (at most `CARD_CAP`), a ring like `q`: `rn` used,
     /// `rhead` the oldest once full.
     #[serde(default)]
-    recent: [Millis; CARD_CAP],
+    recent: [EventTime; CARD_CAP],
 }
 
 impl CardProfile {
-    fn push_recent(&mut self, ts: Millis) {
+    fn push_recent(&mut self, ts: EventTime) {
         let i = if (self.rn as usize) < CARD_CAP {
             self.rn += 1;
             self.rn as usize - 1
@@ -253,7 +254,7 @@ pub struct FeatureState {
     merchants: CowMap<MerchantDay>,
     /// Event time at which cards, terminals and merchants are next swept.
     #[serde(default)]
-    next_sweep: [Millis; 3],
+    next_sweep: [EventTime; 3],
 }
 
 /// What the streaming evaluator says about one card purchase.
@@ -331,7 +332,7 @@ impl FeatureState {
         let m = self
             .merchants
             .entry_or_default(key_hash(ev.merchant.as_deref().unwrap_or_default()));
-        let day = ev.ts.div_euclid(DAY);
+        let day = ev.ts.day();
         if day > m.day {
             if m.n > 0 {
                 m.past.push_back((m.day, m.n, m.k));
@@ -362,7 +363,7 @@ impl FeatureState {
     /// Each map is swept every eighth of its retention (`state::sweep_interval`), not on every
     /// call: sweeping a million card profiles every minute of event time would make replay
     /// quadratic.
-    pub fn evict(&mut self, now: Millis, pin_retention: Millis, merchant_days: i64) {
+    pub fn evict(&mut self, now: EventTime, pin_retention: Span, merchant_days: i64) {
         use crate::keyed::sweep_interval;
         if now >= self.next_sweep[0] {
             self.cards.retain(|_, p| p.last >= now - CARD_RETENTION);
@@ -374,7 +375,7 @@ impl FeatureState {
             self.next_sweep[1] = now + sweep_interval(pin_retention);
         }
         if now >= self.next_sweep[2] {
-            let today = now.div_euclid(DAY);
+            let today = now.day();
             self.merchants
                 .retain(|_, m| m.day >= today - merchant_days - 1);
             self.next_sweep[2] = now + sweep_interval(DAY);

@@ -16,9 +16,9 @@
 //! - a day's counts are its attempts and episodes (by the day they happened) and its final
 //!   unresolved episodes (by the day their `resolve` ran out), days in UTC.
 
-use super::features::DAY;
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::keyed::key_hash;
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TermPin {
     /// PIN attempts within the window (event times).
-    attempts: VecDeque<Millis>,
+    attempts: VecDeque<EventTime>,
     /// Wrong PINs within the window (and episodes awaiting their resolution).
     wrong: VecDeque<WrongPin>,
     /// Today's counts inline (every attempt touches them), and the earlier days' counts,
@@ -35,7 +35,7 @@ pub struct TermPin {
     #[serde(default)]
     today: DayPin,
     days: VecDeque<DayPin>,
-    last: Millis,
+    last: EventTime,
     /// Episodes awaiting their resolution (so most attempts skip the scan for them).
     #[serde(default)]
     open: u32,
@@ -44,7 +44,7 @@ pub struct TermPin {
 /// A wrong PIN at the terminal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct WrongPin {
-    ts: Millis,
+    ts: EventTime,
     card: u64,
     /// Starts an episode.
     new: bool,
@@ -67,8 +67,8 @@ pub struct DayPin {
 /// The model's windows, from its file.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PinWindows {
-    pub window: Millis,
-    pub resolve: Millis,
+    pub window: Span,
+    pub resolve: Span,
     pub base_days: i64,
 }
 
@@ -111,7 +111,7 @@ impl TermPin {
         {
             self.wrong.pop_front();
         }
-        let today = ts.div_euclid(DAY);
+        let today = ts.day();
         if self.today.day != today {
             self.roll(today);
         }
@@ -187,7 +187,7 @@ impl TermPin {
 
     /// Close the episodes whose `resolve` has run out before `ts`; an unresolved one counts
     /// on the day its `resolve` ran out.
-    fn close(&mut self, ts: Millis, w: PinWindows) {
+    fn close(&mut self, ts: EventTime, w: PinWindows) {
         if self.open == 0 {
             return;
         }
@@ -198,7 +198,7 @@ impl TermPin {
                 e.closed = true;
                 self.open -= 1;
                 if !e.resolved {
-                    ended.push((e.ts + w.resolve).div_euclid(DAY));
+                    ended.push((e.ts + w.resolve).day());
                 }
             }
         }
@@ -248,7 +248,7 @@ impl TermPin {
     }
 
     /// Event time of the terminal's last PIN attempt.
-    pub fn last(&self) -> Millis {
+    pub fn last(&self) -> EventTime {
         self.last
     }
 }
@@ -257,7 +257,7 @@ impl TermPin {
 mod tests {
     use super::*;
 
-    fn ev(id: &str, ts: Millis, card: &str, rc: &str) -> Event {
+    fn ev(id: &str, ts: i64, card: &str, rc: &str) -> Event {
         crate::decode::Decoder::default()
             .decode_json(
                 format!(
@@ -270,10 +270,10 @@ mod tests {
             .expect("valid event")
     }
 
-    const MIN: Millis = 60_000;
+    const MIN: i64 = 60_000;
     const W: PinWindows = PinWindows {
-        window: 6 * 60 * MIN,
-        resolve: 5 * MIN,
+        window: Span::ms(6 * 60 * MIN),
+        resolve: Span::ms(5 * MIN),
         base_days: 28,
     };
 
@@ -298,7 +298,8 @@ mod tests {
         assert_eq!(ids, ["1"]);
         // B never comes back: ten minutes on, it is unresolved for good, on today's count;
         // the next day's baseline sees it.
-        let next = (t0.div_euclid(DAY) + 1) * DAY + 9 * 60 * MIN;
+        let day = Span::DAY.as_ms();
+        let next = (t0 / day + 1) * day + 9 * 60 * MIN;
         let c = t.observe(&ev("5", next, "C", "55"), W, None).unwrap();
         assert_eq!(
             c.base,

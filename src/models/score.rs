@@ -10,8 +10,9 @@ use super::merchant_nopin::{MerchantCounts, MerchantNopinScore};
 use super::supervised::NI;
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::keyed::{Stage, Stages};
+use crate::time::EventTime;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -211,9 +212,12 @@ impl Scorer {
         self.drift.observe(out, ev.ts);
     }
 
-    pub fn evict(&mut self, now: Millis) {
+    pub fn evict(&mut self, now: EventTime) {
         let m = &self.models;
-        let pin = m.terminal_pin.as_ref().map_or(0, |t| t.model.retention());
+        let pin = m
+            .terminal_pin
+            .as_ref()
+            .map_or(crate::time::Span::ZERO, |t| t.model.retention());
         let days = m
             .merchant_nopin
             .as_ref()

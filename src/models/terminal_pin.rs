@@ -20,7 +20,7 @@ use super::merchant_nopin::BetaShare;
 use super::params::ParamsError;
 use super::pin::{PinCounts, PinWindows};
 use super::stats::{beta_binomial_tail_score, moments};
-use crate::event::Millis;
+use crate::time::Span;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -97,15 +97,15 @@ impl TerminalPin {
 
     pub fn windows(&self) -> PinWindows {
         PinWindows {
-            window: self.params.window_h as Millis * 3_600_000,
-            resolve: self.params.resolve_min as Millis * 60_000,
+            window: Span::hours(self.params.window_h as i64),
+            resolve: Span::minutes(self.params.resolve_min as i64),
             base_days: self.params.base_days as i64,
         }
     }
 
     /// How long a terminal's state matters after its last PIN attempt.
-    pub fn retention(&self) -> Millis {
-        (self.params.base_days as Millis + 1) * 86_400_000
+    pub fn retention(&self) -> Span {
+        Span::days(self.params.base_days as i64 + 1)
     }
 
     pub fn score(&self, mcc: Option<u16>, c: &PinCounts) -> TerminalPinScore {

@@ -20,7 +20,8 @@ use super::score::{supervised_inputs, ModelOut};
 use super::stats::recall_at_fpr;
 use super::supervised::{Supervised, NI};
 use super::terminal_pin::TerminalPin;
-use crate::event::{format_ts, Event, Millis};
+use crate::event::{format_ts, Event};
+use crate::time::{EventTime, Span};
 use anyhow::Result;
 use polars::prelude::*;
 use rand::SeedableRng;
@@ -75,8 +76,8 @@ impl Default for TrainOptions {
 impl TrainOptions {
     pub fn pin_windows(&self) -> PinWindows {
         PinWindows {
-            window: self.window_h as Millis * features::HOUR,
-            resolve: self.resolve_min as Millis * 60_000,
+            window: features::HOUR * self.window_h as i64,
+            resolve: Span::minutes(self.resolve_min as i64),
             base_days: self.base_days as i64,
         }
     }
@@ -118,7 +119,7 @@ fn rows_of(df: &DataFrame) -> PolarsResult<Vec<usize>> {
 pub fn batch_features(
     events: &[Event],
     opts: &TrainOptions,
-    split: Millis,
+    split: EventTime,
 ) -> PolarsResult<BatchFeatures> {
     let df = batch::frame(events, opts.nopin_limit)?;
     let card = batch::batch_card_tx(df.clone().lazy())?.collect()?;
@@ -172,7 +173,7 @@ pub struct Trained {
     pub combined: BTreeMap<String, f64>,
     pub events: usize,
     /// Events from this time on were the holdout.
-    pub holdout_from: Millis,
+    pub holdout_from: EventTime,
 }
 
 /// Put history in the engine's order: by (ts, id), each id once (the first read).
@@ -196,7 +197,7 @@ struct History<'a> {
     events: &'a [Event],
     opts: &'a TrainOptions,
     /// Events from this time on are the holdout.
-    split: Millis,
+    split: EventTime,
     /// Per event: before the split.
     train_mask: Vec<bool>,
     fraud: Vec<bool>,
@@ -284,7 +285,7 @@ fn fit_terminal_pin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> R
 
 fn fit_merchant_nopin(h: &History, bf: &BatchFeatures, outs: &mut [ModelOut]) -> Result<Fitted> {
     let df = batch::frame(h.events, h.opts.nopin_limit)?;
-    let train_lf = df.lazy().filter(col("ts").lt(lit(h.split)));
+    let train_lf = df.lazy().filter(col("ts").lt(lit(h.split.as_ms())));
     let params = MerchantNopin::fit(
         train_lf.filter(col("cp_approved")),
         h.opts.nopin_limit,

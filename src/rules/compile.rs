@@ -56,7 +56,7 @@ pub enum Logic {
     },
     Window {
         when: Expr,
-        window: i64,
+        window: Span,
         aggs: Vec<Agg>,
         agg_names: Vec<String>,
         fire: Expr,
@@ -65,12 +65,12 @@ pub enum Logic {
         when: Expr,
         reset: Option<Expr>,
         threshold: u32,
-        within: i64,
+        within: Span,
     },
     Sequence {
         first: Expr,
         then: Expr,
-        within: i64,
+        within: Span,
     },
 }
 
@@ -78,7 +78,7 @@ pub enum Logic {
 #[derive(Debug, Clone)]
 pub struct Action {
     pub kind: ActionKind,
-    pub ttl: i64,
+    pub ttl: Span,
     pub reason_code: CompactString,
 }
 
@@ -112,7 +112,8 @@ pub struct Rule {
     pub examples: Vec<ExampleConfig>,
 }
 
-pub use super::duration::duration_ms;
+pub use super::duration::span;
+use crate::time::Span;
 
 /// Longest rule id: ids name metrics series, alerts and state.
 pub const MAX_ID_LEN: usize = 64;
@@ -268,8 +269,8 @@ fn reported(reads: &[String]) -> Vec<Field> {
 /// The lockout, if any: its TTL must be a bounded duration longer than zero.
 fn action(cfg: &RuleConfig, errs: &mut Errs) -> Option<Action> {
     let a = cfg.action.as_ref()?;
-    match duration_ms(&a.ttl) {
-        Ok(ttl) if ttl > 0 => Some(Action {
+    match span(&a.ttl) {
+        Ok(ttl) if ttl > Span::ZERO => Some(Action {
             kind: a.kind,
             ttl,
             reason_code: a.reason_code.as_str().into(),

@@ -7,10 +7,12 @@
 //! lock's expiry past the years a timestamp can print. Whatever is accepted here can be
 //! honoured: kept in event-time state, added to any plausible event time, printed as RFC 3339.
 
-/// The longest duration accepted: 366 days, in milliseconds. Longer than every retention
-/// the engine keeps (pre-auths: 45 days) and a leap year of history; a rule that needs more
-/// is better served by a model trained on that history.
-pub const MAX_MS: i64 = 366 * 24 * 3_600_000;
+use crate::time::Span;
+
+/// The longest duration accepted: 366 days. Longer than every retention the engine keeps
+/// (pre-auths: 45 days) and a leap year of history; a rule that needs more is better served
+/// by a model trained on that history.
+pub const MAX: Span = Span::days(366);
 
 /// A duration refused; each holds the text as given (its first 40 characters).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,9 +26,9 @@ pub enum DurationError {
     TooLong(String),
 }
 
-/// Parse a duration to milliseconds: whole milliseconds, at most [`MAX_MS`]. Zero is
-/// accepted (a lateness of `0s`); rules refuse it where it means nothing.
-pub fn duration_ms(s: &str) -> Result<i64, DurationError> {
+/// Parse a duration: whole milliseconds, at most [`MAX`]. Zero is accepted (a lateness of
+/// `0s`); rules refuse it where it means nothing.
+pub fn span(s: &str) -> Result<Span, DurationError> {
     let shown: String = s.chars().take(40).collect();
     let d = match humantime::parse_duration(s.trim()) {
         Ok(d) => d,
@@ -39,7 +41,7 @@ pub fn duration_ms(s: &str) -> Result<i64, DurationError> {
         return Err(DurationError::SubMillisecond(shown));
     }
     match i64::try_from(d.as_millis()) {
-        Ok(ms) if ms <= MAX_MS => Ok(ms),
+        Ok(ms) if Span::ms(ms) <= MAX => Ok(Span::ms(ms)),
         _ => Err(DurationError::TooLong(shown)),
     }
 }
@@ -50,10 +52,10 @@ mod tests {
 
     #[test]
     fn durations_are_bounded() {
-        assert_eq!(duration_ms("90s"), Ok(90_000));
-        assert_eq!(duration_ms("24h"), Ok(86_400_000));
-        assert_eq!(duration_ms("0s"), Ok(0));
-        assert_eq!(duration_ms("366d"), Ok(MAX_MS));
+        assert_eq!(span("90s"), Ok(Span::ms(90_000)));
+        assert_eq!(span("24h"), Ok(Span::hours(24)));
+        assert_eq!(span("0s"), Ok(Span::ZERO));
+        assert_eq!(span("366d"), Ok(MAX));
         for (s, needle) in [
             ("367d", "longer than 366 days"),
             ("300000000y", "longer than 366 days"),
@@ -65,7 +67,7 @@ mod tests {
             ("", "bad duration"),
             ("-5s", "bad duration"),
         ] {
-            let e = duration_ms(s).unwrap_err().to_string();
+            let e = span(s).unwrap_err().to_string();
             assert!(e.contains(needle), "{s}: {e}");
         }
     }

@@ -12,10 +12,11 @@
 
 use super::compile::{Agg, Logic, Rule};
 use super::expr::Ctx;
-use crate::event::{Event, Millis};
+use crate::event::Event;
 use crate::feature::Features;
 use crate::feature::{Field, Val};
 use crate::keyed::{key_hash, CowMap};
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::cell::Cell;
@@ -30,14 +31,14 @@ const MAX_FIRSTS: usize = 16;
 /// One event remembered by a rule.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Mark {
-    pub ts: Millis,
+    pub ts: EventTime,
     pub id: CompactString,
 }
 
 /// One event in a window, with its contribution to each aggregate.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WinEntry {
-    pub ts: Millis,
+    pub ts: EventTime,
     pub id: CompactString,
     pub vals: [i64; MAX_AGGS],
 }
@@ -54,7 +55,7 @@ pub struct RuleState {
 pub struct Hit {
     pub event_ids: Vec<CompactString>,
     /// Each event's time where the rule knew it (parallel to `event_ids`).
-    pub event_ts: Vec<Option<Millis>>,
+    pub event_ts: Vec<Option<EventTime>>,
     pub features: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -68,7 +69,7 @@ impl RuleState {
     }
 
     /// Drop keys with nothing newer than `horizon` before `now`.
-    pub fn evict(&mut self, now: Millis, horizon: Millis) {
+    pub fn evict(&mut self, now: EventTime, horizon: Span) {
         let cut = now - horizon;
         self.windows
             .retain(|_, q| q.back().is_some_and(|e| e.ts > cut));
@@ -78,9 +79,9 @@ impl RuleState {
 }
 
 /// How far back a rule's state matters.
-pub fn horizon(rule: &Rule) -> Millis {
+pub fn horizon(rule: &Rule) -> Span {
     match &rule.logic {
-        Logic::Match { .. } => 0,
+        Logic::Match { .. } => Span::ZERO,
         Logic::Window { window, .. } => *window,
         Logic::Consecutive { within, .. } | Logic::Sequence { within, .. } => *within,
     }
@@ -121,7 +122,7 @@ pub fn eval(
             // The joined pre-auth (its time known), the original QR payment, the events a
             // model's score rests on, then the trigger.
             let preauth_ts = f.preauth.as_ref().map(|v| v.ts);
-            let mut ids: Vec<(CompactString, Option<Millis>)> = f
+            let mut ids: Vec<(CompactString, Option<EventTime>)> = f
                 .related()
                 .map(|id| {
                     let ts = (f.preauth_id.as_ref() == Some(id)).then_some(preauth_ts);
@@ -202,7 +203,7 @@ fn window(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     let (ev, f) = (ctx.ev, ctx.f);
     let key = key_of(rule, ev, f)?;
     let q = st.windows.entry_or_default(key);
-    while q.front().is_some_and(|e| e.ts <= ev.ts - window) {
+    while q.front().is_some_and(|e| e.ts <= ev.ts - *window) {
         q.pop_front();
     }
     let entry = WinEntry {
@@ -212,7 +213,7 @@ fn window(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     };
     let pos = q.partition_point(|e| e.ts <= ev.ts);
     q.insert(pos, entry);
-    let lo = ev.ts - window;
+    let lo = ev.ts - *window;
     let in_win = || q.iter().filter(|e| e.ts > lo && e.ts <= ev.ts);
     let out = aggregate(aggs, in_win());
     let aggs_v = &out[..aggs.len()];
@@ -225,7 +226,7 @@ fn window(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     if !fire.test(&fctx) {
         return None;
     }
-    let ids: Vec<(CompactString, Option<Millis>)> =
+    let ids: Vec<(CompactString, Option<EventTime>)> =
         in_win().map(|e| (e.id.clone(), Some(e.ts))).collect();
     let named: Vec<(&str, Val)> = agg_names
         .iter()
@@ -270,13 +271,13 @@ fn consecutive(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
             id: ev.id.clone(),
         },
     );
-    while q.front().is_some_and(|m| m.ts <= ev.ts - within) {
+    while q.front().is_some_and(|m| m.ts <= ev.ts - *within) {
         q.pop_front();
     }
     if q.len() < *threshold as usize {
         return None;
     }
-    let ids: Vec<(CompactString, Option<Millis>)> =
+    let ids: Vec<(CompactString, Option<EventTime>)> =
         q.iter().map(|m| (m.id.clone(), Some(m.ts))).collect();
     st.marks.remove(&key);
     let n = ids.len() as i64;
@@ -307,9 +308,9 @@ fn sequence(rule: &Rule, st: &mut RuleState, ctx: &Ctx<'_>) -> Option<Hit> {
     let mut fired = None;
     if is_then {
         if let Some(q) = st.marks.get_mut(&key) {
-            q.retain(|m| m.ts > ev.ts - within && m.ts <= ev.ts && m.id != ev.id);
+            q.retain(|m| m.ts > ev.ts - *within && m.ts <= ev.ts && m.id != ev.id);
             if !q.is_empty() {
-                let mut ids: Vec<(CompactString, Option<Millis>)> =
+                let mut ids: Vec<(CompactString, Option<EventTime>)> =
                     q.drain(..).map(|m| (m.id, Some(m.ts))).collect();
                 ids.push((ev.id.clone(), Some(ev.ts)));
                 let n = ids.len() as i64;
@@ -348,12 +349,12 @@ fn sum<'a>(vals: impl Iterator<Item = i64>) -> Val<'a> {
 }
 
 /// Format a duration the way rule files write it (`24h`, `10m`, `90s`).
-pub fn human(ms: Millis) -> String {
-    const S: Millis = 1000;
-    const M: Millis = 60 * S;
-    const H: Millis = 60 * M;
-    const D: Millis = 24 * H;
-    match ms {
+pub fn human(span: Span) -> String {
+    const S: i64 = Span::SECOND.as_ms();
+    const M: i64 = Span::MINUTE.as_ms();
+    const H: i64 = Span::HOUR.as_ms();
+    const D: i64 = Span::DAY.as_ms();
+    match span.as_ms() {
         x if x >= 2 * D && x % D == 0 => format!("{}d", x / D),
         x if x >= H && x % H == 0 => format!("{}h", x / H),
         x if x >= M && x % M == 0 => format!("{}m", x / M),
@@ -364,7 +365,7 @@ pub fn human(ms: Millis) -> String {
 
 fn hit(
     rule: &Rule,
-    ids: Vec<(CompactString, Option<Millis>)>,
+    ids: Vec<(CompactString, Option<EventTime>)>,
     ev: &Event,
     f: &Features,
     named: &[(&str, Val)],

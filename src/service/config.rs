@@ -2,7 +2,7 @@
 //! environment variables and flags (clap reads both), plus librdkafka properties passed through
 //! with `-X key=value`, as kcat does.
 
-use crate::event::Millis;
+use crate::time::Span;
 use anyhow::{Context, Result};
 use clap::Args;
 use serde::Deserialize;
@@ -57,18 +57,18 @@ pub struct RunConfig {
     /// Allowed lateness within a partition (event time), e.g. "100ms". Durations are written
     /// as text (`90s`, `10m`, `24h`) and held in milliseconds, parsed when the config loads.
     #[serde(deserialize_with = "durations::allowed_lateness")]
-    pub allowed_lateness: Millis,
+    pub allowed_lateness: Span,
     /// A partition with no message for this long (wall clock) while caught up stops holding
     /// the watermark back.
     #[serde(deserialize_with = "durations::idle_timeout")]
-    pub idle_timeout: Millis,
+    pub idle_timeout: Span,
     /// Wall-clock interval between checkpoints.
     #[serde(deserialize_with = "durations::checkpoint_interval")]
-    pub checkpoint_interval: Millis,
+    pub checkpoint_interval: Span,
     /// A checkpoint not acknowledged this long after its snapshot counts as failed (and again
     /// every further `checkpoint_timeout`).
     #[serde(deserialize_with = "durations::checkpoint_timeout")]
-    pub checkpoint_timeout: Millis,
+    pub checkpoint_timeout: Span,
     /// Readiness is withdrawn after this many checkpoint failures in a row (0: never).
     pub max_checkpoint_failures: u32,
     /// What a genuine gap in a consumed partition's offsets does besides its metric and log
@@ -87,10 +87,10 @@ pub struct RunConfig {
     /// How long (event time) the switch has to acknowledge a command before the alert
     /// `command_unacknowledged`; "0" (0 here) when the switch sends no acknowledgements.
     #[serde(deserialize_with = "durations::ack_timeout")]
-    pub ack_timeout: Millis,
+    pub ack_timeout: Span,
     /// How long a lock record is kept after it is released or expires.
     #[serde(deserialize_with = "durations::lock_retention")]
-    pub lock_retention: Millis,
+    pub lock_retention: Span,
     /// PAN tokenisation key file (else SWITCHGUARD_TOKEN_KEY). Without either the service
     /// refuses to start, unless `allow_dev_key` (tokens are then not secret).
     pub token_key_file: Option<PathBuf>,
@@ -111,18 +111,18 @@ impl Default for RunConfig {
             topics: Topics::default(),
             partitions: 4,
             replication: 1,
-            allowed_lateness: 100,
-            idle_timeout: 1_000,
-            checkpoint_interval: 1_000,
-            checkpoint_timeout: 10_000,
+            allowed_lateness: Span::ms(100),
+            idle_timeout: Span::SECOND,
+            checkpoint_interval: Span::SECOND,
+            checkpoint_timeout: Span::ms(10_000),
             max_checkpoint_failures: 3,
             on_offset_gap: super::positions::GapPolicy::Log,
             exactly_once: false,
             scale_out: false,
             stage_partitions: 0,
             max_lockouts_per_minute: 100,
-            ack_timeout: 30_000,
-            lock_retention: 30 * 24 * 3_600_000,
+            ack_timeout: Span::ms(30_000),
+            lock_retention: Span::days(30),
             token_key_file: None,
             allow_dev_key: false,
             kafka: BTreeMap::new(),
@@ -151,9 +151,9 @@ pub struct RunArgs {
     #[arg(long, env = "SWITCHGUARD_STATE_TOPIC")]
     pub state_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_ALLOWED_LATENESS", value_parser = durations::flag)]
-    pub allowed_lateness: Option<Millis>,
+    pub allowed_lateness: Option<Span>,
     #[arg(long, env = "SWITCHGUARD_CHECKPOINT_INTERVAL", value_parser = durations::flag)]
-    pub checkpoint_interval: Option<Millis>,
+    pub checkpoint_interval: Option<Span>,
     #[arg(long, env = "SWITCHGUARD_EXACTLY_ONCE")]
     pub exactly_once: Option<bool>,
     /// Scale out over every instance of the group (see README "Scaling out").
@@ -162,7 +162,7 @@ pub struct RunArgs {
     #[arg(long, env = "SWITCHGUARD_MAX_LOCKOUTS_PER_MINUTE")]
     pub max_lockouts_per_minute: Option<u32>,
     #[arg(long, env = "SWITCHGUARD_ACK_TIMEOUT", value_parser = durations::ack_flag)]
-    pub ack_timeout: Option<Millis>,
+    pub ack_timeout: Option<Span>,
     #[arg(long, env = "SWITCHGUARD_CONTROL_TOPIC")]
     pub control_topic: Option<String>,
     #[arg(long, env = "SWITCHGUARD_TOKEN_KEY_FILE")]
@@ -230,14 +230,14 @@ impl RunArgs {
 
 /// The duration settings, as the service uses them.
 pub struct Timings {
-    /// Event time, ms.
-    pub lateness: Millis,
+    /// Event time.
+    pub lateness: Span,
     pub idle: std::time::Duration,
     pub checkpoint_every: std::time::Duration,
     pub checkpoint_timeout: std::time::Duration,
-    /// Event time, ms (0: acknowledgements not expected).
-    pub ack_timeout: Millis,
-    pub lock_retention: Millis,
+    /// Event time (0: acknowledgements not expected).
+    pub ack_timeout: Span,
+    pub lock_retention: Span,
 }
 
 impl RunConfig {
@@ -245,12 +245,11 @@ impl RunConfig {
     ///
     /// [`Duration`]: std::time::Duration
     pub fn timings(&self) -> Timings {
-        let wall = |ms: Millis| std::time::Duration::from_millis(ms.max(0) as u64);
         Timings {
             lateness: self.allowed_lateness,
-            idle: wall(self.idle_timeout),
-            checkpoint_every: wall(self.checkpoint_interval),
-            checkpoint_timeout: wall(self.checkpoint_timeout),
+            idle: self.idle_timeout.to_std(),
+            checkpoint_every: self.checkpoint_interval.to_std(),
+            checkpoint_timeout: self.checkpoint_timeout.to_std(),
             ack_timeout: self.ack_timeout,
             lock_retention: self.lock_retention,
         }
@@ -261,26 +260,26 @@ impl RunConfig {
 /// ([`crate::rules::duration`]): a bad value in the file is refused with its key's name (and
 /// toml's line and column), a bad flag or environment value by clap with the flag's name.
 pub(crate) mod durations {
-    use crate::event::Millis;
     use crate::rules::duration::DurationError;
+    use crate::time::Span;
     use serde::{de::Error, Deserialize, Deserializer};
 
     /// `s` in milliseconds; `"0"` is 0 where `zero` allows it (no unit needed for none).
-    fn parse(s: &str, zero: bool) -> Result<Millis, DurationError> {
+    fn parse(s: &str, zero: bool) -> Result<Span, DurationError> {
         if zero && s.trim() == "0" {
-            return Ok(0);
+            return Ok(Span::ZERO);
         }
-        crate::rules::duration::duration_ms(s)
+        crate::rules::duration::span(s)
     }
 
-    fn field<'de, D: Deserializer<'de>>(d: D, key: &str, zero: bool) -> Result<Millis, D::Error> {
+    fn field<'de, D: Deserializer<'de>>(d: D, key: &str, zero: bool) -> Result<Span, D::Error> {
         let s = String::deserialize(d)?;
         parse(&s, zero).map_err(|e| D::Error::custom(format!("{key}: {e}")))
     }
 
     macro_rules! fields {
         ($($name:ident: $zero:expr),*) => {$(
-            pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Millis, D::Error> {
+            pub fn $name<'de, D: Deserializer<'de>>(d: D) -> Result<Span, D::Error> {
                 field(d, stringify!($name), $zero)
             }
         )*};
@@ -295,12 +294,12 @@ pub(crate) mod durations {
     );
 
     /// A duration flag (`--allowed-lateness 100ms`).
-    pub fn flag(s: &str) -> Result<Millis, DurationError> {
+    pub fn flag(s: &str) -> Result<Span, DurationError> {
         parse(s, false)
     }
 
     /// `--ack-timeout`: a duration, or 0.
-    pub fn ack_flag(s: &str) -> Result<Millis, DurationError> {
+    pub fn ack_flag(s: &str) -> Result<Span, DurationError> {
         parse(s, true)
     }
 }
@@ -315,13 +314,13 @@ mod tests {
             "allowed_lateness = \"250ms\"\nack_timeout = \"0\"\nlock_retention = \"2d\"",
         )
         .unwrap();
-        assert_eq!(c.allowed_lateness, 250);
-        assert_eq!(c.ack_timeout, 0);
-        assert_eq!(c.lock_retention, 2 * 86_400_000);
+        assert_eq!(c.allowed_lateness, Span::ms(250));
+        assert_eq!(c.ack_timeout, Span::ZERO);
+        assert_eq!(c.lock_retention, Span::days(2));
         assert_eq!(c.idle_timeout, RunConfig::default().idle_timeout);
         let t = RunConfig::default().timings();
         assert_eq!(t.checkpoint_every, std::time::Duration::from_secs(1));
-        assert_eq!(t.lock_retention, 30 * 86_400_000);
+        assert_eq!(t.lock_retention, Span::days(30));
         for (text, key) in [
             ("idle_timeout = \"ten\"", "idle_timeout: bad duration"),
             (

@@ -9,14 +9,14 @@ use super::metrics::Metrics;
 use crate::decision::locks::{document, AckStatus, LockRecord};
 use crate::engine::shard_task::ShardTask;
 use crate::engine::ControlStats;
-use crate::event::Millis;
+use crate::time::EventTime;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// The latest copy of the lock records and the stream time they are judged at.
 #[derive(Default)]
 pub struct LockView {
-    inner: Mutex<(Vec<LockRecord>, Millis)>,
+    inner: Mutex<(Vec<LockRecord>, EventTime)>,
 }
 
 impl LockView {
@@ -67,7 +67,11 @@ pub fn route(view: &LockView, url: &str) -> Option<(u16, String)> {
 impl Metrics {
     /// Publish the lock records of `shards` and set the lock gauges.
     pub fn observe_locks(&self, shards: &[&ShardTask]) {
-        let now = shards.iter().map(|s| s.engine().clock()).max().unwrap_or(0);
+        let now = shards
+            .iter()
+            .filter_map(|s| s.engine().clock())
+            .max()
+            .unwrap_or_default();
         let mut records = Vec::new();
         let mut active = [0i64; 2];
         let mut commands: BTreeMap<(String, AckStatus), i64> = BTreeMap::new();

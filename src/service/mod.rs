@@ -65,7 +65,7 @@ impl Signals {
 pub struct Start {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
-    pub lateness: i64,
+    pub lateness: crate::time::Span,
     pub idle: Duration,
     pub every: Duration,
     pub checkpoint_timeout: Duration,

@@ -5,7 +5,7 @@
 //! cardholder. Deterministic: every choice is a hash of the command id and the seed, so the
 //! same commands always get the same answers (a replay of them gives the live decisions).
 
-use crate::event::{format_ts, Millis};
+use crate::event::format_ts;
 use serde_json::{json, Value};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -49,7 +49,7 @@ impl SwitchSide {
             let rejected = r < self.silent_pm + self.reject_pm;
             let delay = 200 + self.roll(id, "delay") * 3;
             let mut ack = json!({
-                "id": format!("ack-{id}"), "ts": format_ts(ts + delay as Millis),
+                "id": format!("ack-{id}"), "ts": format_ts(ts + delay as i64),
                 "control": "ack", "command_id": id,
                 "status": if rejected { "rejected" } else { "applied" },
             });
@@ -63,7 +63,7 @@ impl SwitchSide {
         }
         let rule_card_lock = cmd["action"] == "lock_card" && cmd["rule"].is_string();
         if rule_card_lock && self.roll(id, "release") < self.release_pm {
-            let after = 15 * 60_000 + self.roll(id, "after") as Millis * 1_800;
+            let after = 15 * 60_000 + self.roll(id, "after") as i64 * 1_800;
             out.push(json!({
                 "id": format!("rel-{id}"), "ts": format_ts(ts + after), "control": "unlock",
                 "card": cmd["target"], "actor": "analyst.demo",
@@ -74,7 +74,7 @@ impl SwitchSide {
     }
 }
 
-fn ts_of(cmd: &Value) -> Option<Millis> {
+fn ts_of(cmd: &Value) -> Option<i64> {
     let s = cmd["ts"].as_str()?;
     chrono::DateTime::parse_from_rfc3339(s)
         .ok()

@@ -12,7 +12,7 @@ type Src = Box<dyn Iterator<Item = Item> + Send>;
 /// Merges sources by the `ts` of their next event; ties go to the earlier file.
 pub struct MergedSource {
     sources: Vec<Src>,
-    heads: BinaryHeap<Reverse<(i64, usize)>>,
+    heads: BinaryHeap<Reverse<(crate::time::EventTime, usize)>>,
     held: Vec<Option<Item>>,
     pending_rejects: std::collections::VecDeque<Item>,
 }

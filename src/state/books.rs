@@ -1,6 +1,6 @@
 //! Entry types of the shared books.
 
-use crate::event::Millis;
+use crate::time::EventTime;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
@@ -9,12 +9,12 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PreAuth {
     pub id: CompactString,
-    pub ts: Millis,
+    pub ts: EventTime,
     pub amount: i64,
     pub merchant: CompactString,
     /// Completed, cancelled or reversed.
     pub closed: bool,
-    pub last_seen: Millis,
+    pub last_seen: EventTime,
 }
 
 impl PreAuth {
@@ -34,15 +34,15 @@ pub struct QrEntry {
     pub count: u32,
     /// The first payment's id, so an alert can point at the original payment.
     pub first_id: CompactString,
-    pub last_seen: Millis,
+    pub last_seen: EventTime,
 }
 
 /// Sign-on state of one terminal.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct TermSession {
-    pub sign_on: Option<Millis>,
-    pub sign_off: Option<Millis>,
-    pub last_seen: Millis,
+    pub sign_on: Option<EventTime>,
+    pub sign_off: Option<EventTime>,
+    pub last_seen: EventTime,
 }
 
 impl TermSession {

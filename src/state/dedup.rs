@@ -1,7 +1,7 @@
 //! Time order of the dedup book, for cheap eviction.
 
-use crate::event::Millis;
 use crate::keyed::CowMap;
+use crate::time::EventTime;
 use std::collections::VecDeque;
 
 /// The dedup book's entries as (first-seen time, id hash), sorted by time. Events reach the
@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 /// map would visit every live entry on every sweep. It holds exactly the map's entries; after a
 /// restore (it is not serialised) it is short, and the next sweep rebuilds it from the map.
 #[derive(Debug, Default)]
-pub struct DedupOrder(VecDeque<(Millis, u64)>);
+pub struct DedupOrder(VecDeque<(EventTime, u64)>);
 
 /// A clone starts empty, as after a restore: the order is derived from the map and rebuilt at
 /// the next sweep. Clones are the checkpoint snapshots, which must stay cheap (`CowMap`).
@@ -22,7 +22,7 @@ impl Clone for DedupOrder {
 
 impl DedupOrder {
     /// Record a new entry (one the map did not hold).
-    pub fn push(&mut self, ts: Millis, hash: u64) {
+    pub fn push(&mut self, ts: EventTime, hash: u64) {
         let q = &mut self.0;
         if q.back().is_none_or(|&(t, _)| t <= ts) {
             q.push_back((ts, hash));
@@ -34,9 +34,9 @@ impl DedupOrder {
 
     /// Remove from `map` (and from here) every entry first seen at or before `cut`: the same
     /// as `map.retain(|_, ts| *ts > cut)`.
-    pub fn expire(&mut self, map: &mut CowMap<Millis>, cut: Millis) {
+    pub fn expire(&mut self, map: &mut CowMap<EventTime>, cut: EventTime) {
         if self.0.len() != map.len() {
-            let mut v: Vec<(Millis, u64)> = map.iter().map(|(&h, &t)| (t, h)).collect();
+            let mut v: Vec<(EventTime, u64)> = map.iter().map(|(&h, &t)| (t, h)).collect();
             v.sort_unstable();
             self.0 = v.into();
         }
@@ -55,7 +55,7 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    fn contents(m: &CowMap<Millis>) -> BTreeMap<u64, Millis> {
+    fn contents(m: &CowMap<EventTime>) -> BTreeMap<u64, EventTime> {
         m.iter().map(|(k, v)| (*k, *v)).collect()
     }
 
@@ -69,13 +69,13 @@ mod tests {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             // Mostly increasing times with some late ones.
-            let ts = i as Millis * 10 - (seed >> 60) as Millis * 40;
+            let ts = EventTime::from_ms(i as i64 * 10 - (seed >> 60) as i64 * 40);
             let h = seed >> 8;
             if map.insert(h, ts).is_none() {
                 order.push(ts, h);
             }
             if i % 97 == 0 {
-                let cut = ts - 3000;
+                let cut = ts - crate::time::Span::ms(3000);
                 let mut want = contents(&map);
                 want.retain(|_, t| *t > cut);
                 order.expire(&mut map, cut);
@@ -87,8 +87,9 @@ mod tests {
         let mut fresh = order.clone();
         assert!(fresh.0.is_empty());
         let mut want = contents(&map);
-        want.retain(|_, t| *t > 45_000);
-        fresh.expire(&mut map, 45_000);
+        let cut = EventTime::from_ms(45_000);
+        want.retain(|_, t| *t > cut);
+        fresh.expire(&mut map, cut);
         assert_eq!(contents(&map), want);
         assert_eq!(fresh.0.len(), map.len());
     }

@@ -13,32 +13,33 @@ mod dedup;
 pub use books::{PreAuth, QrEntry, TermSession};
 use dedup::DedupOrder;
 
-use crate::event::{Event, EventType, Millis};
+use crate::event::{Event, EventType};
 use crate::keyed::{key_hash, sweep_interval, CowMap, Stage, Stages};
+use crate::time::{EventTime, Span};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 
 /// Retention of each book, in event-time milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Retention {
-    pub dedup: Millis,
+    pub dedup: Span,
     /// Open pre-auths (must exceed the pre-auth validity the completion rules check).
-    pub preauth: Millis,
+    pub preauth: Span,
     /// Completed / cancelled pre-auths (long enough to see a second completion).
-    pub preauth_closed: Millis,
-    pub qr: Millis,
-    pub terminal: Millis,
+    pub preauth_closed: Span,
+    pub qr: Span,
+    pub terminal: Span,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        const H: Millis = 3_600_000;
+        const H: Span = Span::HOUR;
         Self {
             dedup: H,
-            preauth: 45 * 24 * H,
-            preauth_closed: 7 * 24 * H,
-            qr: 48 * H,
-            terminal: 7 * 24 * H,
+            preauth: H * (45 * 24),
+            preauth_closed: H * (7 * 24),
+            qr: H * 48,
+            terminal: H * (7 * 24),
         }
     }
 }
@@ -46,7 +47,7 @@ impl Default for Retention {
 /// A copy of the joined pre-auth, as the rules see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreAuthView {
-    pub ts: Millis,
+    pub ts: EventTime,
     pub amount: i64,
     pub merchant: CompactString,
     pub open: bool,
@@ -56,7 +57,7 @@ pub struct PreAuthView {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Books {
     pub retention: Retention,
-    dedup: CowMap<Millis>,
+    dedup: CowMap<EventTime>,
     /// The dedup entries in time order, so a sweep pops the expired ones off the front instead
     /// of scanning the whole map. Derived from `dedup` (not serialised; rebuilt when short).
     #[serde(skip)]
@@ -65,7 +66,7 @@ pub struct Books {
     qr: CowMap<QrEntry>,
     terminals: CowMap<TermSession>,
     /// Event time at which each book (dedup, preauth, qr, terminal) is next swept.
-    next_sweep: [Millis; 4],
+    next_sweep: [EventTime; 4],
 }
 
 /// Entry counts per book, for metrics and the report.
@@ -91,14 +92,14 @@ impl Books {
     }
 
     /// Record a control record's id (apart from event ids); false if it was seen already.
-    pub fn first_control(&mut self, id: &str, ts: Millis) -> bool {
+    pub fn first_control(&mut self, id: &str, ts: EventTime) -> bool {
         self.first_of(
             xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), 0xC0_47_01),
             ts,
         )
     }
 
-    fn first_of(&mut self, h: u64, ts: Millis) -> bool {
+    fn first_of(&mut self, h: u64, ts: EventTime) -> bool {
         let (_, new) = self.dedup.get_or_insert_with(h, || ts);
         if new {
             self.dedup_order.push(ts, h);
@@ -192,7 +193,7 @@ impl Books {
                 let (q, new) = self.qr.get_or_insert_with(key_hash(r), || QrEntry {
                     count: 1,
                     first_id: ev.id.clone(),
-                    last_seen: ev.ts.max(0),
+                    last_seen: ev.ts.max(EventTime::EPOCH),
                 });
                 if !new {
                     q.count += 1;
@@ -203,9 +204,9 @@ impl Books {
     }
 
     /// Drop what is older than each book's retention, measured back from `now` (event time).
-    pub fn evict(&mut self, now: Millis) {
+    pub fn evict(&mut self, now: EventTime) {
         let r = self.retention;
-        let due = |next: &mut Millis, ret: Millis| {
+        let due = |next: &mut EventTime, ret: Span| {
             let go = now >= *next;
             if go {
                 *next = now + sweep_interval(ret);

@@ -33,11 +33,11 @@ pub fn run(a: DemoArgs) -> Result<ExitCode> {
         rules: a.engine.rules.clone(),
         models,
         metrics_addr: a.metrics_addr.clone(),
-        allowed_lateness: 1_000,
+        allowed_lateness: crate::time::Span::SECOND,
         // The demo streams days of traffic in seconds: the switch's answers, stamped a few
         // seconds after each command, arrive behind the watermark, so a deadline in event
         // time would flag every command. `demo --offline` shows the deadlines.
-        ack_timeout: 0,
+        ack_timeout: crate::time::Span::ZERO,
         allow_dev_key: true,
         ..RunConfig::default()
     };

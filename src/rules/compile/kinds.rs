@@ -4,10 +4,11 @@
 use super::{Agg, Errs, Logic};
 use crate::feature::{Field, Ty};
 use crate::rules::config::{KindConfig, RuleConfig};
-use crate::rules::duration::duration_ms;
+use crate::rules::duration::span;
 use crate::rules::exec::MAX_AGGS;
 use crate::rules::expr::{compile_bool, Expr, Scope};
 use crate::rules::short;
+use crate::time::Span;
 use std::collections::BTreeMap;
 
 /// Without a valid `kind`, still check every expression and duration the rule gives, so
@@ -194,13 +195,13 @@ impl Kinds<'_, '_> {
         }
     }
 
-    fn dur(&mut self, name: &'static str, src: &Option<String>) -> Option<i64> {
-        match src.as_deref().map(duration_ms) {
+    fn dur(&mut self, name: &'static str, src: &Option<String>) -> Option<Span> {
+        match src.as_deref().map(span) {
             None => {
                 self.missing(name);
                 None
             }
-            Some(Ok(0)) => {
+            Some(Ok(Span::ZERO)) => {
                 self.errs
                     .at(name, format!("{name} must be longer than zero"));
                 None

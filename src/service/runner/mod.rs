@@ -75,7 +75,7 @@ pub struct Core {
     pub pack: Arc<RulePack>,
     pub models: Option<Arc<Models>>,
     pub engine_cfg: EngineConfig,
-    pub lateness: i64,
+    pub lateness: crate::time::Span,
 }
 
 /// Everything the loop holds.

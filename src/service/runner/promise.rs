@@ -16,7 +16,7 @@
 //! so the promise can be read at `A`. The cost: the watermark follows the transactions one
 //! confirmation behind (the control partitions' high watermarks are asked for every 20 ms).
 
-use crate::event::Millis;
+use crate::time::EventTime;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -30,12 +30,12 @@ const GRAIN: Duration = Duration::from_millis(5);
 /// The newest transaction time this instance had processed, by instant.
 #[derive(Debug)]
 pub struct InputTimes {
-    seen: VecDeque<(Instant, Millis)>,
+    seen: VecDeque<(Instant, EventTime)>,
 }
 
 impl InputTimes {
     /// Start with what the restored checkpoint had processed (before `now`).
-    pub fn new(now: Instant, newest: Option<Millis>) -> Self {
+    pub fn new(now: Instant, newest: Option<EventTime>) -> Self {
         let mut t = Self {
             seen: VecDeque::new(),
         };
@@ -44,7 +44,7 @@ impl InputTimes {
     }
 
     /// By `now`, transactions up to `newest` have been processed.
-    pub fn note(&mut self, now: Instant, newest: Option<Millis>) {
+    pub fn note(&mut self, now: Instant, newest: Option<EventTime>) {
         let Some(newest) = newest else { return };
         if let Some(&(at, ts)) = self.seen.back() {
             if ts >= newest || now.duration_since(at) < GRAIN {
@@ -60,7 +60,7 @@ impl InputTimes {
 
     /// The newest transaction time processed by `asked`: `None` when nothing known was
     /// processed by then.
-    pub fn at(&self, asked: Instant) -> Option<Millis> {
+    pub fn at(&self, asked: Instant) -> Option<EventTime> {
         self.seen
             .iter()
             .rev()
@@ -73,41 +73,45 @@ impl InputTimes {
 mod tests {
     use super::*;
 
+    fn et(ms: i64) -> Option<EventTime> {
+        Some(EventTime::from_ms(ms))
+    }
+
     #[test]
     fn a_promise_is_read_at_the_instant_the_high_watermark_was_asked_for() {
         let t0 = Instant::now();
         let ms = |n| t0 + Duration::from_millis(n);
-        let mut t = InputTimes::new(t0, Some(1_000));
-        t.note(ms(10), Some(2_000));
-        t.note(ms(12), Some(9_000)); // within the grain: not noted (a later entry carries it)
-        t.note(ms(20), Some(3_000));
-        t.note(ms(30), Some(2_500)); // older than what was seen: nothing new
+        let mut t = InputTimes::new(t0, et(1_000));
+        t.note(ms(10), et(2_000));
+        t.note(ms(12), et(9_000)); // within the grain: not noted (a later entry carries it)
+        t.note(ms(20), et(3_000));
+        t.note(ms(30), et(2_500)); // older than what was seen: nothing new
         assert_eq!(
             t.at(t0 - Duration::from_millis(1)),
             None,
             "asked before anything known"
         );
-        assert_eq!(t.at(t0), Some(1_000));
-        assert_eq!(t.at(ms(9)), Some(1_000));
+        assert_eq!(t.at(t0), et(1_000));
+        assert_eq!(t.at(ms(9)), et(1_000));
         assert_eq!(
             t.at(ms(15)),
-            Some(2_000),
+            et(2_000),
             "9_000 was processed, but not noted by then"
         );
-        assert_eq!(t.at(ms(40)), Some(3_000));
+        assert_eq!(t.at(ms(40)), et(3_000));
     }
 
     #[test]
     fn history_is_bounded_and_keeps_one_entry_behind_the_horizon() {
         let t0 = Instant::now();
-        let mut t = InputTimes::new(t0, Some(0));
+        let mut t = InputTimes::new(t0, et(0));
         for i in 1..=5_000u64 {
-            t.note(t0 + Duration::from_millis(i * 10), Some(i as Millis));
+            t.note(t0 + Duration::from_millis(i * 10), et(i as i64));
         }
         assert!(t.seen.len() <= 1_002, "{}", t.seen.len());
         let end = t0 + Duration::from_millis(50_000);
-        assert_eq!(t.at(end), Some(5_000));
-        assert_eq!(t.at(end - HORIZON), Some(4_000));
+        assert_eq!(t.at(end), et(5_000));
+        assert_eq!(t.at(end - HORIZON), et(4_000));
         assert_eq!(
             t.at(t0),
             None,

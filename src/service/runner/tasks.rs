@@ -9,10 +9,10 @@
 //! disagree.
 
 use crate::engine::shard_task::{ShardSnapshot, ShardTask, SourceMark};
-use crate::event::Millis;
 use crate::keyed::Stage;
 use crate::service::checkpoint;
 use crate::service::config::RunConfig;
+use crate::time::{EventTime, Span};
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ pub fn single_key(cfg: &RunConfig) -> String {
 #[derive(Debug)]
 pub struct Ingest {
     /// The newest event time seen.
-    pub max_ts: Option<Millis>,
+    pub max_ts: Option<EventTime>,
     /// Confirmed idle: silent for `idle_timeout` and at the broker's high watermark (a control
     /// partition: caught up while every transactions partition is idle).
     pub idle: bool,
@@ -64,11 +64,11 @@ pub struct Ingest {
     pub control: bool,
     /// A control partition's promise: the newest transaction time processed before its latest
     /// confirmed catch-up. `None` until one (it holds the watermark back until then).
-    pub floor: Option<Millis>,
+    pub floor: Option<EventTime>,
 }
 
 impl Ingest {
-    pub fn new(max_ts: Option<Millis>, control: bool) -> Self {
+    pub fn new(max_ts: Option<EventTime>, control: bool) -> Self {
         Self {
             max_ts,
             idle: false,
@@ -80,23 +80,23 @@ impl Ingest {
 
     /// Its promise to the first stage, once it has one: its newest event time less the
     /// lateness (a control partition: its floor less the lateness), or idle.
-    pub fn mark(&self, lateness: Millis) -> Option<SourceMark> {
+    pub fn mark(&self, lateness: Span) -> Option<SourceMark> {
         if self.control && !self.idle {
             return self.floor.map(|f| SourceMark {
-                wm: f.saturating_sub(lateness),
-                max_ts: self.max_ts.unwrap_or(Millis::MIN),
+                wm: Some(f.saturating_sub(lateness)),
+                max_ts: self.max_ts,
                 idle: false,
             });
         }
         match (self.max_ts, self.idle) {
             (Some(t), idle) => Some(SourceMark {
-                wm: t.saturating_sub(lateness),
-                max_ts: t,
+                wm: Some(t.saturating_sub(lateness)),
+                max_ts: Some(t),
                 idle,
             }),
             (None, true) => Some(SourceMark {
-                wm: Millis::MIN,
-                max_ts: Millis::MIN,
+                wm: None,
+                max_ts: None,
                 idle: true,
             }),
             (None, false) => None,
@@ -153,7 +153,7 @@ pub enum Saved {
     Ingest {
         version: u32,
         next_offset: Option<i64>,
-        max_ts: Option<Millis>,
+        max_ts: Option<EventTime>,
     },
     Shard {
         version: u32,
@@ -206,10 +206,10 @@ pub struct SingleSaved {
     pub version: u32,
     pub input_topic: String,
     /// Per input partition: the next offset to read and the newest event time seen.
-    pub inputs: BTreeMap<i32, (Option<i64>, Option<Millis>)>,
+    pub inputs: BTreeMap<i32, (Option<i64>, Option<EventTime>)>,
     /// The same per control partition.
     #[serde(default)]
-    pub controls: BTreeMap<i32, (Option<i64>, Option<Millis>)>,
+    pub controls: BTreeMap<i32, (Option<i64>, Option<EventTime>)>,
     pub shard: ShardSnapshot,
 }
 

@@ -83,7 +83,7 @@ impl Topology {
     pub fn marks(
         &mut self,
         tasks: &mut BTreeMap<(String, i32), Task>,
-        lateness: i64,
+        lateness: crate::time::Span,
         out: &mut Out<'_>,
         d: &mut Decisions,
         fwd: &mut Vec<Forward>,

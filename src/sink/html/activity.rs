@@ -79,8 +79,8 @@ impl Activity {
 
     /// Widen the replay's time span to cover this event.
     pub fn observe_event(&mut self, ev: &Event) {
-        self.see(ev.ts);
-        let day = ev.ts.div_euclid(DAY);
+        self.see(ev.ts.as_ms());
+        let day = ev.ts.day();
         if day != self.today.0 {
             if self.today.1 > 0 {
                 *self.days.entry(self.today.0).or_default() += self.today.1;
@@ -265,10 +265,10 @@ mod tests {
         let mut ev = crate::decode::Decoder::default()
             .decode_json(br#"{"id":"x","ts":1790000000000,"type":"sign_on","terminal":"T1"}"#)
             .unwrap();
-        ev.ts = 2 * DAY + 5;
+        ev.ts = crate::time::EventTime::from_ms(2 * DAY + 5);
         a.observe_event(&ev);
         for i in 0..1000 {
-            ev.ts = 40 * DAY + i * 60_000;
+            ev.ts = crate::time::EventTime::from_ms(40 * DAY + i * 60_000);
             a.observe_event(&ev);
         }
         assert_eq!(a.span(), Some((2 * DAY + 5, 40 * DAY + 999 * 60_000)));
