@@ -227,41 +227,8 @@ pub fn pin_counts(
     }
     for rows in by_term.values() {
         let is_new = |i: usize| events[i].wrong_pin() && new.get(&i).copied().unwrap_or(false);
-        // Each episode's resolution: the position (in `rows`) of the card's first verified PIN
-        // at this terminal after it within `resolve`.
-        let mut resolved_at: FxHashMap<usize, usize> = FxHashMap::default();
-        for (p, &i) in rows.iter().enumerate().filter(|(_, i)| is_new(**i)) {
-            let card = events[i].card.as_deref();
-            if let Some(q) = rows[p + 1..].iter().position(|&j| {
-                events[j].ts > events[i].ts + w.resolve
-                    || (events[j].card.as_deref() == card && events[j].pin_verified())
-            }) {
-                let j = rows[p + 1 + q];
-                if events[j].ts <= events[i].ts + w.resolve {
-                    resolved_at.insert(p, p + 1 + q);
-                }
-            }
-        }
-        // Daily counts.
-        let mut days: BTreeMap<i64, DayPin> = BTreeMap::new();
-        let mut tot = (0.0, 0.0, 0.0);
-        for (p, &i) in rows.iter().enumerate() {
-            let e = &events[i];
-            let day = e.ts.day();
-            let d = days.entry(day).or_default();
-            d.attempts += 1;
-            let before = e.ts < split;
-            tot.0 += before as u8 as f64;
-            if is_new(i) {
-                d.episodes += 1;
-                tot.1 += before as u8 as f64;
-                if !resolved_at.contains_key(&p) {
-                    let end = e.ts + w.resolve;
-                    days.entry(end.day()).or_default().unresolved += 1;
-                    tot.2 += (end < split) as u8 as f64;
-                }
-            }
-        }
+        let resolved_at = resolutions(events, rows, &is_new, w);
+        let (days, tot) = daily(events, rows, &is_new, &resolved_at, w, split);
         let mcc = events[rows[0]].mcc.unwrap_or(0);
         totals.push((mcc, tot.0, tot.1, tot.2));
         let mut lo = 0;
@@ -283,14 +250,8 @@ pub fn pin_counts(
             }
             let own = is_new(i) as u32;
             let today = e.ts.day();
-            let mut base = DayPin::default();
-            let mut active = 0;
-            for (_, d) in days.range(today - w.base_days..today) {
-                base.attempts += d.attempts;
-                base.episodes += d.episodes;
-                base.unresolved += d.unresolved;
-                active += (d.attempts > 0) as u32;
-            }
+            let (base, active) =
+                DayPin::baseline(days.range(today - w.base_days..today).map(|(_, d)| d));
             out[i] = Some(PinCounts {
                 attempts: attempts_in_window.get(&i).copied().unwrap_or(0) + 1,
                 episodes: episodes + own,
@@ -301,6 +262,62 @@ pub fn pin_counts(
         }
     }
     (out, totals)
+}
+
+/// Each episode's resolution at one terminal (`rows`: its PIN attempts): the position in
+/// `rows` of the card's first verified PIN after it within `resolve`, by the episode's
+/// position.
+fn resolutions(
+    events: &[Event],
+    rows: &[usize],
+    is_new: &dyn Fn(usize) -> bool,
+    w: PinWindows,
+) -> FxHashMap<usize, usize> {
+    let mut resolved_at = FxHashMap::default();
+    for (p, &i) in rows.iter().enumerate().filter(|(_, i)| is_new(**i)) {
+        let card = events[i].card.as_deref();
+        if let Some(q) = rows[p + 1..].iter().position(|&j| {
+            events[j].ts > events[i].ts + w.resolve
+                || (events[j].card.as_deref() == card && events[j].pin_verified())
+        }) {
+            let j = rows[p + 1 + q];
+            if events[j].ts <= events[i].ts + w.resolve {
+                resolved_at.insert(p, p + 1 + q);
+            }
+        }
+    }
+    resolved_at
+}
+
+/// One terminal's daily counts (an unresolved episode counts on the day its `resolve` ran
+/// out), and its totals before `split`: (attempts, episodes, unresolved episodes).
+fn daily(
+    events: &[Event],
+    rows: &[usize],
+    is_new: &dyn Fn(usize) -> bool,
+    resolved_at: &FxHashMap<usize, usize>,
+    w: PinWindows,
+    split: EventTime,
+) -> (BTreeMap<i64, DayPin>, (f64, f64, f64)) {
+    let mut days: BTreeMap<i64, DayPin> = BTreeMap::new();
+    let mut tot = (0.0, 0.0, 0.0);
+    for (p, &i) in rows.iter().enumerate() {
+        let e = &events[i];
+        let d = days.entry(e.ts.day()).or_default();
+        d.attempts += 1;
+        let before = e.ts < split;
+        tot.0 += before as u8 as f64;
+        if is_new(i) {
+            d.episodes += 1;
+            tot.1 += before as u8 as f64;
+            if !resolved_at.contains_key(&p) {
+                let end = e.ts + w.resolve;
+                days.entry(end.day()).or_default().unresolved += 1;
+                tot.2 += (end < split) as u8 as f64;
+            }
+        }
+    }
+    (days, tot)
 }
 
 /// The merchant's approved card-present auths (`merchant_n`) and forced no-PIN approvals

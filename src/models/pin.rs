@@ -64,6 +64,22 @@ pub struct DayPin {
     pub unresolved: u32,
 }
 
+impl DayPin {
+    /// The totals of `days` and how many of them had PIN attempts: a terminal's baseline
+    /// (the streaming state and the batch side add it up alike).
+    pub fn baseline<'a>(days: impl Iterator<Item = &'a DayPin>) -> (DayPin, u32) {
+        let mut base = DayPin::default();
+        let mut active = 0;
+        for d in days {
+            base.attempts += d.attempts;
+            base.episodes += d.episodes;
+            base.unresolved += d.unresolved;
+            active += (d.attempts > 0) as u32;
+        }
+        (base, active)
+    }
+}
+
 /// The model's windows, from its file.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PinWindows {
@@ -95,33 +111,13 @@ impl TermPin {
         &mut self,
         ev: &Event,
         w: PinWindows,
-        mut evidence: Option<&mut Vec<CompactString>>,
+        evidence: Option<&mut Vec<CompactString>>,
     ) -> Option<PinCounts> {
         debug_assert!(ev.pin_attempt());
         let ts = ev.ts;
         let card = key_hash(ev.card.as_deref().unwrap_or_default());
-        self.close(ts, w);
-        while self.attempts.front().is_some_and(|t| *t < ts - w.window) {
-            self.attempts.pop_front();
-        }
-        while self
-            .wrong
-            .front()
-            .is_some_and(|e| e.ts < ts - w.window && (e.closed || !e.new))
-        {
-            self.wrong.pop_front();
-        }
         let today = ts.day();
-        if self.today.day != today {
-            self.roll(today);
-        }
-        while self
-            .days
-            .front()
-            .is_some_and(|d| d.day < today - w.base_days)
-        {
-            self.days.pop_front();
-        }
+        self.forget_before(ts, today, w);
         let wrong = ev.wrong_pin();
         let mut out = None;
         let mut new = false;
@@ -130,36 +126,7 @@ impl TermPin {
                 .wrong
                 .iter()
                 .any(|e| e.card == card && e.ts >= ts - w.window);
-            let (mut episodes, mut unresolved) = (new as u32, 0);
-            for e in self.wrong.iter().filter(|e| e.new && e.ts < ts) {
-                if e.ts >= ts - w.window {
-                    episodes += 1;
-                    unresolved += !e.resolved as u32;
-                    if let Some(ids) = evidence.as_deref_mut() {
-                        ids.push(e.id.clone());
-                    }
-                }
-            }
-            let attempts = self.attempts.iter().filter(|t| **t < ts).count() as u32 + 1;
-            let mut base = DayPin::default();
-            let mut active = 0;
-            for d in self
-                .days
-                .iter()
-                .filter(|d| d.day < today && d.day >= today - w.base_days)
-            {
-                base.attempts += d.attempts;
-                base.episodes += d.episodes;
-                base.unresolved += d.unresolved;
-                active += (d.attempts > 0) as u32;
-            }
-            out = Some(PinCounts {
-                attempts,
-                episodes,
-                unresolved,
-                base,
-                base_active_days: active,
-            });
+            out = Some(self.counts(ts, today, new, w, evidence));
         } else if ev.pin_verified() {
             for e in self.wrong.iter_mut() {
                 if e.card == card && e.new && !e.closed {
@@ -183,6 +150,67 @@ impl TermPin {
         }
         self.last = self.last.max(ts);
         out
+    }
+
+    /// Before an attempt at `ts`: close the episodes whose `resolve` ran out, drop what left
+    /// the window and the baseline, and start `today` if it is a new day.
+    fn forget_before(&mut self, ts: EventTime, today: i64, w: PinWindows) {
+        self.close(ts, w);
+        while self.attempts.front().is_some_and(|t| *t < ts - w.window) {
+            self.attempts.pop_front();
+        }
+        while self
+            .wrong
+            .front()
+            .is_some_and(|e| e.ts < ts - w.window && (e.closed || !e.new))
+        {
+            self.wrong.pop_front();
+        }
+        if self.today.day != today {
+            self.roll(today);
+        }
+        while self
+            .days
+            .front()
+            .is_some_and(|d| d.day < today - w.base_days)
+        {
+            self.days.pop_front();
+        }
+    }
+
+    /// The counts a wrong PIN at `ts` is scored on (`new`: it starts an episode); the ids of
+    /// the window's earlier episodes go to `evidence`.
+    fn counts(
+        &self,
+        ts: EventTime,
+        today: i64,
+        new: bool,
+        w: PinWindows,
+        mut evidence: Option<&mut Vec<CompactString>>,
+    ) -> PinCounts {
+        let (mut episodes, mut unresolved) = (new as u32, 0);
+        for e in self.wrong.iter().filter(|e| e.new && e.ts < ts) {
+            if e.ts >= ts - w.window {
+                episodes += 1;
+                unresolved += !e.resolved as u32;
+                if let Some(ids) = evidence.as_deref_mut() {
+                    ids.push(e.id.clone());
+                }
+            }
+        }
+        let attempts = self.attempts.iter().filter(|t| **t < ts).count() as u32 + 1;
+        let days = self
+            .days
+            .iter()
+            .filter(|d| d.day < today && d.day >= today - w.base_days);
+        let (base, base_active_days) = DayPin::baseline(days);
+        PinCounts {
+            attempts,
+            episodes,
+            unresolved,
+            base,
+            base_active_days,
+        }
     }
 
     /// Close the episodes whose `resolve` has run out before `ts`; an unresolved one counts
