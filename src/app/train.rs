@@ -267,55 +267,16 @@ fn evaluate_all(
 
 pub fn command(a: TrainArgs) -> Result<ExitCode> {
     let started = Instant::now();
-    let bar = if a.quiet {
-        indicatif::ProgressBar::hidden()
-    } else {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
-                .expect("valid template"),
-        );
-        b.enable_steady_tick(std::time::Duration::from_millis(200));
-        b
-    };
-    let labels = (!a.labels.is_empty())
-        .then(|| Labels::read(&a.labels))
-        .transpose()?;
-    for p in labels.iter().flat_map(|l| &l.problems) {
-        tracing::warn!("labels: {p} (line skipped)");
-    }
+    let bar = progress(a.quiet);
+    let labels = read_labels(&a.labels)?;
     bar.set_message("reading and decoding history");
     let decoder = Decoder::new(a.engine.tokenizer()?);
     let (events, rejects) = read_history(&a.files, decoder.clone())?;
-    let opts = TrainOptions {
-        seed: a.seed,
-        holdout: a.holdout,
-        fpr: a.fpr,
-        nopin_limit: a.nopin_limit,
-        window_h: a.window_hours,
-        components: a.components,
-        density: a.density,
-        simulated: match a.source.as_str() {
-            "simulated" => Some(true),
-            "recorded" => Some(false),
-            _ => None,
-        },
-        ..TrainOptions::default()
-    };
     let n = events.len();
-    let trained = train(&events, &opts, labels.as_ref(), |s| {
+    let trained = train(&events, &options(&a), labels.as_ref(), |s| {
         bar.set_message(s.to_string())
     })?;
-    let pack = match RulePack::load_dir(&a.engine.rules) {
-        Ok(p) => Some(Arc::new(p)),
-        Err(e) => {
-            tracing::warn!(
-                "rules in {} not loaded, so no replay evaluation: {e}",
-                a.engine.rules.display()
-            );
-            None
-        }
-    };
+    let pack = load_pack(&a.engine.rules);
     let worlds = match &pack {
         Some(pack) => evaluate_all(&a, &events, &trained, pack, &decoder, &bar)?,
         None => Vec::new(),
@@ -350,17 +311,82 @@ pub fn command(a: TrainArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     if !a.quiet {
         print_summary(&trained, bars.as_ref());
-        println!(
-            "trained on {n} events ({rejects} rejects) in {:.1}s; wrote {} and manifest.json",
-            started.elapsed().as_secs_f64(),
-            written
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+        print_done(n, rejects, started, &written);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A spinner with the elapsed time and the current step; hidden under `--quiet`.
+fn progress(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new_spinner();
+    b.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}")
+            .expect("valid template"),
+    );
+    b.enable_steady_tick(std::time::Duration::from_millis(200));
+    b
+}
+
+/// The `--labels` files, if any; lines they could not use are warned about, not fatal.
+fn read_labels(files: &[PathBuf]) -> Result<Option<Labels>> {
+    let labels = (!files.is_empty())
+        .then(|| Labels::read(files))
+        .transpose()?;
+    for p in labels.iter().flat_map(|l| &l.problems) {
+        tracing::warn!("labels: {p} (line skipped)");
+    }
+    Ok(labels)
+}
+
+/// The training options the flags give (`--source auto`: simulated when the history carries
+/// the simulator's `label` field).
+fn options(a: &TrainArgs) -> TrainOptions {
+    TrainOptions {
+        seed: a.seed,
+        holdout: a.holdout,
+        fpr: a.fpr,
+        nopin_limit: a.nopin_limit,
+        window_h: a.window_hours,
+        components: a.components,
+        density: a.density,
+        simulated: match a.source.as_str() {
+            "simulated" => Some(true),
+            "recorded" => Some(false),
+            _ => None,
+        },
+        ..TrainOptions::default()
+    }
+}
+
+/// The rule pack for the replay evaluation. A pack that does not load only skips that
+/// evaluation (with a warning): training does not need the rules.
+fn load_pack(rules: &Path) -> Option<Arc<RulePack>> {
+    match RulePack::load_dir(rules) {
+        Ok(p) => Some(Arc::new(p)),
+        Err(e) => {
+            tracing::warn!(
+                "rules in {} not loaded, so no replay evaluation: {e}",
+                rules.display()
+            );
+            None
+        }
+    }
+}
+
+/// The closing line: what was trained on, how long it took, what was written.
+fn print_done(n: usize, rejects: u64, started: Instant, written: &[PathBuf]) {
+    println!(
+        "trained on {n} events ({rejects} rejects) in {:.1}s; wrote {} and manifest.json",
+        started.elapsed().as_secs_f64(),
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 }
 
 /// ", lowest in WORLD x" for a bar's per-world minimum.

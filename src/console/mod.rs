@@ -143,10 +143,15 @@ pub struct ServeArgs {
     pub secure_cookies: bool,
 }
 
-fn parse_kv(s: &str) -> Result<(String, String), String> {
+/// A `-X` value without `=`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected key=value, got {0:?}")]
+struct NotKeyValue(String);
+
+fn parse_kv(s: &str) -> Result<(String, String), NotKeyValue> {
     s.split_once('=')
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected key=value, got {s:?}"))
+        .ok_or_else(|| NotKeyValue(s.to_string()))
 }
 
 /// Entry point of `switchguard console`.
@@ -271,45 +276,19 @@ async fn serve(
     let db = Db::open(&a.db.database).await?;
     let metrics = Arc::new(metrics::Metrics::new());
     let (live, _) = tokio::sync::broadcast::channel::<String>(1024);
-    let publish = {
-        let (live, metrics) = (live.clone(), metrics.clone());
-        move |applied: &store::ingest::Applied| {
-            metrics.ingested(applied);
-            for n in &applied.new_alerts {
-                if let Ok(j) = serde_json::to_string(n) {
-                    let _ = live.send(j);
-                }
-            }
-        }
-    };
+    let publish = publisher(live.clone(), metrics.clone());
     for dir in &a.load {
         let l = load::load_dir(&db, dir, &publish).await?;
         tracing::info!("console: loaded {}: {} new alerts", dir.display(), l.alerts);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    let mut ingest = None;
-    let mut control = None;
-    if let Some(brokers) = &a.brokers {
-        let cfg = kafka::KafkaConfig {
-            brokers: brokers.clone(),
-            props: a.props.clone(),
-            alerts: a.alerts_topic.clone(),
-            commands: a.commands_topic.clone(),
-            control: a.control_topic.clone(),
-            evidence: a.evidence_topic.clone(),
-            partitions: a.partitions,
-        };
-        let c2 = cfg.clone();
-        tokio::task::spawn_blocking(move || c2.ensure_topics()).await??;
-        control = Some(Arc::new(kafka::ControlWriter::new(&cfg)?));
-        let (db2, stop2, rt) = (db.clone(), stop.clone(), tokio::runtime::Handle::current());
-        let on_batch: kafka::OnBatch = Box::new(move |applied| publish(&applied));
-        ingest = Some(
-            std::thread::Builder::new()
-                .name("console-ingest".into())
-                .spawn(move || kafka::ingest_loop(cfg, db2, rt, stop2, on_batch))?,
-        );
-    }
+    let (control, ingest) = match &a.brokers {
+        Some(brokers) => {
+            let (control, ingest) = start_kafka(&a, brokers, &db, &stop, publish).await?;
+            (Some(control), Some(ingest))
+        }
+        None => (None, None),
+    };
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     let state = Arc::new(web::AppState {
         closing,
@@ -330,11 +309,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;
-    let mlistener = tokio::net::TcpListener::bind(a.metrics_addr)
-        .await
-        .with_context(|| format!("binding {}", a.metrics_addr))?;
-    let mrouter = metrics_router(db.clone(), metrics);
-    tokio::spawn(async move { axum::serve(mlistener, mrouter).await });
+    serve_metrics(a.metrics_addr, db, metrics).await?;
     println!(
         "console: http://{} (metrics on http://{}/metrics)",
         listener.local_addr()?,
@@ -350,12 +325,76 @@ async fn serve(
         .context("serving")?;
     stop.store(true, Ordering::Relaxed);
     if let Some(h) = ingest {
-        let r = tokio::task::spawn_blocking(move || h.join()).await?;
-        if let Ok(Err(e)) = r {
-            tracing::error!("console: ingest: {e:#}");
-        }
+        join_ingest(h).await?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What each ingested batch does once committed: count it, and send its new alerts to the
+/// live view (no receiver is fine: nobody is watching).
+fn publisher(
+    live: tokio::sync::broadcast::Sender<String>,
+    metrics: Arc<metrics::Metrics>,
+) -> impl Fn(&store::ingest::Applied) + Send + 'static {
+    move |applied: &store::ingest::Applied| {
+        metrics.ingested(applied);
+        for n in &applied.new_alerts {
+            if let Ok(j) = serde_json::to_string(n) {
+                let _ = live.send(j);
+            }
+        }
+    }
+}
+
+/// With brokers: create the missing topics, open the control topic's writer, and start the
+/// ingest thread (it runs until `stop`).
+async fn start_kafka(
+    a: &ServeArgs,
+    brokers: &str,
+    db: &Db,
+    stop: &Arc<AtomicBool>,
+    publish: impl Fn(&store::ingest::Applied) + Send + 'static,
+) -> Result<(
+    Arc<kafka::ControlWriter>,
+    std::thread::JoinHandle<Result<()>>,
+)> {
+    let cfg = kafka::KafkaConfig {
+        brokers: brokers.to_string(),
+        props: a.props.clone(),
+        alerts: a.alerts_topic.clone(),
+        commands: a.commands_topic.clone(),
+        control: a.control_topic.clone(),
+        evidence: a.evidence_topic.clone(),
+        partitions: a.partitions,
+    };
+    let c2 = cfg.clone();
+    tokio::task::spawn_blocking(move || c2.ensure_topics()).await??;
+    let control = Arc::new(kafka::ControlWriter::new(&cfg)?);
+    let (db2, stop2, rt) = (db.clone(), stop.clone(), tokio::runtime::Handle::current());
+    let on_batch: kafka::OnBatch = Box::new(move |applied| publish(&applied));
+    let ingest = std::thread::Builder::new()
+        .name("console-ingest".into())
+        .spawn(move || kafka::ingest_loop(cfg, db2, rt, stop2, on_batch))?;
+    Ok((control, ingest))
+}
+
+/// Serve /metrics and /healthz on their own port, in the background.
+async fn serve_metrics(addr: SocketAddr, db: Db, metrics: Arc<metrics::Metrics>) -> Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let router = metrics_router(db, metrics);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(())
+}
+
+/// Wait for the stopped ingest thread; its failure is logged, not the console's.
+async fn join_ingest(h: std::thread::JoinHandle<Result<()>>) -> Result<()> {
+    let r = tokio::task::spawn_blocking(move || h.join()).await?;
+    if let Ok(Err(e)) = r {
+        tracing::error!("console: ingest: {e:#}");
+    }
+    Ok(())
 }
 
 fn metrics_router(db: Db, m: Arc<metrics::Metrics>) -> axum::Router {

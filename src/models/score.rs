@@ -3,11 +3,11 @@
 //! [`explain`] turns into an alert's explanation when a rule that reads a score fires.
 
 use super::card_outlier::CardOutlierScore;
-use super::density::DensityScore;
+use super::density::{Density, DensityScore};
 use super::drift::Drift;
 use super::features::{self, CardFeatures, FeatureState, NAMES, NF};
 use super::merchant_nopin::{MerchantCounts, MerchantNopinScore};
-use super::supervised::NI;
+use super::supervised::{Supervised, NI};
 use super::terminal_pin::TerminalPinScore;
 use super::Models;
 use crate::event::Event;
@@ -131,6 +131,21 @@ impl Scorer {
     /// entity's model, and `out` already holds what earlier stages scored (see
     /// `engine::shard`).
     pub fn score(&mut self, ev: &Event, out: &mut ModelOut, own: Stages) {
+        self.start(out, own);
+        let wrong = ev.wrong_pin();
+        if own.has(Stage::Terminal) {
+            self.score_terminal(ev, out, wrong);
+        }
+        let forced = self.score_merchant(ev, out, own.has(Stage::Merchant));
+        if own.has(Stage::Card) {
+            self.score_card(ev, out, wrong, forced);
+        }
+        self.drift.observe(out, ev.ts);
+    }
+
+    /// Forget the last event's scores in `out`, except what earlier stages scored for this
+    /// event when this is a stage shard (the terminal and merchant scores and their evidence).
+    fn start(&self, out: &mut ModelOut, own: Stages) {
         let (tp_in, mn_in) = (out.terminal_pin, out.merchant_nopin);
         let evidence_in = std::mem::take(&mut out.evidence);
         out.clear();
@@ -145,71 +160,89 @@ impl Scorer {
             (out.terminal_pin, out.merchant_nopin) = (tp_in, mn_in);
             out.evidence = evidence_in;
         }
-        let related = &mut out.evidence;
+    }
+
+    /// The terminal PIN score of a PIN attempt; the episodes' wrong PINs become evidence when
+    /// the score is high enough to alert on.
+    fn score_terminal(&mut self, ev: &Event, out: &mut ModelOut, wrong: bool) {
+        let Some(tp) = self.models.terminal_pin.as_ref() else {
+            return;
+        };
+        out.terminal_pin = None;
+        if !ev.pin_attempt() {
+            return;
+        }
+        self.evidence.clear();
+        let ids = wrong.then_some(&mut self.evidence);
+        if let Some(c) = self.state.pin(ev, tp.model.windows(), ids) {
+            let s = tp.model.score(ev.mcc, &c);
+            if s.score >= tp.threshold.min(EVIDENCE_FROM) {
+                let skip = self.evidence.len().saturating_sub(MAX_EVIDENCE);
+                out.evidence.extend(self.evidence.drain(skip..));
+            }
+            out.terminal_pin = Some(s);
+        }
+    }
+
+    /// Whether `ev` is a forced no-PIN sale (an input of the supervised model, so decided
+    /// whichever stages are owned), and with the merchant stage (`owned`), the merchant
+    /// no-PIN score, whose day's forced sales become evidence when it is high enough.
+    fn score_merchant(&mut self, ev: &Event, out: &mut ModelOut, owned: bool) -> bool {
+        let Some(mn) = &self.models.merchant_nopin else {
+            return false;
+        };
+        if !features::is_cp_approved(ev) {
+            return false;
+        }
+        let forced = features::is_forced_nopin(ev, mn.model.params.nopin_limit);
+        if owned {
+            let days = mn.model.params.base_days;
+            let d = self.state.merchant(ev, forced, days);
+            out.merchant_nopin = None;
+            if forced {
+                let c = MerchantCounts::of((d.n, d.k), |a, b| d.past(a, b), days);
+                let s = mn.model.score(ev.mcc, &c);
+                if s.score >= mn.threshold.min(EVIDENCE_FROM) {
+                    // The last one is this event: the alert lists it as its trigger.
+                    let n = d.forced.len().saturating_sub(1);
+                    out.evidence
+                        .extend(d.forced.iter().take(n).map(|f| f.1.clone()));
+                }
+                out.merchant_nopin = Some(s);
+            }
+        }
+        forced
+    }
+
+    /// The card models of a card purchase; the supervised one also reads the terminal and
+    /// merchant scores, so it comes last.
+    fn score_card(&mut self, ev: &Event, out: &mut ModelOut, wrong: bool, forced: bool) {
         let m = &*self.models;
-        let wrong = ev.wrong_pin();
-        if let Some(tp) = m.terminal_pin.as_ref().filter(|_| own.has(Stage::Terminal)) {
-            out.terminal_pin = None;
-            if ev.pin_attempt() {
-                self.evidence.clear();
-                let ids = wrong.then_some(&mut self.evidence);
-                if let Some(c) = self.state.pin(ev, tp.model.windows(), ids) {
-                    let s = tp.model.score(ev.mcc, &c);
-                    if s.score >= tp.threshold.min(EVIDENCE_FROM) {
-                        let skip = self.evidence.len().saturating_sub(MAX_EVIDENCE);
-                        related.extend(self.evidence.drain(skip..));
-                    }
-                    out.terminal_pin = Some(s);
-                }
-            }
-        }
-        let mut forced = false;
-        if let Some(mn) = &m.merchant_nopin {
-            if features::is_cp_approved(ev) {
-                forced = features::is_forced_nopin(ev, mn.model.params.nopin_limit);
-                if own.has(Stage::Merchant) {
-                    let days = mn.model.params.base_days;
-                    let d = self.state.merchant(ev, forced, days);
-                    out.merchant_nopin = None;
-                    if forced {
-                        let c = MerchantCounts::of((d.n, d.k), |a, b| d.past(a, b), days);
-                        let s = mn.model.score(ev.mcc, &c);
-                        if s.score >= mn.threshold.min(EVIDENCE_FROM) {
-                            // The last one is this event: the alert lists it as its trigger.
-                            let n = d.forced.len().saturating_sub(1);
-                            related.extend(d.forced.iter().take(n).map(|f| f.1.clone()));
-                        }
-                        out.merchant_nopin = Some(s);
-                    }
-                }
-            }
-        }
-        if own.has(Stage::Card)
-            && (m.density.is_some() || m.supervised.is_some() || m.card_outlier.is_some())
-            && features::is_card_purchase(ev)
+        if !((m.density.is_some() || m.supervised.is_some() || m.card_outlier.is_some())
+            && features::is_card_purchase(ev))
         {
-            let cf = self.state.card(ev);
-            out.card = Some(cf);
-            if let Some(co) = &m.card_outlier {
-                out.card_outlier = co.model.score(&cf, ev.mcc);
-            }
-            if let Some(d) = &m.density {
-                out.density = Some(d.model.score(&cf.x));
-            }
-            if let Some(s) = &m.supervised {
-                let x = supervised_inputs(
-                    &cf.x,
-                    wrong,
-                    forced,
-                    out.terminal_pin.map_or(0.0, |s| s.score),
-                    out.merchant_nopin.map_or(0.0, |s| s.score),
-                    out.density.map_or(0.0, |s| s.score),
-                );
-                out.fraud_probability = Some(s.model.probability(&x));
-                out.inputs = Some(x);
-            }
+            return;
         }
-        self.drift.observe(out, ev.ts);
+        let cf = self.state.card(ev);
+        out.card = Some(cf);
+        if let Some(co) = &m.card_outlier {
+            out.card_outlier = co.model.score(&cf, ev.mcc);
+        }
+        if let Some(d) = &m.density {
+            out.density = Some(d.model.score(&cf.x));
+        }
+        if let Some(s) = &m.supervised {
+            let x = supervised_inputs(
+                &cf.x,
+                wrong,
+                forced,
+                out.terminal_pin.map_or(0.0, |s| s.score),
+                out.merchant_nopin.map_or(0.0, |s| s.score),
+                out.density.map_or(0.0, |s| s.score),
+            );
+            out.fraud_probability = Some(s.model.probability(&x));
+            out.inputs = Some(x);
+        }
     }
 
     pub fn evict(&mut self, now: EventTime) {
@@ -295,35 +328,7 @@ pub fn explain(out: &ModelOut, which: &[&str], amount: Option<i64>) -> (String, 
     }
     if which.contains(&"density") {
         if let (Some(m), Some(s), Some(cf)) = (&models.density, &out.density, &out.card) {
-            let top = m.model.top_features(&cf.x, s.component, 3);
-            let mut parts = Vec::new();
-            let mut r: Vec<(String, f64, f64)> = Vec::new();
-            for (j, value, normal, dev) in top {
-                let name = NAMES[j];
-                if j == features::AMOUNT_DEV || j == features::AMOUNT_Z {
-                    if let (Some(a), Some(u)) = (amount, cf.usual_amount()) {
-                        if r.iter().any(|(n, ..)| n == "amount") {
-                            continue;
-                        }
-                        parts.push(format!(
-                            "amount {:.2} vs the card's usual {:.2}",
-                            a as f64 / 100.0,
-                            u / 100.0
-                        ));
-                        r.push(("amount".to_string(), a as f64, u));
-                        continue;
-                    }
-                }
-                parts.push(format!(
-                    "{name} {value:.2} (normal {normal:.2}, {dev:+.1} sd)"
-                ));
-                r.push((name.to_string(), value, normal));
-            }
-            let t = format!(
-                "unusual purchase for this card (density percentile {:.3}): {}",
-                s.pct,
-                parts.join("; ")
-            );
+            let (t, r) = explain_density(&m.model, s, cf, amount);
             push("density", t, r);
         }
     }
@@ -331,20 +336,70 @@ pub fn explain(out: &ModelOut, which: &[&str], amount: Option<i64>) -> (String, 
         if let (Some(m), Some(p), Some(x)) =
             (&models.supervised, out.fraud_probability, &out.inputs)
         {
-            let top = m.model.top_inputs(x, 3);
-            let t = format!(
-                "fraud probability {:.3}, driven by {}",
-                p,
-                top.iter()
-                    .map(|(n, v, mean)| format!("{n} {v:.2} (mean {mean:.2})"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            push("supervised", t, top);
+            let (t, r) = explain_supervised(&m.model, p, x);
+            push("supervised", t, r);
         }
     }
     if text.is_empty() {
         return ("no model score for this event".into(), rows);
     }
     (text.join("; "), rows)
+}
+
+/// An explanation's text and its rows: (feature, value, normal value).
+type Explained = (String, Vec<(String, f64, f64)>);
+
+/// The density score's three most unusual features. The two amount features are shown once,
+/// as the amount against the card's usual one (in major units), when the card has a usual
+/// amount.
+fn explain_density(
+    model: &Density,
+    s: &DensityScore,
+    cf: &CardFeatures,
+    amount: Option<i64>,
+) -> Explained {
+    let top = model.top_features(&cf.x, s.component, 3);
+    let mut parts = Vec::new();
+    let mut r: Vec<(String, f64, f64)> = Vec::new();
+    for (j, value, normal, dev) in top {
+        let name = NAMES[j];
+        if j == features::AMOUNT_DEV || j == features::AMOUNT_Z {
+            if let (Some(a), Some(u)) = (amount, cf.usual_amount()) {
+                if r.iter().any(|(n, ..)| n == "amount") {
+                    continue;
+                }
+                parts.push(format!(
+                    "amount {:.2} vs the card's usual {:.2}",
+                    a as f64 / 100.0,
+                    u / 100.0
+                ));
+                r.push(("amount".to_string(), a as f64, u));
+                continue;
+            }
+        }
+        parts.push(format!(
+            "{name} {value:.2} (normal {normal:.2}, {dev:+.1} sd)"
+        ));
+        r.push((name.to_string(), value, normal));
+    }
+    let t = format!(
+        "unusual purchase for this card (density percentile {:.3}): {}",
+        s.pct,
+        parts.join("; ")
+    );
+    (t, r)
+}
+
+/// The fraud probability and the three inputs that drive it most.
+fn explain_supervised(model: &Supervised, p: f64, x: &[f64; NI]) -> Explained {
+    let top = model.top_inputs(x, 3);
+    let t = format!(
+        "fraud probability {:.3}, driven by {}",
+        p,
+        top.iter()
+            .map(|(n, v, mean)| format!("{n} {v:.2} (mean {mean:.2})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    (t, top)
 }

@@ -217,95 +217,107 @@ macro_rules! given {
     }};
 }
 
+/// What [`KindKeys::for_kind`] gives: a kind's typed settings and the given keys it does not
+/// read.
+type ForKind<'a> = (KindConfig<'a>, Vec<&'static str>);
+
 impl KindKeys {
     /// The settings `kind` reads, typed, and the keys given that it does not read (each a
-    /// problem with the rule). Every arm takes every key, without `..`: a new key does not
-    /// compile until each kind reads it or refuses it.
-    pub fn for_kind(&self, kind: KindName) -> (KindConfig<'_>, Vec<&'static str>) {
+    /// problem with the rule). Every kind's helper takes every key, without `..`: a new key
+    /// does not compile until each kind reads it or refuses it.
+    pub fn for_kind(&self, kind: KindName) -> ForKind<'_> {
         match kind {
-            KindName::Match => {
-                let KindKeys {
-                    when,
-                    reset,
-                    first,
-                    then,
-                    threshold,
-                    within,
-                    window,
-                    aggregates,
-                    fire,
-                } = self;
-                (
-                    KindConfig::Match(MatchConfig { when }),
-                    given!(reset, first, then, threshold, within, window, aggregates, fire),
-                )
-            }
-            KindName::Window => {
-                let KindKeys {
-                    when,
-                    reset,
-                    first,
-                    then,
-                    threshold,
-                    within,
-                    window,
-                    aggregates,
-                    fire,
-                } = self;
-                (
-                    KindConfig::Window(WindowConfig {
-                        when,
-                        window,
-                        aggregates,
-                        fire,
-                    }),
-                    given!(reset, first, then, threshold, within),
-                )
-            }
-            KindName::Consecutive => {
-                let KindKeys {
-                    when,
-                    reset,
-                    first,
-                    then,
-                    threshold,
-                    within,
-                    window,
-                    aggregates,
-                    fire,
-                } = self;
-                (
-                    KindConfig::Consecutive(ConsecutiveConfig {
-                        when,
-                        reset,
-                        threshold,
-                        within,
-                    }),
-                    given!(first, then, window, aggregates, fire),
-                )
-            }
-            KindName::Sequence => {
-                let KindKeys {
-                    when,
-                    reset,
-                    first,
-                    then,
-                    threshold,
-                    within,
-                    window,
-                    aggregates,
-                    fire,
-                } = self;
-                (
-                    KindConfig::Sequence(SequenceConfig {
-                        first,
-                        then,
-                        within,
-                    }),
-                    given!(when, reset, threshold, window, aggregates, fire),
-                )
-            }
+            KindName::Match => self.for_match(),
+            KindName::Window => self.for_window(),
+            KindName::Consecutive => self.for_consecutive(),
+            KindName::Sequence => self.for_sequence(),
         }
+    }
+
+    fn for_match(&self) -> ForKind<'_> {
+        let KindKeys {
+            when,
+            reset,
+            first,
+            then,
+            threshold,
+            within,
+            window,
+            aggregates,
+            fire,
+        } = self;
+        (
+            KindConfig::Match(MatchConfig { when }),
+            given!(reset, first, then, threshold, within, window, aggregates, fire),
+        )
+    }
+
+    fn for_window(&self) -> ForKind<'_> {
+        let KindKeys {
+            when,
+            reset,
+            first,
+            then,
+            threshold,
+            within,
+            window,
+            aggregates,
+            fire,
+        } = self;
+        (
+            KindConfig::Window(WindowConfig {
+                when,
+                window,
+                aggregates,
+                fire,
+            }),
+            given!(reset, first, then, threshold, within),
+        )
+    }
+
+    fn for_consecutive(&self) -> ForKind<'_> {
+        let KindKeys {
+            when,
+            reset,
+            first,
+            then,
+            threshold,
+            within,
+            window,
+            aggregates,
+            fire,
+        } = self;
+        (
+            KindConfig::Consecutive(ConsecutiveConfig {
+                when,
+                reset,
+                threshold,
+                within,
+            }),
+            given!(first, then, window, aggregates, fire),
+        )
+    }
+
+    fn for_sequence(&self) -> ForKind<'_> {
+        let KindKeys {
+            when,
+            reset,
+            first,
+            then,
+            threshold,
+            within,
+            window,
+            aggregates,
+            fire,
+        } = self;
+        (
+            KindConfig::Sequence(SequenceConfig {
+                first,
+                then,
+                within,
+            }),
+            given!(when, reset, threshold, window, aggregates, fire),
+        )
     }
 }
 

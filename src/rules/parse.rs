@@ -15,7 +15,7 @@ use super::config::{
 use super::{clip, short, Problem};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, BTreeSet};
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeString, DeTable, DeValue, ValueDeserializer};
 use toml::Spanned;
 
 /// One `[[rule]]` as read: its settings (placeholders where `cfg.broken` says so) and where
@@ -72,12 +72,17 @@ impl Lines {
     }
 }
 
-/// A value deserialised into `T`; the error is serde's message (no position: the caller has
+/// Why a value does not deserialise: serde's message, clipped (no position: the caller has
 /// the key's line).
-fn take<T: DeserializeOwned>(v: &Spanned<DeValue>) -> Result<T, String> {
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct BadValue(String);
+
+/// A value deserialised into `T`.
+fn take<T: DeserializeOwned>(v: &Spanned<DeValue>) -> Result<T, BadValue> {
     T::deserialize(ValueDeserializer::from(v.clone())).map_err(|e| {
         // serde quotes the offending value: keep a hostile one from flooding the output.
-        clip(e.message().trim(), 300)
+        BadValue(clip(e.message().trim(), 300))
     })
 }
 
@@ -85,91 +90,108 @@ fn take<T: DeserializeOwned>(v: &Spanned<DeValue>) -> Result<T, String> {
 pub fn parse_file(name: &str, text: &str) -> ParsedFile {
     let lines = Lines::of(text);
     let mut out = ParsedFile::default();
-    if let Some(at) = super::toml_guard::too_deep(text) {
-        let (line, col) = (lines.line(at), lines.column(at));
-        out.problems.push(Problem {
-            file: name.to_string(),
-            rule: None,
-            line: Some(line),
-            message: format!(
-                "TOML syntax error at line {line}, column {col}: brackets nested more than {} deep",
-                super::toml_guard::MAX_NESTING
-            ),
-        });
-        return out;
-    }
-    let doc = match DeTable::parse(text) {
+    let doc = match document(name, text, &lines) {
         Ok(d) => d,
-        Err(e) => {
-            let at = e.span().map_or(0, |s| s.start);
-            let (line, col) = (lines.line(at), lines.column(at));
-            out.problems.push(Problem {
-                file: name.to_string(),
-                rule: None,
-                line: Some(line),
-                message: format!(
-                    "TOML syntax error at line {line}, column {col}: {}",
-                    clip(e.message().trim(), 300)
-                ),
-            });
+        Err(p) => {
+            out.problems.push(p);
             return out;
         }
     };
-    let problem = |line: usize, message: String| Problem {
+    for (k, v) in doc.get_ref().iter() {
+        top_level(name, k, v, &lines, &mut out);
+    }
+    out
+}
+
+/// The file as TOML with the position of every key, or the syntax problem that stops it.
+fn document<'t>(name: &str, text: &'t str, lines: &Lines) -> Result<Spanned<DeTable<'t>>, Problem> {
+    let syntax = |at: usize, what: String| {
+        let (line, col) = (lines.line(at), lines.column(at));
+        file_problem(
+            name,
+            line,
+            format!("TOML syntax error at line {line}, column {col}: {what}"),
+        )
+    };
+    // Checked before the parser, which recurses once per bracket.
+    if let Some(at) = super::toml_guard::too_deep(text) {
+        let what = format!(
+            "brackets nested more than {} deep",
+            super::toml_guard::MAX_NESTING
+        );
+        return Err(syntax(at, what));
+    }
+    DeTable::parse(text).map_err(|e| {
+        let at = e.span().map_or(0, |s| s.start);
+        syntax(at, clip(e.message().trim(), 300))
+    })
+}
+
+/// A problem with the file as a whole (no rule), at `line`.
+fn file_problem(name: &str, line: usize, message: String) -> Problem {
+    Problem {
         file: name.to_string(),
         rule: None,
         line: Some(line),
         message,
-    };
-    for (k, v) in doc.get_ref().iter() {
-        let line = lines.line(k.span().start);
-        match (k.get_ref().as_ref(), v.get_ref()) {
-            ("rule", DeValue::Array(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    match item.get_ref() {
-                        DeValue::Table(t) => {
-                            let at = lines.line(item.span().start);
-                            let r = Rule::read(name, i + 1, at, t, &lines, &mut out.problems);
-                            out.rules.push(r);
-                        }
-                        _ => out.problems.push(Problem {
-                            rule: Some(format!("#{}", i + 1)),
-                            ..problem(
-                                lines.line(item.span().start),
-                                "a rule must be a table: write [[rule]]".into(),
-                            )
-                        }),
-                    }
-                }
+    }
+}
+
+/// Read one top-level key: the `[[rule]]` array, the `[tables.NAME]`, or a problem.
+fn top_level(
+    name: &str,
+    k: &Spanned<DeString>,
+    v: &Spanned<DeValue>,
+    lines: &Lines,
+    out: &mut ParsedFile,
+) {
+    let line = lines.line(k.span().start);
+    let problem = |line: usize, message: String| file_problem(name, line, message);
+    match (k.get_ref().as_ref(), v.get_ref()) {
+        ("rule", DeValue::Array(items)) => rules(name, items, lines, out),
+        ("rule", _) => out.problems.push(problem(
+            line,
+            "`rule` must be an array of tables: write [[rule]]".into(),
+        )),
+        ("tables", DeValue::Table(t)) => {
+            for (tk, tv) in t.iter() {
+                let at = lines.line(tk.span().start);
+                out.tables
+                    .push(table(tk.get_ref(), at, tv, lines, &mut |l, m| {
+                        out.problems.push(problem(l, m))
+                    }));
             }
-            ("rule", _) => out.problems.push(problem(
-                line,
-                "`rule` must be an array of tables: write [[rule]]".into(),
-            )),
-            ("tables", DeValue::Table(t)) => {
-                for (tk, tv) in t.iter() {
-                    let at = lines.line(tk.span().start);
-                    out.tables
-                        .push(table(tk.get_ref(), at, tv, &lines, &mut |l, m| {
-                            out.problems.push(problem(l, m))
-                        }));
-                }
+        }
+        ("tables", _) => out.problems.push(problem(
+            line,
+            "`tables` must be a table: write [tables.NAME]".into(),
+        )),
+        (other, _) => out.problems.push(problem(
+            line,
+            format!(
+                "unknown top-level key `{}` (a rule file holds {})",
+                short(other),
+                FILE_KEYS.join(" and ")
+            ),
+        )),
+    }
+}
+
+/// Each `[[rule]]` of the file, numbered from 1 for problems about rules without an id.
+fn rules(name: &str, items: &[Spanned<DeValue>], lines: &Lines, out: &mut ParsedFile) {
+    for (i, item) in items.iter().enumerate() {
+        let at = lines.line(item.span().start);
+        match item.get_ref() {
+            DeValue::Table(t) => {
+                let r = Rule::read(name, i + 1, at, t, lines, &mut out.problems);
+                out.rules.push(r);
             }
-            ("tables", _) => out.problems.push(problem(
-                line,
-                "`tables` must be a table: write [tables.NAME]".into(),
-            )),
-            (other, _) => out.problems.push(problem(
-                line,
-                format!(
-                    "unknown top-level key `{}` (a rule file holds {})",
-                    short(other),
-                    FILE_KEYS.join(" and ")
-                ),
-            )),
+            _ => out.problems.push(Problem {
+                rule: Some(format!("#{}", i + 1)),
+                ..file_problem(name, at, "a rule must be a table: write [[rule]]".into())
+            }),
         }
     }
-    out
 }
 
 /// Reading one `[[rule]]`.

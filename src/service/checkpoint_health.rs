@@ -127,7 +127,7 @@ mod tests {
         assert!(h.status().is_ok(), "one failure is not enough");
         c.failed(Failure::NotAcknowledged, "Broker: Message size too large");
         assert_eq!(count(&m, "not_acknowledged"), 1);
-        let why = h.status().unwrap_err();
+        let why = h.status().unwrap_err().to_string();
         assert!(why.contains("2 checkpoints failed in a row"), "{why}");
         assert!(why.contains("Message size too large"), "{why}");
         c.ok();

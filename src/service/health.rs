@@ -44,20 +44,40 @@ impl Health {
     }
 
     /// `Ok` when ready, else why not.
-    pub fn status(&self) -> Result<(), String> {
+    pub fn status(&self) -> Result<(), NotReady> {
         let c = self.state.lock().expect("lock");
-        let mut why: Vec<String> = Vec::new();
+        let mut why: Vec<Withdrawn> = Vec::new();
         if !c.started {
-            why.push("starting".into());
+            why.push(Withdrawn::Starting);
         }
-        why.extend(c.checkpoints.iter().cloned());
-        why.extend(c.offset_gap.iter().cloned());
+        why.extend(c.checkpoints.iter().cloned().map(Withdrawn::Checkpoints));
+        why.extend(c.offset_gap.iter().cloned().map(Withdrawn::OffsetGap));
         if why.is_empty() {
             Ok(())
         } else {
-            Err(why.join("; "))
+            Err(NotReady(why))
         }
     }
+}
+
+/// Why the service is not ready: every condition that withdraws readiness, in a fixed order.
+/// Its text, the conditions' joined by "; ", is the body of `/readyz`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+pub struct NotReady(pub Vec<Withdrawn>);
+
+/// One condition that withdraws readiness.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Withdrawn {
+    /// The checkpoint is not restored or the partitions not assigned yet.
+    #[error("starting")]
+    Starting,
+    /// Checkpoints failing, with the reason.
+    #[error("{0}")]
+    Checkpoints(String),
+    /// An input offset gap (under `on_offset_gap = "unready"`), with the partition and offsets.
+    #[error("{0}")]
+    OffsetGap(String),
 }
 
 #[cfg(test)]
@@ -67,15 +87,25 @@ mod tests {
     #[test]
     fn ready_once_started_and_while_nothing_withdraws_it() {
         let h = Health::default();
-        assert_eq!(h.status(), Err("starting".into()));
+        assert_eq!(h.status(), Err(NotReady(vec![Withdrawn::Starting])));
+        assert_eq!(h.status().unwrap_err().to_string(), "starting");
         h.started();
         assert_eq!(h.status(), Ok(()));
         h.checkpoints(Some("3 checkpoints failed in a row".into()));
-        assert_eq!(h.status(), Err("3 checkpoints failed in a row".into()));
+        let why = h.status().unwrap_err();
+        assert_eq!(why.to_string(), "3 checkpoints failed in a row");
         h.checkpoints(None);
         assert_eq!(h.status(), Ok(()));
         h.offset_gap("offset gap on t/0".into());
         h.checkpoints(Some("x".into()));
-        assert_eq!(h.status(), Err("x; offset gap on t/0".into()));
+        let why = h.status().unwrap_err();
+        assert_eq!(why.to_string(), "x; offset gap on t/0");
+        assert_eq!(
+            why,
+            NotReady(vec![
+                Withdrawn::Checkpoints("x".into()),
+                Withdrawn::OffsetGap("offset gap on t/0".into())
+            ])
+        );
     }
 }

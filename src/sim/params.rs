@@ -75,6 +75,11 @@ const DEFAULT_MIX: [(u16, u32); 11] = [
     (5944, 2),
 ];
 
+/// A merchant mix with the default mix's MCCs, in its order, and these weights.
+fn mix(w: [u32; 11]) -> Vec<(u16, u32)> {
+    DEFAULT_MIX.iter().zip(w).map(|(m, w)| (m.0, w)).collect()
+}
+
 /// Preset names, in the order `--world` lists them.
 pub const PRESETS: [&str; 4] = ["default", "metro", "rural", "tourist"];
 
@@ -112,98 +117,106 @@ impl Default for WorldParams {
 impl WorldParams {
     /// A named world, or `None` for an unknown name.
     pub fn preset(name: &str) -> Option<Self> {
-        let d = Self::default();
-        let mix = |w: [u32; 11]| -> Vec<(u16, u32)> {
-            DEFAULT_MIX.iter().zip(w).map(|(m, w)| (m.0, w)).collect()
-        };
         Some(match name {
-            "default" => d,
-            // A big city: busy lanes and multi-lane shops, taps and QR, more spending, a messy
-            // feed (resends, mixed timestamps, disorder).
-            "metro" => Self {
-                name: name.into(),
-                //       5411 5812 5541 5311 5732 5999 7011 7512 4121 5814 5944
-                mcc_mix: mix([22, 20, 4, 7, 6, 10, 4, 1, 12, 22, 2]),
-                terminals_per_merchant: [15, 20, 20, 20, 25],
-                busy_share: 0.03,
-                busy_volume: (80.0, 200.0),
-                busy_mistype: (0.03, 0.07),
-                mistypes_per_1000_cards: 2.5,
-                give_up: 0.08,
-                tx_per_card_day: 2.0,
-                activity_sigma: 0.7,
-                amount_scale: 1.3,
-                amount_sigma: 0.55,
-                card_sigma: 0.7,
-                big_basket: 0.04,
-                qr_share: 0.35,
-                contactless_share: 0.40,
-                resend: 0.002,
-                mixed_ts: true,
-                disorder_ms: 1_500,
-                variants: true,
-                cold_start_share: 0.03,
-                surges_per_1000_merchants_day: 1.0,
-                big_spender_share: 0.02,
-                id_space: 1,
-            },
-            // Quiet shops with one terminal, chip and PIN, older pads (more mistypes, more
-            // customers giving up), smaller amounts.
-            "rural" => Self {
-                name: name.into(),
-                mcc_mix: mix([30, 14, 16, 3, 2, 14, 3, 1, 4, 10, 1]),
-                terminals_per_merchant: [60, 25, 10, 4, 1],
-                busy_share: 0.008,
-                busy_volume: (30.0, 70.0),
-                busy_mistype: (0.06, 0.12),
-                mistypes_per_1000_cards: 3.0,
-                give_up: 0.12,
-                tx_per_card_day: 1.0,
-                activity_sigma: 0.5,
-                amount_scale: 0.6,
-                amount_sigma: 0.45,
-                card_sigma: 0.5,
-                big_basket: 0.02,
-                qr_share: 0.15,
-                contactless_share: 0.15,
-                resend: 0.001,
-                mixed_ts: true,
-                disorder_ms: 0,
-                variants: true,
-                cold_start_share: 0.01,
-                surges_per_1000_merchants_day: 0.3,
-                big_spender_share: 0.005,
-                id_space: 2,
-            },
-            // Hotels, car rentals, jewellers and electronics: large tickets, many big spenders.
-            "tourist" => Self {
-                name: name.into(),
-                mcc_mix: mix([12, 18, 5, 6, 9, 8, 14, 6, 10, 8, 6]),
-                terminals_per_merchant: [30, 30, 20, 10, 10],
-                busy_share: 0.015,
-                busy_volume: (50.0, 150.0),
-                busy_mistype: (0.05, 0.10),
-                mistypes_per_1000_cards: 2.0,
-                give_up: 0.10,
-                tx_per_card_day: 1.8,
-                activity_sigma: 0.6,
-                amount_scale: 1.5,
-                amount_sigma: 0.65,
-                card_sigma: 0.75,
-                big_basket: 0.05,
-                qr_share: 0.30,
-                contactless_share: 0.30,
-                resend: 0.003,
-                mixed_ts: true,
-                disorder_ms: 3_000,
-                variants: true,
-                cold_start_share: 0.02,
-                surges_per_1000_merchants_day: 1.5,
-                big_spender_share: 0.04,
-                id_space: 3,
-            },
+            "default" => Self::default(),
+            "metro" => Self::metro(),
+            "rural" => Self::rural(),
+            "tourist" => Self::tourist(),
             _ => return None,
         })
+    }
+
+    /// A big city: busy lanes and multi-lane shops, taps and QR, more spending, a messy
+    /// feed (resends, mixed timestamps, disorder).
+    fn metro() -> Self {
+        Self {
+            name: "metro".into(),
+            //       5411 5812 5541 5311 5732 5999 7011 7512 4121 5814 5944
+            mcc_mix: mix([22, 20, 4, 7, 6, 10, 4, 1, 12, 22, 2]),
+            terminals_per_merchant: [15, 20, 20, 20, 25],
+            busy_share: 0.03,
+            busy_volume: (80.0, 200.0),
+            busy_mistype: (0.03, 0.07),
+            mistypes_per_1000_cards: 2.5,
+            give_up: 0.08,
+            tx_per_card_day: 2.0,
+            activity_sigma: 0.7,
+            amount_scale: 1.3,
+            amount_sigma: 0.55,
+            card_sigma: 0.7,
+            big_basket: 0.04,
+            qr_share: 0.35,
+            contactless_share: 0.40,
+            resend: 0.002,
+            mixed_ts: true,
+            disorder_ms: 1_500,
+            variants: true,
+            cold_start_share: 0.03,
+            surges_per_1000_merchants_day: 1.0,
+            big_spender_share: 0.02,
+            id_space: 1,
+        }
+    }
+
+    /// Quiet shops with one terminal, chip and PIN, older pads (more mistypes, more
+    /// customers giving up), smaller amounts.
+    fn rural() -> Self {
+        Self {
+            name: "rural".into(),
+            mcc_mix: mix([30, 14, 16, 3, 2, 14, 3, 1, 4, 10, 1]),
+            terminals_per_merchant: [60, 25, 10, 4, 1],
+            busy_share: 0.008,
+            busy_volume: (30.0, 70.0),
+            busy_mistype: (0.06, 0.12),
+            mistypes_per_1000_cards: 3.0,
+            give_up: 0.12,
+            tx_per_card_day: 1.0,
+            activity_sigma: 0.5,
+            amount_scale: 0.6,
+            amount_sigma: 0.45,
+            card_sigma: 0.5,
+            big_basket: 0.02,
+            qr_share: 0.15,
+            contactless_share: 0.15,
+            resend: 0.001,
+            mixed_ts: true,
+            disorder_ms: 0,
+            variants: true,
+            cold_start_share: 0.01,
+            surges_per_1000_merchants_day: 0.3,
+            big_spender_share: 0.005,
+            id_space: 2,
+        }
+    }
+
+    /// Hotels, car rentals, jewellers and electronics: large tickets, many big spenders.
+    fn tourist() -> Self {
+        Self {
+            name: "tourist".into(),
+            mcc_mix: mix([12, 18, 5, 6, 9, 8, 14, 6, 10, 8, 6]),
+            terminals_per_merchant: [30, 30, 20, 10, 10],
+            busy_share: 0.015,
+            busy_volume: (50.0, 150.0),
+            busy_mistype: (0.05, 0.10),
+            mistypes_per_1000_cards: 2.0,
+            give_up: 0.10,
+            tx_per_card_day: 1.8,
+            activity_sigma: 0.6,
+            amount_scale: 1.5,
+            amount_sigma: 0.65,
+            card_sigma: 0.75,
+            big_basket: 0.05,
+            qr_share: 0.30,
+            contactless_share: 0.30,
+            resend: 0.003,
+            mixed_ts: true,
+            disorder_ms: 3_000,
+            variants: true,
+            cold_start_share: 0.02,
+            surges_per_1000_merchants_day: 1.5,
+            big_spender_share: 0.04,
+            id_space: 3,
+        }
     }
 
     /// Why these parameters cannot make a world, if they cannot (every problem at once).

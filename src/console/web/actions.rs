@@ -103,11 +103,42 @@ pub async fn bulk(State(st): State<Shared>, user: User, body: Bytes) -> Response
     Redirect::to("/inbox").into_response()
 }
 
+/// A TTL an analyst typed that cannot be used.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadTtl {
+    /// Not humantime syntax: the text as typed, and humantime's reason.
+    #[error("ttl {given:?}: {why}")]
+    Syntax {
+        given: String,
+        why: humantime::DurationError,
+    },
+    #[error("ttl must be between 1m and 366d")]
+    OutOfRange,
+}
+
+/// Why a lock action cannot become a control record: the analyst's to fix (400).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum BadLockAction {
+    #[error("a reason is required")]
+    NoReason,
+    #[error("reason longer than 500 characters")]
+    LongReason,
+    #[error("unknown lock action")]
+    UnknownOp,
+    #[error("only card and terminal cases can be locked")]
+    NotLockable,
+    #[error(transparent)]
+    Ttl(#[from] BadTtl),
+}
+
 /// A TTL an analyst typed: humantime syntax, from one minute to a year.
-fn valid_ttl(s: &str) -> Result<String, String> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("ttl {s:?}: {e}"))?;
+fn valid_ttl(s: &str) -> Result<String, BadTtl> {
+    let d = humantime::parse_duration(s.trim()).map_err(|why| BadTtl::Syntax {
+        given: s.to_string(),
+        why,
+    })?;
     if d < std::time::Duration::from_secs(60) || d > std::time::Duration::from_secs(366 * 86_400) {
-        return Err("ttl must be between 1m and 366d".into());
+        return Err(BadTtl::OutOfRange);
     }
     Ok(s.trim().to_string())
 }
@@ -121,19 +152,19 @@ pub fn control_record(
     reason: &str,
     actor: &str,
     now: i64,
-) -> Result<ControlRecord, String> {
+) -> Result<ControlRecord, BadLockAction> {
     let reason = reason.trim();
     if reason.is_empty() {
-        return Err("a reason is required".into());
+        return Err(BadLockAction::NoReason);
     }
     if reason.chars().count() > 500 {
-        return Err("reason longer than 500 characters".into());
+        return Err(BadLockAction::LongReason);
     }
     let ttl = match op {
         "lock" if ttl.trim().is_empty() => Some("24h".to_string()),
         "lock" | "extend" => Some(valid_ttl(ttl)?),
         "unlock" => None,
-        _ => return Err("unknown lock action".into()),
+        _ => return Err(BadLockAction::UnknownOp),
     };
     let mut id = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut id);
@@ -152,7 +183,7 @@ pub fn control_record(
     match kind {
         "card" => rec.card = Some(target.to_string()),
         "terminal" => rec.terminal = Some(target.to_string()),
-        _ => return Err("only card and terminal cases can be locked".into()),
+        _ => return Err(BadLockAction::NotLockable),
     }
     Ok(rec)
 }
@@ -282,5 +313,28 @@ mod tests {
         assert!(control_record("extend", "card", "t", "5s", "r", "a", 0).is_err());
         assert!(control_record("lock", "merchant", "M", "", "r", "a", 0).is_err());
         assert!(control_record("delete", "card", "t", "", "r", "a", 0).is_err());
+    }
+
+    #[test]
+    fn refusals_say_why_in_the_analysts_words() {
+        let why = |op, kind, ttl, reason| {
+            control_record(op, kind, "t", ttl, reason, "a", 0)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(why("lock", "card", "", " "), "a reason is required");
+        assert_eq!(
+            why("lock", "card", "5s", "r"),
+            "ttl must be between 1m and 366d"
+        );
+        assert!(why("lock", "card", "soon", "r").starts_with("ttl \"soon\": "));
+        assert_eq!(
+            why("lock", "merchant", "", "r"),
+            "only card and terminal cases can be locked"
+        );
+        assert_eq!(
+            control_record("extend", "card", "t", "5s", "r", "a", 0),
+            Err(BadLockAction::Ttl(BadTtl::OutOfRange))
+        );
     }
 }

@@ -297,7 +297,7 @@ mod tests {
     fn unready_withdraws_readiness_and_stop_ends_the_loop() {
         let (mut p, _, h) = positions(GapPolicy::Unready);
         gap(&mut p, 10, 11).unwrap();
-        let why = h.status().unwrap_err();
+        let why = h.status().unwrap_err().to_string();
         assert!(why.contains("in/3: offsets 10..10 (1 offsets)"), "{why}");
         let (mut p, _, h) = positions(GapPolicy::Stop);
         let e = gap(&mut p, 10, 12).unwrap_err().to_string();

@@ -37,27 +37,8 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
         "exactly_once = true with scale_out = true is not supported: scale-out gives exactly-once \
          in effect through deterministic ids (see README \"Scaling out\")"
     );
-    let pack = RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?;
-    if cfg.scale_out {
-        let problems = crate::engine::shard::check(&pack);
-        if !problems.is_empty() {
-            return Err(anyhow::Error::new(RuleErrors(problems)));
-        }
-    }
-    tracing::info!("{} rules loaded (digest {})", pack.rules.len(), pack.digest);
-    let stage_topics: Vec<String> = Stage::ALL
-        .iter()
-        .map(|s| tasks::stage_topic(&cfg, *s))
-        .collect();
-    let want = match cfg.stage_partitions {
-        0 => cfg.partitions,
-        n => n,
-    };
-    let extra: Vec<(String, i32)> = match cfg.scale_out {
-        true => stage_topics.iter().map(|t| (t.clone(), want)).collect(),
-        false => Vec::new(),
-    };
-    kafka::ensure_topics(&cfg, &extra)?;
+    let pack = load_rules(&cfg)?;
+    let stage_topics = ensure_topics(&cfg)?;
     let consumer = Arc::new(consumer(&cfg)?);
     let parts_in = count(&consumer, &cfg.topics.input)?;
     let parts_ctl = count(&consumer, &cfg.topics.control)?;
@@ -76,17 +57,8 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
         },
     };
     let deliveries = Arc::new(Deliveries::default());
-    let producer = kafka::producer(
-        &cfg,
-        deliveries.clone(),
-        Some(start.metrics.e2e_latency.clone()),
-    )?;
-    if cfg.exactly_once {
-        producer
-            .init_transactions(Duration::from_secs(30))
-            .context("init_transactions")?;
-        producer.begin_transaction()?;
-    }
+    let latency = start.metrics.e2e_latency.clone();
+    let producer = open_producer(&cfg, deliveries.clone(), latency)?;
     let inputs = (0..parts_in as i32).map(|p| (cfg.topics.input.clone(), p));
     let controls = (0..parts_ctl as i32).map(|p| (cfg.topics.control.clone(), p));
     let highwater = HighWater::spawn(&cfg, inputs.chain(controls).collect())?;
@@ -120,6 +92,54 @@ pub fn runner(cfg: RunConfig, tokenizer: Tokenizer, start: Start) -> Result<Runn
     r.health.started();
     r.metrics.up.set(1);
     Ok(r)
+}
+
+/// The rule pack, refused with scale-out when it cannot run one of the rules exactly.
+fn load_rules(cfg: &RunConfig) -> Result<RulePack> {
+    let pack = RulePack::load_dir(&cfg.rules).map_err(anyhow::Error::new)?;
+    if cfg.scale_out {
+        let problems = crate::engine::shard::check(&pack);
+        if !problems.is_empty() {
+            return Err(anyhow::Error::new(RuleErrors(problems)));
+        }
+    }
+    tracing::info!("{} rules loaded (digest {})", pack.rules.len(), pack.digest);
+    Ok(pack)
+}
+
+/// Create the topics that are missing (with scale-out, also one per stage); returns the
+/// stage topics' names.
+fn ensure_topics(cfg: &RunConfig) -> Result<Vec<String>> {
+    let stage_topics: Vec<String> = Stage::ALL
+        .iter()
+        .map(|s| tasks::stage_topic(cfg, *s))
+        .collect();
+    let want = match cfg.stage_partitions {
+        0 => cfg.partitions,
+        n => n,
+    };
+    let extra: Vec<(String, i32)> = match cfg.scale_out {
+        true => stage_topics.iter().map(|t| (t.clone(), want)).collect(),
+        false => Vec::new(),
+    };
+    kafka::ensure_topics(cfg, &extra)?;
+    Ok(stage_topics)
+}
+
+/// The producer, with its first transaction begun under exactly-once.
+fn open_producer(
+    cfg: &RunConfig,
+    deliveries: Arc<Deliveries>,
+    latency: prometheus::Histogram,
+) -> Result<kafka::Producer> {
+    let producer = kafka::producer(cfg, deliveries, Some(latency))?;
+    if cfg.exactly_once {
+        producer
+            .init_transactions(Duration::from_secs(30))
+            .context("init_transactions")?;
+        producer.begin_transaction()?;
+    }
+    Ok(producer)
 }
 
 /// Subscribe (scale-out), or restore the single checkpoint and assign every input partition.

@@ -9,8 +9,12 @@ use plotters::prelude::*;
 /// readable with a large rulepack.
 const MAX_LINES: usize = 8;
 
+/// What drawing into an SVG string can fail with: plotters' error for its SVG backend (a
+/// layout problem, or the backend's I/O error).
+type DrawError = DrawingAreaErrorKind<std::io::Error>;
+
 /// Draw into an SVG string; plotters' errors become a short message (the caller shows it).
-fn svg(draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
+fn svg(draw: impl FnOnce(&mut String) -> Result<(), DrawError>) -> String {
     let mut buf = String::new();
     match draw(&mut buf) {
         Ok(()) => buf,
@@ -19,10 +23,6 @@ fn svg(draw: impl FnOnce(&mut String) -> Result<(), String>) -> String {
             super::esc(&e.to_string())
         ),
     }
-}
-
-fn err(e: impl std::fmt::Display) -> String {
-    e.to_string()
 }
 
 /// `(label, counts per bucket)` lines for a timeline: the busiest rules, then the rest summed.
@@ -69,7 +69,7 @@ pub fn timeline(title: &str, b: &Buckets, lines: &[(String, Vec<u64>)]) -> Strin
     let size = (1000, 340);
     svg(|buf| {
         let root = SVGBackend::with_string(buf, size).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
+        root.fill(&WHITE)?;
         let n = b.count as i64;
         let ymax = lines
             .iter()
@@ -81,8 +81,7 @@ pub fn timeline(title: &str, b: &Buckets, lines: &[(String, Vec<u64>)]) -> Strin
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(50)
-            .build_cartesian_2d(0..n, 0..headroom(ymax))
-            .map_err(err)?;
+            .build_cartesian_2d(0..n, 0..headroom(ymax))?;
         chart
             .configure_mesh()
             .x_labels(8)
@@ -90,8 +89,7 @@ pub fn timeline(title: &str, b: &Buckets, lines: &[(String, Vec<u64>)]) -> Strin
             .x_label_formatter(&|k| time_label(b, *k))
             .y_desc(format!("per {}", b.label))
             .light_line_style(RGBColor(240, 240, 240))
-            .draw()
-            .map_err(err)?;
+            .draw()?;
         for (i, (label, counts)) in lines.iter().enumerate() {
             let color = Palette99::pick(i).to_rgba();
             let mut pts = Vec::with_capacity(counts.len() * 2);
@@ -100,23 +98,20 @@ pub fn timeline(title: &str, b: &Buckets, lines: &[(String, Vec<u64>)]) -> Strin
                 pts.push((k as i64 + 1, *c));
             }
             chart
-                .draw_series(LineSeries::new(pts, color.stroke_width(2)))
-                .map_err(err)?
+                .draw_series(LineSeries::new(pts, color.stroke_width(2)))?
                 .label(label.as_str())
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
         if lines.is_empty() {
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    "none in this replay",
-                    (n / 2, 1),
-                    ("sans-serif", 16)
-                        .into_font()
-                        .color(&RGBColor(120, 120, 120)),
-                )))
-                .map_err(err)?;
+            chart.draw_series(std::iter::once(Text::new(
+                "none in this replay",
+                (n / 2, 1),
+                ("sans-serif", 16)
+                    .into_font()
+                    .color(&RGBColor(120, 120, 120)),
+            )))?;
         } else {
             chart
                 .configure_series_labels()
@@ -124,10 +119,9 @@ pub fn timeline(title: &str, b: &Buckets, lines: &[(String, Vec<u64>)]) -> Strin
                 .background_style(WHITE.mix(0.85))
                 .border_style(RGBColor(200, 200, 200))
                 .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(err)?;
+                .draw()?;
         }
-        root.present().map_err(err)?;
+        root.present()?;
         Ok(())
     })
 }
@@ -163,7 +157,7 @@ pub fn histogram(s: &ScoreSeries) -> String {
     let size = (480, 260);
     svg(|buf| {
         let root = SVGBackend::with_string(buf, size).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
+        root.fill(&WHITE)?;
         let (blo, bhi, counts) = bins(&s.values, 40);
         let (mut lo, mut hi) = (blo, bhi);
         if let Some(t) = s.threshold.filter(|t| t.is_finite()) {
@@ -178,31 +172,26 @@ pub fn histogram(s: &ScoreSeries) -> String {
             .margin(8)
             .x_label_area_size(28)
             .y_label_area_size(50)
-            .build_cartesian_2d(lo..hi, 0..ytop)
-            .map_err(err)?;
+            .build_cartesian_2d(lo..hi, 0..ytop)?;
         chart
             .configure_mesh()
             .x_labels(6)
             .y_labels(5)
             .x_desc("score")
             .light_line_style(RGBColor(240, 240, 240))
-            .draw()
-            .map_err(err)?;
+            .draw()?;
         let fill = RGBColor(70, 110, 180);
-        chart
-            .draw_series(counts.iter().enumerate().map(|(i, c)| {
-                let x0 = blo + w * i as f64;
-                Rectangle::new([(x0, 0), (x0 + w, *c)], fill.filled())
-            }))
-            .map_err(err)?;
+        chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
+            let x0 = blo + w * i as f64;
+            Rectangle::new([(x0, 0), (x0 + w, *c)], fill.filled())
+        }))?;
         if let Some(t) = s.threshold.filter(|t| t.is_finite()) {
             let red = RGBColor(200, 40, 40);
             chart
                 .draw_series(std::iter::once(PathElement::new(
                     vec![(t, 0), (t, ytop)],
                     red.stroke_width(2),
-                )))
-                .map_err(err)?
+                )))?
                 .label(format!("threshold {t}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], red));
             chart
@@ -210,10 +199,9 @@ pub fn histogram(s: &ScoreSeries) -> String {
                 .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.85))
                 .label_font(("sans-serif", 12))
-                .draw()
-                .map_err(err)?;
+                .draw()?;
         }
-        root.present().map_err(err)?;
+        root.present()?;
         Ok(())
     })
 }
