@@ -96,14 +96,6 @@ impl Span {
     pub fn to_std(self) -> std::time::Duration {
         std::time::Duration::from_millis(self.0.max(0) as u64)
     }
-
-    pub fn max(self, other: Span) -> Span {
-        Span(self.0.max(other.0))
-    }
-
-    pub fn min(self, other: Span) -> Span {
-        Span(self.0.min(other.0))
-    }
 }
 
 impl Sub for EventTime {
